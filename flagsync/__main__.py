@@ -1,0 +1,3 @@
+from flagsync.cli import run
+
+run()

@@ -1,0 +1,206 @@
+"""Checks on condition values, regexes, versions, timestamps and schedules."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from flagsync import _walk
+from flagsync.checks._context import Context, at
+from flagsync.engine import parse_semver, parse_timestamp
+from flagsync.findings import Finding
+from flagsync.loader import Entry
+
+NUMERIC_OPS = frozenset({"gt", "gte", "lt", "lte"})
+STRING_OPS = frozenset({"starts_with", "ends_with", "matches"})
+SEMVER_OPS = frozenset({"semver_eq", "semver_gt", "semver_gte", "semver_lt", "semver_lte"})
+TIME_OPS = frozenset({"before", "after"})
+
+
+def _all_conditions(ctx: Context) -> Iterator[tuple[Entry, _walk.Path, Mapping[str, Any], str]]:
+    for entry in ctx.flags():
+        for path, cond in _walk.conditions(entry.data, segment=False):
+            yield entry, path, cond, f"flag '{entry.key}'"
+    for entry in ctx.segments():
+        for path, cond in _walk.conditions(entry.data, segment=True):
+            yield entry, path, cond, f"segment '{entry.key}'"
+
+
+def _value_path(path: _walk.Path, cond: Mapping[str, Any], index: int) -> _walk.Path:
+    return (*path, "values", index) if isinstance(cond.get("values"), list) else (*path, "values")
+
+
+def operator_values(ctx: Context) -> Iterator[Finding]:
+    """Each operator gets values it can use.
+
+    ``exists`` takes no values; every other operator needs at least one.
+    ``gt``/``gte``/``lt``/``lte`` compare numbers (``values: ["10"]`` is a
+    string and would never match); ``starts_with``/``ends_with``/``matches``
+    take strings.
+    """
+    for entry, path, cond, owner in _all_conditions(ctx):
+        op = cond.get("op")
+        values = _walk.condition_values(cond)
+        attr = cond.get("attribute")
+        if op == "exists":
+            if values:
+                yield at(
+                    entry,
+                    (*path, "values"),
+                    "operator-values",
+                    f"{owner}: 'exists' takes no values",
+                    key=True,
+                )
+            continue
+        if not values:
+            yield at(
+                entry,
+                path,
+                "operator-values",
+                f"{owner}: condition on '{attr}' with op '{op}' needs at least one value",
+            )
+            continue
+        for index, value in enumerate(values):
+            problem = None
+            if op in NUMERIC_OPS and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+            ):
+                problem = f"'{op}' compares numbers; {value!r} is not a number"
+            elif op in STRING_OPS and not isinstance(value, str):
+                problem = f"'{op}' takes strings; {value!r} is not a string"
+            elif isinstance(value, (Mapping, list)):
+                problem = f"'{op}' takes scalar values, not {type(value).__name__}"
+            if problem:
+                yield at(
+                    entry,
+                    _value_path(path, cond, index),
+                    "operator-values",
+                    f"{owner}: condition on '{attr}': {problem}",
+                )
+
+
+def regex(ctx: Context) -> Iterator[Finding]:
+    """Values of ``matches`` are valid regular expressions (Python ``re`` syntax)."""
+    for entry, path, cond, owner in _all_conditions(ctx):
+        if cond.get("op") != "matches":
+            continue
+        for index, value in enumerate(_walk.condition_values(cond)):
+            if not isinstance(value, str):
+                continue
+            try:
+                re.compile(value)
+            except re.error as exc:
+                yield at(
+                    entry,
+                    _value_path(path, cond, index),
+                    "regex",
+                    f"{owner}: invalid regular expression {value!r}: {exc}",
+                )
+
+
+def semver(ctx: Context) -> Iterator[Finding]:
+    """Values of ``semver_*`` operators are Semantic Versions (``1.4.0``, ``v2.0.0-rc.1``)."""
+    for entry, path, cond, owner in _all_conditions(ctx):
+        if cond.get("op") not in SEMVER_OPS:
+            continue
+        for index, value in enumerate(_walk.condition_values(cond)):
+            try:
+                parse_semver(str(value) if not isinstance(value, str) else value)
+                ok = isinstance(value, str)
+            except ValueError:
+                ok = False
+            if not ok:
+                yield at(
+                    entry,
+                    _value_path(path, cond, index),
+                    "semver",
+                    f"{owner}: {value!r} is not a semantic version (MAJOR.MINOR.PATCH, "
+                    'e.g. "5.2.0"; quote it so YAML keeps it a string)',
+                )
+
+
+def timestamp(ctx: Context) -> Iterator[Finding]:
+    """Timestamps parse: ``before``/``after`` values and schedule ``at`` (RFC 3339, e.g.
+    ``2026-12-01T09:00:00Z``), and ``created``/``expires`` are real calendar dates."""
+    for entry, path, cond, owner in _all_conditions(ctx):
+        if cond.get("op") not in TIME_OPS:
+            continue
+        for index, value in enumerate(_walk.condition_values(cond)):
+            try:
+                parse_timestamp(value)
+            except ValueError:
+                yield at(
+                    entry,
+                    _value_path(path, cond, index),
+                    "timestamp",
+                    f"{owner}: {value!r} is not a timestamp (RFC 3339 like "
+                    "2026-12-01T09:00:00Z, or Unix seconds)",
+                )
+    for entry in ctx.flags():
+        for site in ctx.sites(entry):
+            for index, step in _steps(site):
+                when = step.get("at")
+                try:
+                    parse_timestamp(when)
+                except ValueError:
+                    yield at(
+                        entry,
+                        (*site.path, "schedule", index, "at"),
+                        "timestamp",
+                        f"flag '{entry.key}': schedule step {index + 1} has invalid time "
+                        f"{when!r} (use RFC 3339 like 2026-12-01T09:00:00Z)",
+                    )
+        for field in ("created", "expires"):
+            value = entry.data.get(field)
+            if isinstance(value, str) and _date(value) is None:
+                yield at(
+                    entry,
+                    (field,),
+                    "timestamp",
+                    f"flag '{entry.key}': {field} {value!r} is not a calendar date (YYYY-MM-DD)",
+                )
+
+
+def _date(text: str) -> Any:
+    import datetime
+
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _steps(site: _walk.Site) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    node = site.node
+    if isinstance(node, Mapping) and isinstance(node.get("schedule"), list):
+        for index, step in enumerate(node["schedule"]):
+            if isinstance(step, Mapping):
+                yield index, step
+
+
+def schedule_order(ctx: Context) -> Iterator[Finding]:
+    """Schedule steps are in strictly ascending time order.
+
+    The step in force is the last one whose time has passed; out-of-order steps
+    would make a later line silently lose.
+    """
+    for entry in ctx.flags():
+        for site in ctx.sites(entry):
+            previous: float | None = None
+            previous_at: Any = None
+            for index, step in _steps(site):
+                try:
+                    moment = parse_timestamp(step.get("at"))
+                except ValueError:
+                    continue  # reported by the timestamp check
+                if previous is not None and moment <= previous:
+                    yield at(
+                        entry,
+                        (*site.path, "schedule", index, "at"),
+                        "schedule-order",
+                        f"flag '{entry.key}': schedule step {index + 1} ({step.get('at')}) "
+                        f"is out of order: not after step {index} ({previous_at}); "
+                        "list steps in ascending time",
+                    )
+                previous, previous_at = moment, step.get("at")

@@ -1,0 +1,52 @@
+"""The bucketing algorithm (version 1): fixed by the product brief, shared by every client.
+
+    h      = murmur3_x86_32(utf8(salt + value), seed=0)   # unsigned
+    bucket = (h * 100_000) >> 32                          # 0 .. 99_999
+
+See docs/evaluation.md for the cross-language description and
+tests/vectors/bucketing.json for published vectors.
+"""
+
+from __future__ import annotations
+
+import mmh3
+
+BUCKETING_VERSION = 1
+"""The ``bucketing`` value of snapshots this engine can evaluate."""
+
+BUCKET_SPACE = 100_000
+"""Number of buckets: weights are in thousandths of a percent."""
+
+_hash = mmh3.hash
+
+
+def bucket(salt: str, value: str) -> int:
+    """Return the bucket (``0 .. 99_999``) of ``value`` under ``salt``.
+
+    Raises :class:`UnicodeEncodeError` (a :class:`ValueError`) when the text
+    is not encodable as UTF-8 (lone surrogates); the string is encoded here
+    rather than by mmh3, which does not handle such strings safely.
+    """
+    return (_hash((salt + value).encode(), 0, False) * BUCKET_SPACE) >> 32
+
+
+def bucket_value(value: object) -> str | None:
+    """The string a context value is bucketed by, or ``None`` if it cannot be bucketed.
+
+    ``str`` is used as is and ``int`` as its decimal form (so ``42`` and
+    ``"42"`` land in the same bucket); booleans, floats (``1.0`` vs ``1``
+    vs ``1e0`` would be ambiguous across languages) and every other type
+    cannot be bucketed.
+    """
+    t = type(value)
+    if t is str:
+        return value  # type: ignore[return-value]
+    if t is int:
+        return str(value)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):  # str subclasses, e.g. a StrEnum member
+        return str.__str__(value)
+    if isinstance(value, int):  # IntEnum and friends, by numeric value
+        return int.__repr__(value)
+    return None

@@ -1,0 +1,460 @@
+"""Compile a snapshot dict into closures made for evaluation speed.
+
+Everything that can be decided once is decided here: regexes compiled,
+versions and timestamps parsed, ``users``/``in`` lists turned into sets,
+rollout weights into cumulative bucket bounds, and every ``Resolution`` a
+flag can return without an error preallocated. Evaluating a flag is then a
+chain of prebound closure calls that allocates nothing.
+
+Structural problems raise :class:`~flagsync.errors.SnapshotError` naming the
+offending path (``flags.new_ui.rules[0].when[1]``), never KeyError/TypeError.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from time import time
+from typing import Any
+
+import mmh3
+
+from flagsync.details import Reason
+from flagsync.engine._bucketing import BUCKET_SPACE, BUCKETING_VERSION, bucket_value
+from flagsync.engine._operators import Context, Predicate, compile_condition
+from flagsync.engine._resolution import Resolution
+from flagsync.engine._timestamps import parse_timestamp
+from flagsync.errors import SnapshotError
+
+SNAPSHOT_FORMAT = 1
+FLAG_TYPES = frozenset({"boolean", "string", "integer", "float", "json"})
+DEFAULT_BUCKET_BY = "user_id"
+
+FlagFn = Callable[[Context, "float | None"], Resolution]
+# A rule's serve part (or a schedule step): None means "no decision" — the
+# bucket_by attribute is unusable or the schedule has not started.
+ServeFn = Callable[[Context, "float | None"], "Resolution | None"]
+
+_hash = mmh3.hash
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledFlag:
+    """One flag, ready to evaluate; ``evaluate`` covers rules and default only.
+
+    The engine applies ``enabled``, kill switches and ``requires`` around it,
+    so that a killed set can change without recompiling anything.
+    """
+
+    key: str
+    type: str
+    enabled: bool
+    requires: tuple[tuple[str, str], ...]
+    evaluate: FlagFn
+    disabled: Resolution
+    prerequisite_failed: Resolution
+
+
+def _fail(where: str, message: str) -> SnapshotError:
+    return SnapshotError(f"invalid snapshot at {where}: {message}")
+
+
+def _mapping(value: object, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _fail(where, f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def _list(value: object, where: str) -> Sequence[Any]:
+    if not isinstance(value, (list, tuple)):
+        raise _fail(where, f"expected a list, got {type(value).__name__}")
+    return value
+
+
+def _str(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise _fail(where, f"expected a string, got {value!r}")
+    return value
+
+
+def _user_set(users: object, where: str) -> frozenset[str]:
+    ids: set[str] = set()
+    for i, user in enumerate(_list(users, where)):
+        key = bucket_value(user)
+        if key is None:
+            raise _fail(f"{where}[{i}]", f"a user id must be a string or an integer, got {user!r}")
+        ids.add(key)
+    return frozenset(ids)
+
+
+def _in_users(users: frozenset[str]) -> Predicate:
+    # Ids compare by their bucketing string, so user_id 42 and "42" are one user.
+    def holds(context: Context) -> bool:
+        user_id = context.get("user_id")
+        if type(user_id) is str:
+            return user_id in users
+        key = bucket_value(user_id)
+        return key is not None and key in users
+
+    return holds
+
+
+def _all_of(predicates: Sequence[Predicate]) -> Predicate:
+    """Conjunction, unrolled for the common small cases to save a loop per call."""
+    if not predicates:
+        return lambda context: True
+    if len(predicates) == 1:
+        return predicates[0]
+    if len(predicates) == 2:
+        p0, p1 = predicates
+        return lambda context: p0(context) and p1(context)
+    if len(predicates) == 3:
+        p0, p1, p2 = predicates
+        return lambda context: p0(context) and p1(context) and p2(context)
+    preds = tuple(predicates)
+
+    def holds(context: Context) -> bool:
+        # A plain loop: all() over a generator costs a frame per call.
+        for predicate in preds:  # noqa: SIM110
+            if not predicate(context):
+                return False
+        return True
+
+    return holds
+
+
+def _any_of(predicates: Sequence[Predicate]) -> Predicate:
+    if len(predicates) == 1:
+        return predicates[0]
+    if len(predicates) == 2:
+        p0, p1 = predicates
+        return lambda context: p0(context) or p1(context)
+    preds = tuple(predicates)
+
+    def holds(context: Context) -> bool:
+        for predicate in preds:  # noqa: SIM110 (see _all_of)
+            if predicate(context):
+                return True
+        return False
+
+    return holds
+
+
+def _conditions(when: object, where: str) -> list[Predicate]:
+    predicates: list[Predicate] = []
+    for i, raw in enumerate(_list(when, where)):
+        here = f"{where}[{i}]"
+        cond = _mapping(raw, here)
+        try:
+            predicates.append(
+                compile_condition(
+                    _str(cond.get("attribute"), f"{here}.attribute"),
+                    _str(cond.get("op"), f"{here}.op"),
+                    cond.get("values"),
+                    cond.get("negate", False),
+                )
+            )
+        except ValueError as exc:
+            raise _fail(here, str(exc)) from None
+    return predicates
+
+
+def compile_segment(name: str, raw: object) -> Predicate:
+    """A segment's membership test: listed ``users``, or all of a non-empty ``when``."""
+    where = f"segments.{name}"
+    segment = _mapping(raw, where)
+    tests: list[Predicate] = []
+    if segment.get("users"):
+        tests.append(_in_users(_user_set(segment["users"], f"{where}.users")))
+    conditions = _conditions(segment.get("when", []), f"{where}.when")
+    if conditions:
+        tests.append(_all_of(conditions))
+    if not tests:
+        return lambda context: False  # an empty segment contains nobody
+    return _any_of(tests)
+
+
+class _FlagCompiler:
+    """Compiles one flag; holds what every part of it needs (variants, salt, cache)."""
+
+    def __init__(self, key: str, raw: Mapping[str, Any], segments: Mapping[str, Predicate]):
+        self.key = key
+        self.where = f"flags.{key}"
+        self.raw = raw
+        self.segments = segments
+        variants = _mapping(raw.get("variants"), f"{self.where}.variants")
+        if not variants:
+            raise _fail(f"{self.where}.variants", "a flag needs at least one variant")
+        for name in variants:
+            _str(name, f"{self.where}.variants")
+        self.variants = variants
+        self._cache: dict[tuple[str, Reason, str | None], Resolution] = {}
+
+    def resolution(self, variant: str, reason: Reason, rule: str | None = None) -> Resolution:
+        """The one shared Resolution for (variant, reason, rule)."""
+        cache_key = (variant, reason, rule)
+        found = self._cache.get(cache_key)
+        if found is None:
+            found = Resolution(self.variants[variant], variant, reason, rule)
+            self._cache[cache_key] = found
+        return found
+
+    def variant_name(self, value: object, where: str) -> str:
+        name = _str(value, where)
+        if name not in self.variants:
+            raise _fail(where, f"unknown variant {name!r} (variants: {sorted(self.variants)})")
+        return name
+
+    # --- serve parts -------------------------------------------------------
+
+    def rollout(
+        self, raw: object, where: str, rule: str | None, miss: Resolution | None
+    ) -> ServeFn:
+        spec = _mapping(raw, where)
+        attribute = _str(spec.get("bucket_by", DEFAULT_BUCKET_BY), f"{where}.bucket_by")
+        salt = _str(spec.get("salt", self.key), f"{where}.salt")
+        bounds: list[int] = []
+        results: list[Resolution] = []
+        total = 0
+        for i, raw_pair in enumerate(_list(spec.get("variants"), f"{where}.variants")):
+            here = f"{where}.variants[{i}]"
+            pair = _list(raw_pair, here)
+            if len(pair) != 2:
+                raise _fail(here, "expected [variant, weight]")
+            name = self.variant_name(pair[0], here)
+            weight = pair[1]
+            if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
+                raise _fail(here, f"weight must be a non-negative integer, got {weight!r}")
+            total += weight
+            bounds.append(total)
+            results.append(self.resolution(name, Reason.SPLIT, rule))
+        if total != BUCKET_SPACE:
+            raise _fail(f"{where}.variants", f"weights sum to {total}, expected {BUCKET_SPACE}")
+        return _rollout_fn(attribute, salt, tuple(bounds), tuple(results), miss)
+
+    def serve(
+        self, raw: object, where: str, rule: str | None, reason: Reason, miss: Resolution | None
+    ) -> ServeFn:
+        """Compile a serve object (variant | rollout | schedule); ``miss`` when undecided."""
+        if isinstance(raw, str):  # a bare variant name, as a schedule step may give
+            const = self.resolution(self.variant_name(raw, where), reason, rule)
+            return lambda context, now: const
+        spec = _mapping(raw, where)
+        forms = [form for form in ("variant", "rollout", "schedule") if form in spec]
+        if len(forms) != 1:
+            raise _fail(where, "expected exactly one of variant, rollout, schedule")
+        form = forms[0]
+        if form == "variant":
+            const = self.resolution(
+                self.variant_name(spec["variant"], f"{where}.variant"), reason, rule
+            )
+            return lambda context, now: const
+        if form == "rollout":
+            return self.rollout(spec["rollout"], f"{where}.rollout", rule, miss)
+        return self.schedule(spec["schedule"], f"{where}.schedule", rule, reason, miss)
+
+    def schedule(
+        self, raw: object, where: str, rule: str | None, reason: Reason, miss: Resolution | None
+    ) -> ServeFn:
+        times: list[float] = []
+        steps: list[ServeFn] = []
+        for i, step_raw in enumerate(_list(raw, where)):
+            here = f"{where}[{i}]"
+            step = _mapping(step_raw, here)
+            try:
+                at = parse_timestamp(_str(step.get("at"), f"{here}.at"))
+            except ValueError as exc:
+                raise _fail(f"{here}.at", str(exc)) from None
+            if times and at < times[-1]:
+                raise _fail(f"{here}.at", "schedule steps must be in ascending time order")
+            if "serve" in step:
+                body: object = step["serve"]
+            else:  # tolerate the file form {at, rollout: …} as well
+                body = {k: v for k, v in step.items() if k != "at"}
+            if isinstance(body, Mapping) and "schedule" in body:
+                raise _fail(f"{here}.serve", "a schedule step cannot hold a schedule")
+            times.append(at)
+            steps.append(self.serve(body, f"{here}.serve", rule, reason, miss))
+        if not times:
+            raise _fail(where, "a schedule needs at least one step")
+        return _schedule_fn(tuple(times), tuple(steps), miss)
+
+    # --- the flag ----------------------------------------------------------
+
+    def rule(self, raw: object, index: int) -> tuple[str, ServeFn]:
+        where = f"{self.where}.rules[{index}]"
+        spec = _mapping(raw, where)
+        name = _str(spec.get("name", f"rule {index + 1}"), f"{where}.name")
+        tests: list[Predicate] = []
+        if spec.get("users"):
+            tests.append(_in_users(_user_set(spec["users"], f"{where}.users")))
+        if spec.get("segments"):
+            members: list[Predicate] = []
+            for i, seg in enumerate(_list(spec["segments"], f"{where}.segments")):
+                seg_name = _str(seg, f"{where}.segments[{i}]")
+                if seg_name not in self.segments:
+                    raise _fail(f"{where}.segments[{i}]", f"unknown segment {seg_name!r}")
+                members.append(self.segments[seg_name])
+            tests.append(_any_of(members))
+        tests.extend(_conditions(spec.get("when", []), f"{where}.when"))
+        if "serve" not in spec:
+            raise _fail(where, "a rule needs a serve")
+        serve = self.serve(spec["serve"], f"{where}.serve", name, Reason.TARGETING_MATCH, None)
+        return name, _rule_fn(_all_of(tests), serve)
+
+    def compile(self) -> CompiledFlag:
+        raw, where = self.raw, self.where
+        flag_type = raw.get("type")
+        if flag_type not in FLAG_TYPES:
+            raise _fail(f"{where}.type", f"expected one of {sorted(FLAG_TYPES)}, got {flag_type!r}")
+        enabled = raw.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise _fail(f"{where}.enabled", f"expected a boolean, got {enabled!r}")
+        off = self.variant_name(raw.get("off_variant"), f"{where}.off_variant")
+
+        requires: list[tuple[str, str]] = []
+        for i, req_raw in enumerate(_list(raw.get("requires", []), f"{where}.requires")):
+            here = f"{where}.requires[{i}]"
+            req = _mapping(req_raw, here)
+            requires.append(
+                (
+                    _str(req.get("flag"), f"{here}.flag"),
+                    _str(req.get("variant", "on"), f"{here}.variant"),
+                )
+            )
+
+        rules = [
+            self.rule(r, i) for i, r in enumerate(_list(raw.get("rules", []), f"{where}.rules"))
+        ]
+        if "default" not in raw:
+            raise _fail(where, "a flag needs a default")
+        default_raw = raw["default"]
+        if isinstance(default_raw, Mapping) and set(default_raw) == {"variant"}:
+            default_raw = default_raw["variant"]  # {"variant": X} and a bare X are one form
+        if not rules and not requires and isinstance(default_raw, str):
+            const = self.resolution(
+                self.variant_name(default_raw, f"{where}.default.variant"), Reason.STATIC
+            )
+            evaluate: FlagFn = lambda context, now: const  # noqa: E731
+        else:
+            off_default = self.resolution(off, Reason.DEFAULT)
+            default = self.serve(default_raw, f"{where}.default", None, Reason.DEFAULT, off_default)
+            evaluate = _flag_fn(tuple(fn for _, fn in rules), default)
+        return CompiledFlag(
+            key=self.key,
+            type=flag_type,
+            enabled=enabled,
+            requires=tuple(requires),
+            evaluate=evaluate,
+            disabled=self.resolution(off, Reason.DISABLED),
+            prerequisite_failed=self.resolution(off, Reason.PREREQUISITE_FAILED),
+        )
+
+
+# --- closure factories (kept at module level so each closes over few names) ---
+
+
+def _rollout_fn(
+    attribute: str,
+    salt: str,
+    bounds: tuple[int, ...],
+    results: tuple[Resolution, ...],
+    miss: Resolution | None,
+) -> ServeFn:
+    # The bucket is computed inline rather than through bucket(): this is the
+    # hot path and the call costs as much as the hash.
+    if len(bounds) == 2:
+        first_bound = bounds[0]
+        first, second = results
+
+        def two_way(context: Context, now: float | None) -> Resolution | None:
+            value = context.get(attribute)
+            if type(value) is not str:
+                value = bucket_value(value)
+                if value is None:
+                    return miss
+            try:
+                h = _hash((salt + value).encode(), 0, False)
+            except UnicodeEncodeError:  # lone surrogates: not UTF-8, cannot be bucketed
+                return miss
+            return first if (h * BUCKET_SPACE) >> 32 < first_bound else second
+
+        return two_way
+
+    def n_way(context: Context, now: float | None) -> Resolution | None:
+        value = context.get(attribute)
+        if type(value) is not str:
+            value = bucket_value(value)
+            if value is None:
+                return miss
+        try:
+            h = _hash((salt + value).encode(), 0, False)
+        except UnicodeEncodeError:
+            return miss
+        # Index of the first cumulative bound greater than the bucket.
+        return results[bisect_right(bounds, (h * BUCKET_SPACE) >> 32)]
+
+    return n_way
+
+
+def _schedule_fn(
+    times: tuple[float, ...], steps: tuple[ServeFn, ...], miss: Resolution | None
+) -> ServeFn:
+    def scheduled(context: Context, now: float | None) -> Resolution | None:
+        if now is None:
+            now = time()
+        index = bisect_right(times, now)  # steps with at <= now
+        if index == 0:
+            return miss
+        return steps[index - 1](context, now)
+
+    return scheduled
+
+
+def _rule_fn(matches: Predicate, serve: ServeFn) -> ServeFn:
+    def rule(context: Context, now: float | None) -> Resolution | None:
+        return serve(context, now) if matches(context) else None
+
+    return rule
+
+
+def _flag_fn(rules: tuple[ServeFn, ...], default: ServeFn) -> FlagFn:
+    if not rules:
+        return default  # type: ignore[return-value]  # a default always decides (miss set)
+
+    def evaluate(context: Context, now: float | None) -> Resolution:
+        for rule in rules:
+            result = rule(context, now)
+            if result is not None:
+                return result
+        return default(context, now)  # type: ignore[return-value]
+
+    return evaluate
+
+
+def compile_snapshot(snapshot: object) -> dict[str, CompiledFlag]:
+    """Compile every flag of ``snapshot``; :class:`SnapshotError` if it is malformed."""
+    root = _mapping(snapshot, "snapshot")
+    if root.get("format") != SNAPSHOT_FORMAT:
+        raise _fail("format", f"unsupported snapshot format {root.get('format')!r}")
+    if root.get("bucketing") != BUCKETING_VERSION:
+        # Evaluating with another algorithm would silently reshuffle users.
+        raise _fail("bucketing", f"unsupported bucketing version {root.get('bucketing')!r}")
+    segments = {
+        _str(name, "segments"): compile_segment(name, raw)
+        for name, raw in _mapping(root.get("segments", {}), "segments").items()
+    }
+    flags: dict[str, CompiledFlag] = {}
+    for key, raw in _mapping(root.get("flags"), "flags").items():
+        _str(key, "flags")
+        flags[key] = _FlagCompiler(key, _mapping(raw, f"flags.{key}"), segments).compile()
+    for flag in flags.values():
+        for i, (prerequisite, variant) in enumerate(flag.requires):
+            where = f"flags.{flag.key}.requires[{i}]"
+            target = _mapping(root["flags"], "flags").get(prerequisite)
+            if target is None:
+                raise _fail(where, f"unknown prerequisite flag {prerequisite!r}")
+            if variant not in target["variants"]:
+                raise _fail(where, f"flag {prerequisite!r} has no variant {variant!r}")
+    return flags

@@ -1,0 +1,54 @@
+"""Timestamps for schedules and the ``before``/``after`` operators.
+
+A timestamp is either an RFC 3339 date-time string with an explicit offset
+(``2026-11-30T09:00:00Z``, ``2026-11-30T10:00:00.5+01:00``) or a Unix time in
+seconds (int or float, not bool). Both become float Unix seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timedelta, timezone
+
+# RFC 3339 §5.6 ``date-time``; 'T'/'Z' may be lower case and the separator a
+# space (§5.6 NOTE). No offset means local time of unknown zone: rejected.
+_RFC3339_RE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,
+)
+
+
+def parse_timestamp(value: object) -> float:
+    """Return ``value`` as Unix seconds; :class:`ValueError` when it is not a timestamp.
+
+    Strings must be RFC 3339 date-times with ``Z`` or a numeric offset (leap
+    second ``:60`` is not representable and is rejected); numbers must be
+    finite. Booleans are rejected although Python counts them as ints.
+    """
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a timestamp")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+        if not math.isfinite(seconds):
+            raise ValueError(f"timestamp is not finite: {value!r}")
+        return seconds
+    if not isinstance(value, str):
+        raise ValueError(f"a timestamp must be a string or a number, not {type(value).__name__}")
+    m = _RFC3339_RE.fullmatch(value)
+    if m is None:
+        raise ValueError(f"not an RFC 3339 date-time with offset: {value!r}")
+    year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))
+    if m.group(8) is not None:
+        tz = timezone.utc
+    else:
+        off_h, off_m = int(m.group(10)), int(m.group(11))
+        if off_h > 23 or off_m > 59:
+            raise ValueError(f"bad UTC offset in {value!r}")
+        sign = -1 if m.group(9) == "-" else 1
+        tz = timezone(sign * timedelta(hours=off_h, minutes=off_m))
+    # datetime() checks the calendar (month 13, 30 February, second 60 …).
+    moment = datetime(year, month, day, hour, minute, second, tzinfo=tz)
+    fraction = m.group(7)
+    return moment.timestamp() + (float(fraction) if fraction else 0.0)

@@ -1,0 +1,73 @@
+"""The one pipeline: load → schema → semantic checks → compile.
+
+``validate``, ``eval``, ``sync``, ``plan``, ``docs`` and the runtime's file
+fallback all call :func:`build`, so what CI accepts is exactly what runs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flagsync import checks, loader, schema
+from flagsync.compiler import compile_snapshot
+from flagsync.errors import InvalidFlagsError
+from flagsync.findings import Finding, Result
+
+
+@dataclass(frozen=True)
+class Build:
+    """The outcome of loading a tree of flag files."""
+
+    result: Result
+    repository: loader.Repository
+    _cache: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def environments(self) -> tuple[str, ...]:
+        return self.repository.environments
+
+    def snapshot(self, env: str) -> dict[str, Any]:
+        """The compiled snapshot of ``env``; refuses when the files have errors."""
+        if not self.result.ok:
+            count = len(self.result.errors) or len(self.result.findings)
+            raise InvalidFlagsError(
+                f"flag files are invalid ({count} problem{'s' if count != 1 else ''}); "
+                "run 'flagsync validate' for details",
+                self.result,
+            )
+        if env not in self._cache:
+            self._cache[env] = compile_snapshot(self.repository, env)
+        return self._cache[env]
+
+
+def build(
+    paths: Sequence[str | os.PathLike[str]] = ("flags",),
+    *,
+    strict: bool = False,
+    today: datetime.date | None = None,
+) -> Build:
+    """Load, validate and prepare the flag files under ``paths`` (never raises for bad files)."""
+    files, findings = loader.discover(paths)
+    sources: list[loader.SourceFile] = []
+    invalid: set[tuple[str, str, str]] = set()
+    all_findings: list[Finding] = list(findings)
+    for path in files:
+        source, problems = loader.read_file(path)
+        all_findings.extend(problems)
+        if source.data is not None:
+            schema_findings, bad = schema.check_document(source.display, source.data)
+            all_findings.extend(schema_findings)
+            invalid.update((source.display, section, key) for section, key in bad)
+        sources.append(source)
+    repo, problems = loader.gather(sources, invalid)
+    all_findings.extend(problems)
+    ctx = checks.Context(repo, today or datetime.date.today())
+    all_findings.extend(checks.run_checks(ctx))
+    return Build(Result.of(all_findings, len(files), strict), repo)
+
+
+__all__ = ["Build", "build"]

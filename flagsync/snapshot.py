@@ -1,0 +1,49 @@
+"""Serialising, checksumming and validating snapshots (the unit sync stores and clients load)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import jsonschema
+
+from flagsync.errors import SnapshotError
+from flagsync.schema import SNAPSHOT_SCHEMA, dotted, is_valid, validator
+
+
+def canonical_json(snapshot: Mapping[str, Any]) -> bytes:
+    """Byte-stable JSON: sorted keys, no spaces, UTF-8. Equal snapshots give equal bytes."""
+    return json.dumps(
+        snapshot, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def checksum(snapshot_bytes: bytes) -> str:
+    return "sha256:" + hashlib.sha256(snapshot_bytes).hexdigest()
+
+
+def validate_snapshot(data: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
+    """Parse (when given bytes) and validate a snapshot; raise :class:`SnapshotError` if corrupt."""
+    if isinstance(data, (bytes, str)):
+        try:
+            parsed = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SnapshotError(f"snapshot is not valid JSON: {exc}") from None
+    else:
+        parsed = dict(data)
+    if not isinstance(parsed, dict):
+        raise SnapshotError("snapshot is not a JSON object")
+    if is_valid(SNAPSHOT_SCHEMA, parsed):
+        return parsed
+    error = jsonschema.exceptions.best_match(validator(SNAPSHOT_SCHEMA).iter_errors(parsed))
+    if error is not None:
+        raise SnapshotError(
+            f"snapshot fails its schema at {dotted(list(error.absolute_path))}: "
+            f"{error.message[:300]}"
+        )
+    return parsed
+
+
+__all__ = ["canonical_json", "checksum", "validate_snapshot"]
