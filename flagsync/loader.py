@@ -56,9 +56,10 @@ class Repository:
 def display_path(path: Path) -> str:
     """A path as users should see it: relative to the working directory when inside it."""
     try:
-        return os.path.relpath(path)
+        relative = os.path.relpath(path)
     except ValueError:  # another drive on Windows
         return str(path)
+    return str(path.absolute()) if relative.startswith("..") else relative
 
 
 def discover(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], list[Finding]]:

@@ -33,3 +33,13 @@ def _no_leaked_threads() -> Iterator[None]:
 @pytest.fixture
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+# Real redis-server fixtures (tests/redis_fixtures.py).
+from redis_fixtures import (  # noqa: E402, F401
+    persistent_redis_server,
+    redis_cluster,
+    redis_sentinel,
+    redis_server,
+    redis_url,
+)

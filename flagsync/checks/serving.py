@@ -162,6 +162,16 @@ def unknown_variant(ctx: Context) -> Iterator[Finding]:
                         f"(variants: {names})",
                         key=path[-1] not in ("serve", "default"),
                     )
+        if _walk.flag_type(entry.data) == "boolean":
+            for field in ("off_variant", "default"):
+                if "off" not in known and field not in entry.data:
+                    yield at(
+                        entry,
+                        (),
+                        "unknown-variant",
+                        f"flag '{entry.key}' has no variant 'off', so '{field}' must name "
+                        f"one of its variants ({names})",
+                    )
         for scope in _walk.scopes(entry.data):
             off = scope.fields.get("off_variant")
             if isinstance(off, str) and off not in known:

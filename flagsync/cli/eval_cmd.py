@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from flagsync import pipeline
-from flagsync.cli._common import add_env, add_flags_dir, env, flags_dir
+from flagsync.cli._common import add_env, add_flags_dir, add_redis_url, env, flags_dir, redis_url
+from flagsync.details import Reason
 from flagsync.engine import Engine, parse_timestamp
 from flagsync.errors import ConfigurationError, InvalidFlagsError
 from flagsync.reporters import render_text
@@ -48,6 +49,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     add_env(parser)
     add_flags_dir(parser)
+    add_redis_url(parser)
     parser.set_defaults(func=run)
 
 
@@ -96,6 +98,29 @@ def _engine_from_files(args: argparse.Namespace) -> tuple[Engine, str, str | Non
     return Engine.from_snapshot(build.snapshot(env(args))), "file", None
 
 
+def _engine_from_redis(args: argparse.Namespace) -> tuple[Engine, str, str | None]:
+    from flagsync import redisconn, store
+
+    url = redis_url(args)
+    if not url:
+        raise ConfigurationError("--source redis needs --redis-url or FLAGSYNC_REDIS_URL")
+    client = redisconn.connect(url)
+    try:
+        with redisconn.translate_errors(url):
+            state = store.read_state(client, env(args))
+    finally:
+        client.close()
+    if state is None:
+        raise ConfigurationError(
+            f"Redis holds no snapshot for environment '{env(args)}'; run 'flagsync sync'"
+        )
+    engine = Engine.from_snapshot(state.snapshot(), killed=state.active_overrides())
+    return engine, "redis", state.meta.revision
+
+
+_DEFAULT_REASONS = frozenset({Reason.DEFAULT, Reason.STATIC, Reason.SPLIT})
+
+
 def run(args: argparse.Namespace) -> int:
     context = build_context(args)
     now = None
@@ -104,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
             now = parse_timestamp(args.at)
         except ValueError:
             raise ConfigurationError(f"--at {args.at!r} is not an RFC 3339 timestamp") from None
-    engine, source, revision = _engine_from_files(args)
+    load = _engine_from_redis if args.source == "redis" else _engine_from_files
+    engine, source, revision = load(args)
     if args.flag not in engine.flag_keys:
         hint = difflib.get_close_matches(args.flag, sorted(engine.flag_keys), n=1)
         tip = f"; did you mean '{hint[0]}'?" if hint else ""
@@ -116,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         "value": res.value,
         "variant": res.variant,
         "reason": res.reason.value,
-        "rule": res.rule,
+        "rule": res.rule or ("default" if res.reason in _DEFAULT_REASONS else None),
         "error_code": res.error_code.value if res.error_code else None,
         "env": env(args),
         "source": source,

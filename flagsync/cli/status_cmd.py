@@ -1,0 +1,50 @@
+"""``flagsync status``: what Redis holds for an environment, overrides and drift."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from flagsync import status, sync
+from flagsync.cli._common import add_env, add_flags_dir, add_redis_url, env, flags_dir
+from flagsync.cli.sync_cmd import redis_client
+from flagsync.errors import ConfigurationError, InvalidFlagsError
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "status",
+        help="show the synced revision, version, overrides and drift from the files",
+        description="Show what Redis holds for an environment (revision, version, "
+        "synced at/by, flag count), the active kill overrides, and drift between the flag "
+        "files and Redis. Exit 3 when Redis is unreachable.",
+    )
+    add_env(parser)
+    add_redis_url(parser)
+    add_flags_dir(parser)
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    name = env(args)
+    directory = flags_dir(args)
+    snapshot: dict[str, Any] | None = None
+    files_error: str | None = None
+    if not Path(directory).exists():
+        files_error = f"no flag directory {directory!r}"
+    else:
+        try:
+            snapshot = sync.build_snapshot(directory, name)
+        except (InvalidFlagsError, ConfigurationError) as exc:
+            files_error = str(exc)
+    with redis_client(args) as client:
+        result = status.collect(client, name, snapshot, files_error=files_error)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(status.as_json(result), indent=2, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(status.render_text(result))
+    return 0

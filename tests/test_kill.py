@@ -1,0 +1,149 @@
+"""`flagsync kill` / `unkill` and `status` against a real redis-server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from redis_fixtures import RedisServer, flag_yaml, write_flags
+
+from flagsync import overrides, store
+from flagsync.cli import main
+from flagsync.errors import ConfigurationError
+
+pytestmark = pytest.mark.redis
+ENV = "production"
+
+
+@pytest.fixture
+def synced(redis_url: str, tmp_path: Path) -> Path:
+    flags = write_flags(
+        tmp_path / "flags",
+        {"new_ui": flag_yaml(default={"rollout": 10}), "search": flag_yaml(default="on")},
+    )
+    assert main(["sync", "--redis-url", redis_url, "--flags-dir", str(flags)]) == 0
+    return flags
+
+
+@pytest.fixture
+def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    c = redis_server.client()
+    yield c
+    c.close()
+
+
+def test_kill_stores_override_audits_and_announces(
+    redis_url: str, synced: Path, client: redis.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+    pubsub.subscribe(store.channel(ENV))
+    assert pubsub.get_message(timeout=2) is not None
+    code = main(
+        [
+            "kill",
+            "new_ui",
+            "--reason",
+            "500s on checkout",
+            "--actor",
+            "alice",
+            "--redis-url",
+            redis_url,
+        ]
+    )
+    assert code == 0
+    message = pubsub.get_message(timeout=5)
+    pubsub.close()
+    assert message is not None
+    notice = json.loads(message["data"])
+    assert notice == {"version": 2, "revision": "", "kind": "kill", "flag": "new_ui"}
+    override = store.read_overrides(client, ENV)["new_ui"]
+    assert (override.reason, override.actor, override.expires_at) == (
+        "500s on checkout",
+        "alice",
+        None,
+    )
+    entry = store.read_audit(client, ENV)[0]
+    assert entry.kind == "kill"
+    assert entry.fields["reason"] == "500s on checkout"
+    assert entry.fields["actor"] == "alice"
+    # status shows it and counts it as drift
+    capsys.readouterr()
+    assert (
+        main(["status", "--redis-url", redis_url, "--flags-dir", str(synced), "--format", "json"])
+        == 0
+    )
+    status = json.loads(capsys.readouterr().out)
+    assert status["overrides"][0]["flag"] == "new_ui"
+    assert status["drift"] == []
+    assert status["in_sync"] is False
+    assert status["version"] == 2
+
+
+def test_unknown_flag_refused_unless_forced(
+    redis_url: str, synced: Path, client: redis.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["kill", "nope", "--reason", "r", "--redis-url", redis_url]) == 1
+    assert "not in the snapshot" in capsys.readouterr().err
+    assert store.read_overrides(client, ENV) == {}
+    assert main(["kill", "nope", "--reason", "r", "--force", "--redis-url", redis_url]) == 0
+    assert "nope" in store.read_overrides(client, ENV)
+
+
+def test_unkill_removes_and_audits(
+    redis_url: str, synced: Path, client: redis.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["kill", "search", "--reason", "r", "--redis-url", redis_url]) == 0
+    assert (
+        main(["unkill", "search", "--reason", "fixed", "--actor", "bob", "--redis-url", redis_url])
+        == 0
+    )
+    assert store.read_overrides(client, ENV) == {}
+    entry = store.read_audit(client, ENV)[0]
+    assert (entry.kind, entry.fields["actor"], entry.fields["reason"]) == ("unkill", "bob", "fixed")
+    assert store.read_version(client, ENV) == 3
+    capsys.readouterr()
+    assert main(["unkill", "search", "--redis-url", redis_url]) == 1
+    assert "no override" in capsys.readouterr().err
+
+
+def test_ttl_expiry(
+    redis_url: str, synced: Path, client: redis.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["kill", "new_ui", "--reason", "r", "--ttl", "1s", "--redis-url", redis_url]) == 0
+    state = store.read_state(client, ENV)
+    assert state is not None
+    assert set(state.active_overrides()) == {"new_ui"}
+    # Readers stop applying it at expires_at, before any cleanup ran...
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1.5)
+    assert state.active_overrides(later) == {}
+    time.sleep(1.1)
+    # ...and the next status removes it (lazy cleanup, audited).
+    capsys.readouterr()
+    assert main(["status", "--redis-url", redis_url, "--flags-dir", str(synced)]) == 0
+    out = capsys.readouterr().out
+    assert "overrides:   none" in out
+    assert "drift:       none" in out
+    assert store.read_overrides(client, ENV) == {}
+    assert store.read_audit(client, ENV)[0].kind == "expire"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("30m", 1800), ("2h", 7200), ("1d", 86400), ("1h30m", 5400)]
+)
+def test_parse_duration(text: str, seconds: int) -> None:
+    assert overrides.parse_duration(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("text", ["", "10", "1x", "m5", "0s", "1h 2"])
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(ConfigurationError):
+        overrides.parse_duration(text)
+
+
+def test_bad_ttl_is_usage_error(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["kill", "f", "--reason", "r", "--ttl", "soon", "--redis-url", redis_url]) == 2
