@@ -1,13 +1,20 @@
 """flagsync: GitOps feature flags — reviewed YAML, synced to Redis, evaluated in-process."""
 
+from flagsync._hooks import Exposure
+from flagsync._state import ChangeEvent, ClientState
+from flagsync.client import FlagClient
 from flagsync.details import EvaluationDetails, Reason, Source
 from flagsync.errors import ErrorCode, FlagsyncError
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ChangeEvent",
+    "ClientState",
     "ErrorCode",
     "EvaluationDetails",
+    "Exposure",
+    "FlagClient",
     "FlagsyncError",
     "Reason",
     "Source",

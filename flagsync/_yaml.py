@@ -122,14 +122,25 @@ _IMPLICIT = [
 _FIRST_CHARS = frozenset("~nNtTfF-+0123456789.<")
 
 
+_RESOLVED: dict[str, str] = {}
+
+
 def _resolve_plain(value: str) -> str:
-    # Same rules as the implicit resolvers above, without PyYAML's per-call path walk.
+    # Same rules as the implicit resolvers above, without PyYAML's per-call path
+    # walk; flag files repeat the same short scalars, so answers are memoised.
     if value and value[0] not in _FIRST_CHARS:
         return _STR
-    for tag, regexp in _IMPLICIT:
+    tag = _RESOLVED.get(value)
+    if tag is not None:
+        return tag
+    tag = _STR
+    for candidate, regexp in _IMPLICIT:
         if regexp.match(value):
-            return tag
-    return _STR
+            tag = candidate
+            break
+    if len(value) < 64 and len(_RESOLVED) < 65_536:
+        _RESOLVED[value] = tag
+    return tag
 
 
 class _FastResolve:

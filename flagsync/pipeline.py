@@ -6,9 +6,11 @@ fallback all call :func:`build`, so what CI accepts is exactly what runs.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import gc
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +18,23 @@ from flagsync import checks, loader, schema
 from flagsync.compiler import compile_snapshot
 from flagsync.errors import InvalidFlagsError
 from flagsync.findings import Finding, Result
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building large acyclic trees.
+
+    Loading 10,000 flags allocates millions of small containers; generation-0
+    collections triggered by them find nothing (the trees hold no cycles) but
+    nearly double the time. Reference counting still frees everything.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True)
@@ -40,7 +59,8 @@ class Build:
                 self.result,
             )
         if env not in self._cache:
-            self._cache[env] = compile_snapshot(self.repository, env)
+            with gc_paused():
+                self._cache[env] = compile_snapshot(self.repository, env)
         return self._cache[env]
 
 
@@ -51,6 +71,16 @@ def build(
     today: datetime.date | None = None,
 ) -> Build:
     """Load, validate and prepare the flag files under ``paths`` (never raises for bad files)."""
+    with gc_paused():
+        return _build(paths, strict=strict, today=today)
+
+
+def _build(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    strict: bool,
+    today: datetime.date | None,
+) -> Build:
     files, findings = loader.discover(paths)
     sources: list[loader.SourceFile] = []
     invalid: set[tuple[str, str, str]] = set()

@@ -1,0 +1,371 @@
+"""The machinery behind a FlagClient: initial load, fallbacks, swaps, state, threads.
+
+Only this module writes the client's :class:`~flagsync._state.Current`; it
+does so under ``_lock`` (writers are the refresher, the file watcher and
+fork/close), and publishes each new value with one reference assignment,
+which is what lets evaluation run without a lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flagsync import _sources, redisconn
+from flagsync._cache import write_cache
+from flagsync._refresher import Refresher
+from flagsync._state import ChangeEvent, ClientState, Current, Loaded
+from flagsync._watcher import FileWatcher
+from flagsync.details import Source
+from flagsync.engine import Engine
+from flagsync.errors import (
+    ConfigurationError,
+    InvalidFlagsError,
+    RedisUnavailableError,
+    SnapshotError,
+)
+
+log = logging.getLogger("flagsync")
+
+Listener = Callable[[ChangeEvent], object]
+
+_EMPTY_SNAPSHOT: Mapping[str, Any] = {
+    "format": 1,
+    "bucketing": 1,
+    "env": "",
+    "flags": {},
+    "segments": {},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    redis_url: str | None
+    env: str
+    flags_dir: Path | None
+    poll_interval: float
+    init_timeout: float
+    cache_path: Path | None
+    socket_timeout: float
+    watch: bool
+    debounce: float
+
+
+class Controller:
+    """Loads, refreshes and swaps the snapshot a client serves."""
+
+    def __init__(self, settings: Settings, publish: Callable[[Current], None]) -> None:
+        self.settings = settings
+        self._publish = publish
+        self._lock = threading.RLock()
+        self._listeners: tuple[Listener, ...] = ()
+        self._refresher: Refresher | None = None
+        self._watcher: FileWatcher | None = None
+        self._closed = False
+        self.last_error: str | None = None
+        self.current = Current(
+            engine=Engine.from_snapshot({**_EMPTY_SNAPSHOT, "env": settings.env}),
+            state=ClientState.ERROR,
+            loaded=None,
+        )
+        publish(self.current)
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Initial load (bounded by ``init_timeout``), then the background threads."""
+        client = self._initial_redis_load() if self.settings.redis_url else None
+        if self.current.loaded is None:
+            self._initial_fallback()
+        self._start_threads(client)
+        _register(self)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            refresher, watcher = self._refresher, self._watcher
+            self._refresher = self._watcher = None
+        if refresher is not None:
+            refresher.stop()
+        if watcher is not None:
+            watcher.stop()
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Guards writers of client-level state; replaced in a forked child."""
+        return self._lock
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def after_fork_in_child(self) -> None:
+        """Threads do not survive fork: start new ones, keep serving the inherited snapshot."""
+        # The parent's lock may have been held by a thread that no longer exists.
+        self._lock = threading.RLock()
+        self._refresher = self._watcher = None
+        if not self._closed:
+            self._start_threads(None)
+
+    def _start_threads(self, client: redisconn.RedisClient | None) -> None:
+        s = self.settings
+        if s.redis_url is not None:
+            self._refresher = Refresher(
+                s.redis_url,
+                s.env,
+                self,
+                poll_interval=s.poll_interval,
+                socket_timeout=s.socket_timeout,
+                client=client,
+            )
+            self._refresher.start()
+        if (
+            s.watch
+            and s.flags_dir is not None
+            and self.current.source
+            in (
+                Source.FILE,
+                Source.DEFAULTS,
+            )
+        ):
+            self._watcher = FileWatcher(s.flags_dir, self._reload_files, debounce=s.debounce)
+            self._watcher.start()
+
+    # --- listeners ---------------------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
+
+        def remove() -> None:
+            with self._lock:
+                self._listeners = tuple(x for x in self._listeners if x is not listener)
+
+        return remove
+
+    # --- initial load ------------------------------------------------------------
+
+    def _initial_redis_load(self) -> redisconn.RedisClient | None:
+        s = self.settings
+        assert s.redis_url is not None
+        try:
+            client = redisconn.connect(s.redis_url, timeout=s.init_timeout)
+            loaded = _sources.from_redis(client, s.env, s.redis_url, None)
+        except RedisUnavailableError as exc:
+            self._note_error(f"Redis unreachable at start: {exc}", logging.WARNING)
+            return None
+        except SnapshotError as exc:
+            self._note_error(f"rejected the snapshot in Redis: {exc}", logging.ERROR)
+            return client
+        if loaded is None:
+            self._note_error(f"environment {s.env!r} was never synced to Redis", logging.WARNING)
+        else:
+            self._swap(loaded, ClientState.READY)
+            self._persist(loaded)
+        return client
+
+    def _initial_fallback(self) -> None:
+        s = self.settings
+        # With Redis configured, a fallback is by definition not the latest data.
+        state = ClientState.READY if s.redis_url is None else ClientState.STALE
+        if s.cache_path is not None and s.cache_path.exists():
+            try:
+                self._swap(_sources.from_cache(s.cache_path, s.env), ClientState.STALE)
+                log.warning("flagsync: serving the cached snapshot from %s", s.cache_path)
+                return
+            except (SnapshotError, OSError) as exc:
+                self._note_error(f"unusable cache file {s.cache_path}: {exc}", logging.ERROR)
+        if s.flags_dir is not None:
+            try:
+                self._swap(_sources.from_files(s.flags_dir, s.env), state)
+                if s.redis_url is not None:
+                    log.warning("flagsync: serving flags from the files in %s", s.flags_dir)
+                return
+            except (InvalidFlagsError, ConfigurationError, SnapshotError, OSError) as exc:
+                self._note_error(f"cannot load flags from {s.flags_dir}: {exc}", logging.ERROR)
+        log.error("flagsync: no flags could be loaded; every evaluation returns its default")
+
+    # --- the refresher's sink ----------------------------------------------------
+
+    def sync_from_redis(self, client: redisconn.RedisClient) -> None:
+        s = self.settings
+        assert s.redis_url is not None
+        previous = self.current.loaded
+        reusable = previous if previous is not None and previous.source is Source.REDIS else None
+        try:
+            loaded = _sources.from_redis(client, s.env, s.redis_url, reusable)
+        except SnapshotError as exc:
+            self._note_error(f"rejected the snapshot in Redis: {exc}", logging.ERROR)
+            self._set_state(ClientState.STALE)
+            return
+        if loaded is None:
+            self._note_error(f"environment {s.env!r} is not synced in Redis", logging.WARNING)
+            self._set_state(ClientState.STALE)
+            return
+        self._swap(loaded, ClientState.READY)
+        self._persist(loaded)
+
+    def redis_unreachable(self, error: str) -> None:
+        if self.last_error != f"Redis unreachable: {error}":
+            self._note_error(f"Redis unreachable: {error}", logging.WARNING)
+        self._set_state(ClientState.STALE)
+
+    def loaded_version(self) -> int | None:
+        loaded = self.current.loaded
+        return loaded.version if loaded is not None and loaded.source is Source.REDIS else None
+
+    def periodic(self) -> None:
+        """Re-check override expiry: an expired kill must end without a new notice."""
+        loaded = self.current.loaded
+        if loaded is None or not loaded.overrides:
+            return
+        killed = _sources.killed_flags(loaded.overrides)
+        if killed != loaded.engine.killed:
+            with self._lock:
+                if self.current.loaded is loaded:
+                    self._swap(
+                        _replace_engine(loaded, loaded.engine.with_killed(killed)),
+                        self.current.state,
+                    )
+
+    # --- files -------------------------------------------------------------------
+
+    def _reload_files(self) -> None:
+        s = self.settings
+        assert s.flags_dir is not None
+        if self.current.source not in (Source.FILE, Source.DEFAULTS):
+            return  # Redis (or its cache) took over; the files are only a cold-start fallback
+        try:
+            loaded = _sources.from_files(s.flags_dir, s.env)
+        except (InvalidFlagsError, ConfigurationError, SnapshotError, OSError) as exc:
+            self._note_error(
+                f"kept the previous flags: the files in {s.flags_dir} are invalid: {exc}",
+                logging.ERROR,
+            )
+            return
+        with self._lock:
+            if self.current.source not in (Source.FILE, Source.DEFAULTS):
+                return
+            state = ClientState.READY if s.redis_url is None else ClientState.STALE
+            self.last_error = None if s.redis_url is None else self.last_error
+            self._swap(loaded, state)
+        log.info("flagsync: reloaded flags from %s (revision %s)", s.flags_dir, loaded.revision)
+
+    # --- swapping ----------------------------------------------------------------
+
+    def _swap(self, loaded: Loaded, state: ClientState) -> None:
+        with self._lock:
+            old = self.current
+            if old.loaded == loaded and old.state is state:
+                return
+            changed = _changed_flags(old, loaded)
+            if state is ClientState.READY:
+                self.last_error = None
+            self.current = Current(engine=loaded.engine, state=state, loaded=loaded)
+            self._publish(self.current)
+            listeners = self._listeners
+        if changed or old.state is not state:
+            self._notify(listeners, old, self.current, changed)
+
+    def _set_state(self, state: ClientState) -> None:
+        with self._lock:
+            old = self.current
+            if old.state is state or old.state is ClientState.ERROR:
+                return  # ERROR ends only when something is loaded
+            self.current = Current(engine=old.engine, state=state, loaded=old.loaded)
+            self._publish(self.current)
+            listeners = self._listeners
+        self._notify(listeners, old, self.current, frozenset())
+
+    def _notify(
+        self,
+        listeners: tuple[Listener, ...],
+        old: Current,
+        new: Current,
+        changed: frozenset[str],
+    ) -> None:
+        event = ChangeEvent(
+            state=new.state,
+            previous_state=old.state,
+            source=new.source,
+            revision=new.revision,
+            previous_revision=old.revision,
+            flags_changed=changed,
+            error=self.last_error,
+        )
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:  # third-party callback: isolate it, but log it in full
+                log.exception("flagsync change listener %r failed", listener)
+
+    def _persist(self, loaded: Loaded) -> None:
+        path = self.settings.cache_path
+        if path is None:
+            return
+        try:
+            write_cache(path, _sources.to_cached(loaded, self.settings.env))
+        except OSError as exc:
+            log.warning("flagsync: could not write the cache file %s: %s", path, exc)
+
+    def _note_error(self, message: str, level: int) -> None:
+        self.last_error = message
+        log.log(level, "flagsync: %s", message)
+
+
+def _replace_engine(loaded: Loaded, engine: Engine) -> Loaded:
+    return Loaded(
+        engine=engine,
+        source=loaded.source,
+        revision=loaded.revision,
+        checksum=loaded.checksum,
+        version=loaded.version,
+        overrides=loaded.overrides,
+    )
+
+
+def _changed_flags(old: Current, new: Loaded) -> frozenset[str]:
+    """Flags whose definition or kill status differs between what was and will be served."""
+    old_engine, new_engine = old.engine, new.engine
+    if old.loaded is not None and old.loaded.checksum == new.checksum:
+        return old_engine.killed ^ new_engine.killed
+    old_flags = old_engine.snapshot.get("flags", {})
+    new_flags = new_engine.snapshot.get("flags", {})
+    keys = old_flags.keys() | new_flags.keys()
+    changed = {k for k in keys if old_flags.get(k) != new_flags.get(k)}
+    if old_engine.snapshot.get("segments") != new_engine.snapshot.get("segments"):
+        changed |= set(new_flags)  # a segment change may affect any flag that uses it
+    return frozenset(changed | (old_engine.killed ^ new_engine.killed))
+
+
+# --- fork safety ----------------------------------------------------------------------
+
+# Only touched from the thread creating a client and from the child right after
+# fork (single-threaded then); WeakSet.add is atomic under the GIL, so no lock
+# that a parent thread could hold at fork time.
+_live: weakref.WeakSet[Controller] = weakref.WeakSet()
+
+
+def _register(controller: Controller) -> None:
+    _live.add(controller)
+
+
+def _restart_after_fork() -> None:
+    for controller in list(_live):
+        if not controller.closed:
+            controller.after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_restart_after_fork)
+
+
+__all__ = ["Controller", "Listener", "Settings"]

@@ -1,0 +1,493 @@
+"""``FlagClient``: the object application code asks about flags.
+
+A thin facade: evaluation reads one immutable :class:`~flagsync._state.Current`
+reference and calls the engine — no lock, no I/O, no allocation beyond the
+context dict. Loading, refreshing, fallbacks and threads live in
+:mod:`flagsync._controller` and the modules it drives.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+from flagsync._controller import Controller, Settings
+from flagsync._hooks import Exposure, Hook, run_hooks
+from flagsync._state import ChangeEvent, ClientState, Current
+from flagsync.details import EvaluationDetails, Reason, Source
+from flagsync.engine import Resolution
+from flagsync.errors import ConfigurationError, ErrorCode
+from flagsync.usage import UsageTracker, redis_factory
+
+T = TypeVar("T")
+FlagName = str | enum.Enum
+
+ENV_REDIS_URL = "FLAGSYNC_REDIS_URL"
+ENV_ENV = "FLAGSYNC_ENV"
+ENV_FLAGS_DIR = "FLAGSYNC_FLAGS_DIR"
+
+_NO_CONTEXT: Mapping[str, object] = {}
+
+
+class FlagClient:
+    """Evaluates feature flags in memory; fed by Redis, a cache file or the flag files.
+
+    ``FlagClient()`` with no ``redis_url`` serves the files in ``flags_dir``
+    and reloads them when they change. With a ``redis_url`` it loads the
+    environment's snapshot from Redis (waiting at most ``init_timeout``
+    seconds), follows its change notices, polls its version every
+    ``poll_interval`` seconds, and falls back to ``cache_path`` and then
+    ``flags_dir`` when Redis cannot be reached at start.
+
+    Evaluation methods never raise and never block on the network: on any
+    problem they return the caller's default (see :meth:`evaluate` for why).
+    """
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        env: str = "production",
+        flags_dir: str | os.PathLike[str] | None = "flags",
+        *,
+        poll_interval: float = 30.0,
+        init_timeout: float = 2.0,
+        cache_path: str | os.PathLike[str] | None = None,
+        socket_timeout: float = 5.0,
+        watch: bool = True,
+        debounce: float = 0.1,
+        track_usage: bool = True,
+        usage_flush_interval: float = 10.0,
+        usage_max_keys: int = 10_000,
+    ) -> None:
+        if poll_interval <= 0 or init_timeout <= 0 or socket_timeout <= 0 or debounce < 0:
+            raise ConfigurationError("poll_interval, init_timeout and socket_timeout must be > 0")
+        if not env:
+            raise ConfigurationError("env must be a non-empty environment name")
+        self._current: Current
+        self._hooks: tuple[Hook, ...] = ()  # replaced, never mutated: read without a lock
+        # Usage counting fast path: id(resolution) -> itertools.count (see flagsync.usage).
+        self._usage_table: dict[int, itertools.count[int]] | None = None
+        self._tracker: UsageTracker | None = None
+        self._env = env
+        settings = Settings(
+            redis_url=redis_url or None,
+            env=env,
+            flags_dir=None if flags_dir is None else Path(flags_dir),
+            poll_interval=float(poll_interval),
+            init_timeout=float(init_timeout),
+            cache_path=None if cache_path is None else Path(cache_path),
+            socket_timeout=float(socket_timeout),
+            watch=watch,
+            debounce=float(debounce),
+        )
+        self._controller = Controller(settings, self._set_current)
+        self._controller.start()
+        if track_usage and redis_url:
+            # Counts go where the flags come from; a files-only client has nowhere
+            # to send them.
+            tracker = UsageTracker(
+                redis_factory(redis_url, timeout=socket_timeout),
+                env,
+                flush_interval=usage_flush_interval,
+                max_keys=usage_max_keys,
+            )
+            self.attach_usage_tracker(tracker.start())
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> FlagClient:
+        """A client configured by ``FLAGSYNC_REDIS_URL``, ``FLAGSYNC_ENV``, ``FLAGSYNC_FLAGS_DIR``.
+
+        Keyword arguments (``poll_interval``, ``cache_path``, …) are passed through.
+        """
+        return cls(
+            redis_url=os.environ.get(ENV_REDIS_URL) or None,
+            env=os.environ.get(ENV_ENV) or "production",
+            flags_dir=os.environ.get(ENV_FLAGS_DIR) or "flags",
+            **kwargs,
+        )
+
+    def _set_current(self, current: Current) -> None:
+        self._current = current  # one reference assignment: atomic for readers
+
+    # --- evaluation (hot path) -------------------------------------------------
+
+    def is_enabled(
+        self,
+        flag: FlagName,
+        user_id: str | int | None = None,
+        context: Mapping[str, object] | None = None,
+        default: bool = False,
+    ) -> bool:
+        """Whether a boolean flag is on for this user/context; ``default`` on any problem."""
+        current = self._current
+        if context is None:
+            ctx = _NO_CONTEXT if user_id is None else {"user_id": user_id}
+        else:
+            ctx = _merge(user_id, context)
+        resolution = current.engine.evaluate(flag, ctx)  # type: ignore[arg-type]
+        usage = self._usage_table
+        if usage is not None:
+            try:
+                next(usage[id(resolution)])
+            except KeyError:  # first evaluation of this outcome, or an error
+                self._first_hit(flag, resolution)
+        value = resolution.value
+        result = value if value is True or value is False else default
+        if self._hooks:
+            self._expose(current, flag, resolution, ctx, value=result, wanted=bool)
+        return result
+
+    def variant(
+        self,
+        flag: FlagName,
+        user_id: str | int | None = None,
+        context: Mapping[str, object] | None = None,
+    ) -> str | None:
+        """The variant name served to this user/context, ``None`` on any problem."""
+        current = self._current
+        ctx = _merge(user_id, context)
+        resolution = current.engine.evaluate(flag, ctx)  # type: ignore[arg-type]
+        usage = self._usage_table
+        if usage is not None:
+            try:
+                next(usage[id(resolution)])
+            except KeyError:  # first evaluation of this outcome, or an error
+                self._first_hit(flag, resolution)
+        if self._hooks:
+            self._expose(current, flag, resolution, ctx, value=resolution.value, wanted=None)
+        return None if resolution.error_code is not None else resolution.variant
+
+    def get_value(
+        self,
+        flag: FlagName,
+        context: Mapping[str, object] | None = None,
+        default: Any = None,
+        *,
+        user_id: str | int | None = None,
+    ) -> Any:
+        """The flag's value; ``default`` when it is missing, or of another type than ``default``."""
+        return self.evaluate(flag, user_id, context, default).value
+
+    @overload
+    def evaluate(
+        self,
+        flag: FlagName,
+        user_id: str | int | None = None,
+        context: Mapping[str, object] | None = None,
+        default: None = None,
+        expected_type: type[Any] | None = None,
+    ) -> EvaluationDetails[Any]: ...
+
+    @overload
+    def evaluate(
+        self,
+        flag: FlagName,
+        user_id: str | int | None = None,
+        context: Mapping[str, object] | None = None,
+        default: T = ...,
+        expected_type: type[Any] | None = None,
+    ) -> EvaluationDetails[T]: ...
+
+    def evaluate(
+        self,
+        flag: FlagName,
+        user_id: str | int | None = None,
+        context: Mapping[str, object] | None = None,
+        default: Any = None,
+        expected_type: type[Any] | None = None,
+    ) -> EvaluationDetails[Any]:
+        """Everything about one evaluation; never raises.
+
+        The caller's ``default`` comes back with reason ERROR when the flag is
+        unknown (FLAG_NOT_FOUND), when nothing could be loaded at all
+        (PROVIDER_NOT_READY), or when the flag's value is not of
+        ``expected_type`` — or of ``type(default)`` when no type is given and
+        the default is not ``None`` (TYPE_MISMATCH; ``bool`` and ``int`` are
+        distinct here even though Python treats ``True`` as an ``int``).
+        """
+        current = self._current
+        name = _flag_name(flag)
+        ctx = _merge(user_id, context)
+        resolution = current.engine.evaluate(name, ctx)
+        usage = self._usage_table
+        if usage is not None:
+            try:
+                next(usage[id(resolution)])
+            except KeyError:  # first evaluation of this outcome, or an error
+                self._first_hit(name, resolution)
+        wanted = expected_type if expected_type is not None else _type_of(default)
+        details = _details(
+            current,
+            name,
+            resolution,
+            default=default,
+            wanted=wanted,
+            last_error=self._controller.last_error,
+        )
+        if self._hooks:
+            run_hooks(
+                self._hooks,
+                Exposure(
+                    flag=name,
+                    value=details.value,
+                    variant=details.variant,
+                    reason=details.reason,
+                    context=ctx,
+                    revision=details.revision,
+                    source=details.source,
+                    time=time.time(),
+                    error_code=details.error_code,
+                ),
+            )
+        return details
+
+    # --- state ----------------------------------------------------------------
+
+    @property
+    def env(self) -> str:
+        return self._env
+
+    @property
+    def state(self) -> ClientState:
+        """READY, STALE (serving the last good snapshot) or ERROR (serving defaults)."""
+        return self._current.state
+
+    @property
+    def source(self) -> Source:
+        """Where the served snapshot came from: redis, cache, file or defaults."""
+        return self._current.source
+
+    @property
+    def revision(self) -> str | None:
+        """The git revision of the served snapshot (its checksum for files)."""
+        return self._current.revision
+
+    @property
+    def last_error(self) -> str | None:
+        """The most recent problem (unreachable Redis, rejected data, invalid files)."""
+        return self._controller.last_error
+
+    @property
+    def flag_keys(self) -> frozenset[str]:
+        return self._current.engine.flag_keys
+
+    def flag_type(self, flag: FlagName) -> str | None:
+        """The declared type of ``flag`` (``boolean``, ``string``, …), ``None`` if unknown."""
+        return self._current.engine.flag_type(_flag_name(flag))
+
+    # --- extension points -----------------------------------------------------
+
+    def on_change(self, listener: Callable[[ChangeEvent], object]) -> Callable[[], None]:
+        """Call ``listener(event)`` after the served flags or the state change.
+
+        Listeners run in a background thread and must be quick; exceptions are
+        logged. Returns a function that removes the listener.
+        """
+        remove: Callable[[], None] = self._controller.add_listener(listener)
+        return remove
+
+    @property
+    def usage(self) -> UsageTracker | None:
+        """The usage tracker counting this client's evaluations, if any."""
+        return self._tracker
+
+    def attach_usage_tracker(self, tracker: UsageTracker) -> Callable[[], None]:
+        """Count every evaluation in ``tracker`` (done by the constructor when
+        ``track_usage`` and a ``redis_url`` are given). Counting costs a dict
+        lookup and a C call per evaluation, far less than a hook. The client
+        closes an attached tracker when it closes. Returns a detach function.
+        """
+        with self._controller.lock:
+            if self._tracker is not None and self._tracker is not tracker:
+                raise ConfigurationError("this client already has a usage tracker")
+            self._tracker = tracker
+            self._usage_table = tracker.table
+
+        def detach() -> None:
+            with self._controller.lock:
+                if self._tracker is tracker:
+                    self._tracker = None
+                    self._usage_table = None
+
+        return detach
+
+    def add_hook(self, hook: Hook) -> Callable[[], None]:
+        """Call ``hook(exposure)`` after every evaluation (usage tracking, experiments).
+
+        Hooks run synchronously in the evaluating thread: keep them cheap
+        (e.g. append to a queue). Their exceptions are logged, never raised.
+        Returns a function that removes the hook.
+        """
+        with self._controller.lock:
+            self._hooks = (*self._hooks, hook)
+
+        def remove() -> None:
+            with self._controller.lock:
+                self._hooks = tuple(h for h in self._hooks if h is not hook)
+
+        return remove
+
+    # --- lifecycle ------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the background threads (a final usage flush included); evaluation
+        keeps serving the last snapshot."""
+        tracker = self._tracker
+        if tracker is not None:
+            self._usage_table = None
+            tracker.close()
+        self._controller.close()
+
+    def __enter__(self) -> FlagClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"FlagClient(env={self._env!r}, state={self.state.value}, "
+            f"source={self.source.value}, revision={self.revision!r})"
+        )
+
+    # --- slow path helpers ----------------------------------------------------
+
+    def _first_hit(self, flag: FlagName, resolution: Resolution) -> None:
+        tracker = self._tracker
+        if tracker is not None:
+            tracker.first_hit(_flag_name(flag), resolution)
+
+    def _expose(
+        self,
+        current: Current,
+        flag: FlagName,
+        resolution: Resolution,
+        ctx: Mapping[str, object],
+        *,
+        value: object,
+        wanted: type[Any] | None,
+    ) -> None:
+        details = _details(
+            current,
+            _flag_name(flag),
+            resolution,
+            default=value,
+            wanted=wanted,
+            last_error=self._controller.last_error,
+        )
+        run_hooks(
+            self._hooks,
+            Exposure(
+                flag=details.flag,
+                value=value,
+                variant=details.variant,
+                reason=details.reason,
+                context=ctx,
+                revision=details.revision,
+                source=details.source,
+                time=time.time(),
+                error_code=details.error_code,
+            ),
+        )
+
+
+def _flag_name(flag: FlagName) -> str:
+    if type(flag) is str:
+        return flag
+    if isinstance(flag, enum.Enum) and isinstance(flag.value, str):
+        return flag.value
+    return str(flag)
+
+
+def _merge(user_id: object, context: Mapping[str, object] | None) -> Mapping[str, object]:
+    if context is None:
+        return _NO_CONTEXT if user_id is None else {"user_id": user_id}
+    if user_id is None:
+        return context
+    if not isinstance(context, Mapping):
+        return context  # the engine reports INVALID_CONTEXT
+    return {**context, "user_id": user_id}
+
+
+def _type_of(default: object) -> type[Any] | None:
+    return None if default is None else type(default)
+
+
+def _matches(value: object, wanted: type[Any]) -> bool:
+    """Whether a flag value fits the caller's type (bool and int kept apart)."""
+    if wanted is object:
+        return True
+    if wanted is bool:
+        return type(value) is bool
+    if wanted is int:
+        return isinstance(value, int) and type(value) is not bool
+    if wanted is float:  # an integral float flag may be stored as 3 rather than 3.0
+        return isinstance(value, (int, float)) and type(value) is not bool
+    if wanted is str:
+        return isinstance(value, str)
+    if issubclass(wanted, Mapping):
+        return isinstance(value, Mapping)
+    return isinstance(value, wanted)
+
+
+def _details(
+    current: Current,
+    flag: str,
+    resolution: Resolution,
+    *,
+    default: Any,
+    wanted: type[Any] | None,
+    last_error: str | None,
+) -> EvaluationDetails[Any]:
+    loaded = current.loaded
+    revision = None if loaded is None else loaded.revision
+    source = Source.DEFAULTS if loaded is None else loaded.source
+    if resolution.error_code is not None:
+        code, message = resolution.error_code, resolution.error_message
+        if loaded is None and code is ErrorCode.FLAG_NOT_FOUND:
+            code = ErrorCode.PROVIDER_NOT_READY
+            message = f"no flags could be loaded: {last_error or 'no source configured'}"
+        return EvaluationDetails(
+            flag, default, None, Reason.ERROR, None, code, message, revision, source
+        )
+    value = resolution.value
+    if wanted is not None and not _matches(value, wanted):
+        return EvaluationDetails(
+            flag,
+            default,
+            None,
+            Reason.ERROR,
+            None,
+            ErrorCode.TYPE_MISMATCH,
+            f"flag {flag!r} is of type {type(value).__name__}, "
+            f"the caller expects {wanted.__name__}",
+            revision,
+            source,
+        )
+    if wanted is float and type(value) is int:
+        value = float(value)
+    return EvaluationDetails(
+        flag,
+        value,
+        resolution.variant,
+        resolution.reason,
+        resolution.rule,
+        None,
+        None,
+        revision,
+        source,
+    )
+
+
+__all__ = ["ChangeEvent", "ClientState", "Exposure", "FlagClient"]

@@ -1,0 +1,273 @@
+"""Exposure events of experiments, exported to a capped Redis stream.
+
+An :class:`ExposureExporter` is an exposure hook (``client.add_hook(exporter)``).
+For flags of ``kind: experiment`` only, it samples evaluations, keeps an
+allow-listed subset of the context (``user_id`` by default — never the whole
+context unless asked), and appends them from a background thread to
+``{flagsync:<env>}:exposures`` (XADD … MAXLEN ~ ``maxlen``), one pipeline per
+flush. The evaluating thread never waits: events go into a bounded deque that
+drops its oldest entry when full, and every lost event is counted in
+:attr:`ExposureExporter.dropped`. Stream fields are listed in ``docs/usage.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import random
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis.exceptions
+
+from flagsync._hooks import Exposure
+from flagsync.errors import ConfigurationError, RedisUnavailableError
+from flagsync.redisconn import RedisClient, translate_errors
+from flagsync.store import format_time, keys
+
+log = logging.getLogger("flagsync.exposures")
+
+DEFAULT_CONTEXT_ATTRIBUTES = ("user_id",)
+DEFAULT_QUEUE_SIZE = 10_000
+DEFAULT_STREAM_MAXLEN = 1_000_000
+DEFAULT_FLUSH_INTERVAL = 1.0
+EXPERIMENT_KIND = "experiment"
+
+RedisFactory = Callable[[], RedisClient]
+
+
+def exposures_key(env: str) -> str:
+    """The stream of ``env``'s exposure events."""
+    return f"{keys(env).tag}:exposures"
+
+
+def experiment_flags(snapshot: Mapping[str, Any]) -> frozenset[str]:
+    """The keys of the snapshot's ``kind: experiment`` flags."""
+    flags = snapshot.get("flags")
+    if not isinstance(flags, Mapping):
+        return frozenset()
+    return frozenset(
+        key
+        for key, flag in flags.items()
+        if isinstance(flag, Mapping) and flag.get("kind") == EXPERIMENT_KIND
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ExposureEvent:
+    """One exported exposure: what a stream entry holds (see :meth:`fields`)."""
+
+    flag: str
+    variant: str | None
+    value: object
+    reason: str
+    revision: str | None
+    source: str
+    time: float
+    context: Mapping[str, object]
+
+    @classmethod
+    def of(cls, exposure: Exposure, attributes: Iterable[str]) -> ExposureEvent:
+        """The event for ``exposure``, keeping only the context ``attributes``."""
+        context = exposure.context
+        subset = {name: context[name] for name in attributes if name in context}
+        return cls(
+            exposure.flag,
+            exposure.variant,
+            exposure.value,
+            str(getattr(exposure.reason, "value", exposure.reason)),
+            exposure.revision,
+            str(getattr(exposure.source, "value", exposure.source)),
+            exposure.time,
+            subset,
+        )
+
+    def fields(self) -> dict[str, str]:
+        """Stream entry fields; values are strings, ``value``/``context`` JSON."""
+        moment = dt.datetime.fromtimestamp(self.time, dt.timezone.utc)
+        return {
+            "flag": self.flag,
+            "variant": self.variant or "",
+            "value": _json(self.value),
+            "reason": self.reason,
+            "revision": self.revision or "",
+            "source": self.source,
+            "time": format_time(moment),
+            "context": _json(dict(self.context)),
+        }
+
+
+def _json(value: object) -> str:
+    # default=str: an exotic context value must not make the whole batch fail.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class ExposureExporter:
+    """Samples experiment exposures and appends them to a capped Redis stream.
+
+    ``sample_rate`` (0..1) is the fraction of exposures kept, decided per
+    evaluation. ``context_attributes`` is the allow-list of context
+    attributes exported. Keep :meth:`set_experiments` current (``attach`` in
+    :mod:`flagsync.usage` does it on every snapshot change).
+    """
+
+    def __init__(
+        self,
+        redis_factory: RedisFactory,
+        env: str,
+        *,
+        sample_rate: float = 1.0,
+        context_attributes: Iterable[str] = DEFAULT_CONTEXT_ATTRIBUTES,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        maxlen: int = DEFAULT_STREAM_MAXLEN,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        experiments: Iterable[str] = (),
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        if not 0.0 <= sample_rate <= 1.0:
+            raise ConfigurationError(f"sample_rate must be within 0..1, not {sample_rate}")
+        if queue_size <= 0 or maxlen <= 0 or flush_interval <= 0:
+            raise ConfigurationError("queue_size, maxlen and flush_interval must be > 0")
+        if isinstance(context_attributes, str):
+            raise ConfigurationError("context_attributes must be a list of names, not a string")
+        self.key = exposures_key(env)
+        self.env = env
+        self.sample_rate = float(sample_rate)
+        self.context_attributes = tuple(context_attributes)
+        self.queue_size = int(queue_size)
+        self.maxlen = int(maxlen)
+        self.flush_interval = float(flush_interval)
+        self._experiments = frozenset(experiments)
+        self._rng = rng
+        self._factory = redis_factory
+        # The lock is held only for O(1) work (an append, a swap), so the
+        # evaluating thread never waits on I/O; a full deque drops its oldest.
+        self._queue_lock = threading.Lock()
+        self._queue: deque[ExposureEvent] = deque(maxlen=self.queue_size)
+        self._overflowed = 0  # guarded by _queue_lock
+        self._retry: list[ExposureEvent] = []  # flusher-owned: a failed batch
+        self._lost = 0  # flusher-owned: events given up after failures
+        self._flush_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._redis: RedisClient | None = None
+        self.exported = 0
+        self.failed_flushes = 0
+        self.last_error: str | None = None
+
+    # --- hot path -------------------------------------------------------------------
+
+    def __call__(self, exposure: Exposure) -> None:
+        """The exposure hook: queue the event if it is an experiment and sampled in."""
+        if exposure.flag not in self._experiments or self._stop.is_set():
+            return
+        if self.sample_rate < 1.0 and self._rng() >= self.sample_rate:
+            return
+        event = ExposureEvent.of(exposure, self.context_attributes)
+        with self._queue_lock:
+            queue = self._queue
+            if len(queue) == self.queue_size:
+                self._overflowed += 1
+            queue.append(event)
+
+    def set_experiments(self, flags: Iterable[str]) -> None:
+        """Export exposures of exactly these flags from now on."""
+        self._experiments = frozenset(flags)
+
+    @property
+    def experiments(self) -> frozenset[str]:
+        return self._experiments
+
+    # --- observability ---------------------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue) + len(self._retry)
+
+    @property
+    def dropped(self) -> int:
+        """Events lost: pushed out of the full queue, or given up after failed flushes."""
+        return self._overflowed + self._lost
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> ExposureExporter:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name=f"flagsync-exposures-{self.env}", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop queueing, flush what is queued once, and release the connection."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=max(5.0, self.flush_interval))
+            self._thread = None
+        if not self.flush():
+            self._lost += len(self._retry)
+            self._retry = []
+        if self._redis is not None:
+            self._redis.close()
+            self._redis = None
+
+    def __enter__(self) -> ExposureExporter:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_interval):
+            self.flush()
+
+    def flush(self) -> bool:
+        """Append queued events to the stream; whether Redis took them (kept if not)."""
+        with self._flush_lock:
+            with self._queue_lock:
+                taken, self._queue = self._queue, deque(maxlen=self.queue_size)
+            batch = self._retry
+            batch.extend(taken)
+            if not batch:
+                return True
+            try:
+                self._append(batch)
+            except (RedisUnavailableError, redis.exceptions.RedisError) as exc:
+                # Keep the newest queue_size events for the next attempt.
+                excess = len(batch) - self.queue_size
+                if excess > 0:
+                    self._lost += excess
+                    batch = batch[excess:]
+                self._retry = batch
+                self.failed_flushes += 1
+                self.last_error = str(exc)
+                log.warning("flagsync exposures: append to Redis failed (will retry): %s", exc)
+                return False
+            self._retry = []
+            self.exported += len(batch)
+            self.last_error = None
+            return True
+
+    def _append(self, batch: list[ExposureEvent]) -> None:
+        with translate_errors():
+            if self._redis is None:
+                self._redis = self._factory()
+            pipe = self._redis.pipeline(transaction=False)
+            for event in batch:
+                pipe.xadd(self.key, event.fields(), maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
+            pipe.execute()
+
+
+__all__ = [
+    "DEFAULT_CONTEXT_ATTRIBUTES",
+    "EXPERIMENT_KIND",
+    "ExposureEvent",
+    "ExposureExporter",
+    "experiment_flags",
+    "exposures_key",
+]

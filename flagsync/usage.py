@@ -1,0 +1,594 @@
+"""Flag usage tracking: per-(flag, variant, reason) counters flushed to Redis.
+
+A :class:`UsageTracker` is an exposure hook (``client.add_hook(tracker)``):
+each evaluation increments an in-memory counter, and a background thread
+flushes the increments every ``flush_interval`` seconds to the environment's
+keys (``docs/usage.md``)::
+
+    {flagsync:<env>}:usage:<yyyy-mm-dd>   hash  "flag|variant|reason" → count
+    {flagsync:<env>}:usage:last_seen      hash  flag → RFC 3339 UTC time
+
+Counting is lock-free and exact, on two paths:
+
+* The client's fast path (:meth:`UsageTracker.table`): the engine returns one
+  preallocated ``Resolution`` per (flag, variant, reason, rule), so the
+  client looks up ``id(resolution)`` in a dict of ``itertools.count``
+  counters and calls ``next()`` on it — one C call, atomic under the GIL,
+  ~40 ns. The tracker keeps every counted Resolution alive, so an id can
+  never be reused while it is in the table. A miss (first evaluation of that
+  outcome, or an error, whose Resolution is created per call) takes the slow
+  path, :meth:`UsageTracker.first_hit`.
+* :meth:`UsageTracker.record` (errors, hooks, tests): each thread owns a dict
+  of monotonically increasing counts that only it writes; under the GIL
+  ``dict.copy()`` of str/tuple-keyed dicts runs without executing Python
+  code, so the flusher takes a consistent copy.
+
+Either way the flusher sends the difference from what it already harvested.
+(Free-threaded CPython builds would need a lock here.)
+
+Bounds (all documented in ``docs/usage.md``): at most ``max_keys`` distinct
+keys over the tracker's life — evaluations of further keys are only counted
+in :attr:`UsageTracker.dropped`; increments that could not be delivered are
+kept, merged with newer ones and retried on every flush, and dropped (and
+counted) only once they are older than ``max_pending_age`` seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis.exceptions
+
+from flagsync._hooks import Exposure
+from flagsync._state import ChangeEvent
+from flagsync.engine import Resolution
+from flagsync.errors import ConfigurationError, RedisUnavailableError
+from flagsync.exposures import ExposureExporter, experiment_flags
+from flagsync.redisconn import RedisClient, translate_errors
+from flagsync.store import format_time, keys
+
+log = logging.getLogger("flagsync.usage")
+
+DEFAULT_FLUSH_INTERVAL = 10.0
+DEFAULT_MAX_KEYS = 10_000
+DEFAULT_MAX_PENDING_AGE = 86_400.0
+DEFAULT_TTL_DAYS = 90
+_IDLE_FLUSHES = 3  # fast-path counters unused for this many flushes are dropped
+FIELD_SEPARATOR = "|"
+
+UsageKey = tuple[str, "str | None", str]
+"""(flag, variant or None, reason) — the unit that is counted."""
+
+RedisFactory = Callable[[], RedisClient]
+
+# KEYS[1] = last-seen hash, KEYS[2..] = daily hashes.
+# ARGV = ttl seconds, then per daily key: n, then n (field, increment) pairs,
+# then the rest: (flag, time) pairs for last-seen. One atomic script per flush:
+# a failure leaves nothing half-applied, so a retry cannot double count.
+# Times are fixed-width RFC 3339, so string comparison is time order and an
+# older (retried) flush can never move last-seen backwards.
+_FLUSH_LUA = """
+local ttl = tonumber(ARGV[1])
+local i = 2
+for k = 2, #KEYS do
+  local n = tonumber(ARGV[i])
+  i = i + 1
+  for _ = 1, n do
+    redis.call('HINCRBY', KEYS[k], ARGV[i], ARGV[i + 1])
+    i = i + 2
+  end
+  redis.call('EXPIRE', KEYS[k], ttl)
+end
+while i < #ARGV do
+  local old = redis.call('HGET', KEYS[1], ARGV[i])
+  if (not old) or old < ARGV[i + 1] then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+  i = i + 2
+end
+return #KEYS - 1
+"""
+
+
+def usage_key(env: str, day: dt.date) -> str:
+    """The hash holding ``env``'s counts for the UTC day ``day``."""
+    return f"{keys(env).tag}:usage:{day.isoformat()}"
+
+
+def last_seen_key(env: str) -> str:
+    """The hash holding, per flag, the last time ``env`` evaluated it."""
+    return f"{keys(env).tag}:usage:last_seen"
+
+
+def encode_field(key: UsageKey) -> str:
+    """``flag|variant|reason`` (no variant: empty); parsed back by :func:`decode_field`."""
+    flag, variant, reason = key
+    reason_text = getattr(reason, "value", reason)  # Reason members count as their value
+    return f"{flag}{FIELD_SEPARATOR}{variant or ''}{FIELD_SEPARATOR}{reason_text}"
+
+
+def decode_field(text: str) -> UsageKey:
+    """Inverse of :func:`encode_field`; a flag name may itself contain ``|``."""
+    flag, variant, reason = text.rsplit(FIELD_SEPARATOR, 2)
+    return flag, variant or None, reason
+
+
+class _Cell:
+    """One thread's counts: written only by that thread, read by the flusher."""
+
+    __slots__ = ("counts", "harvested", "thread")
+
+    def __init__(self, thread: threading.Thread) -> None:
+        self.counts: dict[UsageKey, int] = {}
+        self.harvested: dict[UsageKey, int] = {}  # flusher-owned: counts already taken
+        self.thread = weakref.ref(thread)
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """A counter on the fast path: one preallocated Resolution of one flag."""
+
+    key: UsageKey
+    resolution: object  # kept alive so that its id() stays unique while counted
+    counter: itertools.count[int]
+    harvested: int = 0
+    idle: int = 0  # flushes in a row without a new count
+
+
+def _count_value(counter: itertools.count[int]) -> int:
+    # repr is "count(N)": the only way to read a count without advancing it
+    # that is not deprecated (pickling support goes away in Python 3.14).
+    return int(repr(counter)[6:-1])
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Harvested increments not yet delivered, merged across failed flushes."""
+
+    counts: dict[dt.date, dict[UsageKey, int]]
+    last_seen: dict[str, str]
+    since: float  # monotonic time of the oldest undelivered harvest
+
+    @property
+    def total(self) -> int:
+        return sum(sum(day.values()) for day in self.counts.values())
+
+
+class UsageTracker:
+    """Counts evaluations per (flag, variant, reason) and flushes them to Redis.
+
+    ``redis_factory`` makes the connection (lazily, in the flush thread), e.g.
+    ``lambda: redisconn.connect(url, check=False)``. With ``enabled=False``
+    nothing is counted and no thread runs. Call :meth:`start` once and
+    :meth:`close` at the end (it performs a final flush).
+    """
+
+    def __init__(
+        self,
+        redis_factory: RedisFactory | None,
+        env: str,
+        *,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        max_keys: int = DEFAULT_MAX_KEYS,
+        max_pending_age: float = DEFAULT_MAX_PENDING_AGE,
+        ttl_days: int = DEFAULT_TTL_DAYS,
+        enabled: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if flush_interval <= 0 or max_keys <= 0 or max_pending_age <= 0 or ttl_days <= 0:
+            raise ConfigurationError(
+                "flush_interval, max_keys, max_pending_age and ttl_days must be > 0"
+            )
+        keys(env)  # validates the environment name
+        self.env = env
+        self.enabled = enabled and redis_factory is not None
+        self.flush_interval = float(flush_interval)
+        self.max_keys = int(max_keys)
+        self.max_pending_age = float(max_pending_age)
+        self.ttl_seconds = int(ttl_days) * 86_400
+        self._factory = redis_factory
+        self._clock = clock
+        self._local = threading.local()
+        self._lock = threading.Lock()  # guards _cells, _known, _overflow: new keys only
+        self._cells: list[_Cell] = []
+        self._known: set[UsageKey] = set()
+        self._overflow = 0  # evaluations refused by the max_keys bound
+        self._expired = 0  # evaluations whose delivery was given up
+        self._flush_lock = threading.Lock()  # one flush at a time (thread vs close)
+        self._pending = _Pending({}, {}, 0.0)
+        # id(resolution) -> counter, read without a lock by evaluating threads;
+        # entries are only added or removed under self._lock.
+        self._table: dict[int, itertools.count[int]] = {}
+        self._outcomes: dict[int, _Outcome] = {}
+        self._retired: dict[UsageKey, int] = {}  # totals of pruned outcomes, for totals()
+        self._redis: RedisClient | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.flushes = 0  # successful flushes
+        self.failed_flushes = 0
+        self.last_error: str | None = None
+
+    # --- hot path ---------------------------------------------------------------------
+
+    def __call__(self, exposure: Exposure) -> None:
+        """The exposure hook: count one evaluation."""
+        self.record(exposure.flag, exposure.variant, exposure.reason)
+
+    def record(self, flag: str, variant: str | None, reason: str) -> None:
+        """Count one evaluation of ``flag`` that served ``variant`` for ``reason``."""
+        if not self.enabled:
+            return
+        try:
+            counts: dict[UsageKey, int] = self._local.counts
+        except AttributeError:
+            counts = self._register_thread()
+        key = (flag, variant, reason)
+        n = counts.get(key)
+        if n is None:
+            self._first_in_thread(counts, key)
+        else:
+            counts[key] = n + 1
+
+    @property
+    def table(self) -> dict[int, itertools.count[int]]:
+        """The fast-path counters, keyed by ``id(resolution)`` (see the module docstring)."""
+        return self._table
+
+    def first_hit(self, flag: str, resolution: Resolution) -> None:
+        """Count an evaluation whose Resolution has no counter in :attr:`table` yet."""
+        if not self.enabled:
+            return
+        if resolution.error_code is not None:
+            # Error Resolutions are created per call: count them by key instead.
+            self.record(flag, resolution.variant, resolution.reason)
+            return
+        rid = id(resolution)
+        with self._lock:
+            counter = self._table.get(rid)
+            if counter is None:
+                key = (flag, resolution.variant, resolution.reason)
+                if key not in self._known:
+                    if len(self._known) >= self.max_keys:
+                        self._overflow += 1
+                        return
+                    self._known.add(key)
+                counter = itertools.count()
+                self._outcomes[rid] = _Outcome(key, resolution, counter)
+                self._table[rid] = counter
+        next(counter)
+
+    def _register_thread(self) -> dict[UsageKey, int]:
+        cell = _Cell(threading.current_thread())
+        with self._lock:
+            self._cells.append(cell)
+        self._local.counts = cell.counts
+        return cell.counts
+
+    def _first_in_thread(self, counts: dict[UsageKey, int], key: UsageKey) -> None:
+        # Rare: the key's first evaluation in this thread. The bound is global.
+        with self._lock:
+            if key not in self._known:
+                if len(self._known) >= self.max_keys:
+                    self._overflow += 1
+                    return
+                self._known.add(key)
+        counts[key] = 1
+
+    # --- observability -----------------------------------------------------------------
+
+    @property
+    def dropped(self) -> int:
+        """Evaluations that were not (and will never be) written to Redis."""
+        return self._overflow + self._expired
+
+    @property
+    def dropped_overflow(self) -> int:
+        """Evaluations refused because ``max_keys`` distinct keys were already held."""
+        return self._overflow
+
+    @property
+    def dropped_expired(self) -> int:
+        """Evaluations given up after ``max_pending_age`` seconds of failed flushes."""
+        return self._expired
+
+    @property
+    def pending(self) -> int:
+        """Evaluations harvested but not yet delivered (Redis unreachable)."""
+        return self._pending.total
+
+    def totals(self) -> dict[UsageKey, int]:
+        """Evaluations counted since start, per key (for metrics; never reset)."""
+        with self._lock:
+            cells = list(self._cells)
+            outcomes = list(self._outcomes.values())
+            retired = dict(self._retired)
+        merged: dict[UsageKey, int] = retired
+        for cell in cells:
+            for key, n in cell.counts.copy().items():
+                merged[key] = merged.get(key, 0) + n
+        for outcome in outcomes:
+            merged[outcome.key] = merged.get(outcome.key, 0) + _count_value(outcome.counter)
+        return merged
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> UsageTracker:
+        """Start the background flush thread (no-op when disabled or started)."""
+        if self.enabled and self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name=f"flagsync-usage-{self.env}", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def close(self, *, final_flush: bool = True) -> None:
+        """Stop the thread and flush what is held (once; errors are logged, not raised)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=max(5.0, self.flush_interval))
+            self._thread = None
+        if final_flush and self.enabled:
+            self.flush()
+            if self._pending.total:
+                log.warning(
+                    "flagsync usage: %d evaluations could not be delivered at close: %s",
+                    self._pending.total,
+                    self.last_error,
+                )
+                self._expired += self._pending.total
+                self._pending = _Pending({}, {}, 0.0)
+        self.enabled = False
+        if self._redis is not None:
+            self._redis.close()
+            self._redis = None
+
+    def __enter__(self) -> UsageTracker:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_interval):
+            self.flush()
+
+    # --- flushing -------------------------------------------------------------------------
+
+    def flush(self) -> bool:
+        """Harvest new counts and deliver everything pending; whether Redis took it."""
+        with self._flush_lock:
+            self._harvest()
+            if not self._pending.counts and not self._pending.last_seen:
+                return True
+            try:
+                self._deliver(self._pending)
+            except (RedisUnavailableError, redis.exceptions.RedisError) as exc:
+                self.failed_flushes += 1
+                self.last_error = str(exc)
+                log.warning("flagsync usage: flush to Redis failed (will retry): %s", exc)
+                self._expire_if_too_old()
+                return False
+            self._pending = _Pending({}, {}, 0.0)
+            self.flushes += 1
+            self.last_error = None
+            return True
+
+    def _harvest(self) -> None:
+        now = self._clock()
+        day = dt.datetime.fromtimestamp(now, dt.timezone.utc).date()
+        stamp = format_time(dt.datetime.fromtimestamp(now, dt.timezone.utc))
+        with self._lock:
+            cells = list(self._cells)
+        pending = self._pending
+        was_empty = not pending.counts
+        bucket = pending.counts.get(day)
+        seen: set[str] = set()
+        finished: list[_Cell] = []
+        for cell in cells:
+            thread = cell.thread()
+            alive = thread is not None and thread.is_alive()
+            snapshot = cell.counts.copy()  # atomic under the GIL; see the module docstring
+            harvested = cell.harvested
+            for key, n in snapshot.items():
+                delta = n - harvested.get(key, 0)
+                if delta:
+                    if bucket is None:
+                        bucket = pending.counts.setdefault(day, {})
+                    bucket[key] = bucket.get(key, 0) + delta
+                    harvested[key] = n
+                    seen.add(key[0])
+            if not alive:  # a dead thread writes no more: its counts are all taken
+                finished.append(cell)
+        if finished:
+            with self._lock:
+                self._cells = [c for c in self._cells if c not in finished]
+        with self._lock:
+            outcomes = list(self._outcomes.items())
+        idle: list[int] = []
+        for rid, outcome in outcomes:
+            n = _count_value(outcome.counter)
+            delta = n - outcome.harvested
+            if delta:
+                if bucket is None:
+                    bucket = pending.counts.setdefault(day, {})
+                bucket[outcome.key] = bucket.get(outcome.key, 0) + delta
+                outcome.harvested = n
+                outcome.idle = 0
+                seen.add(outcome.key[0])
+            else:
+                outcome.idle += 1
+                if outcome.idle >= _IDLE_FLUSHES:
+                    idle.append(rid)
+        if idle:
+            # Outcomes of replaced snapshots stop being hit: forget them (a later
+            # hit simply registers again), so the table tracks live outcomes only.
+            with self._lock:
+                for rid in idle:
+                    outcome = self._outcomes.pop(rid)
+                    self._table.pop(rid, None)
+                    self._retired[outcome.key] = (
+                        self._retired.get(outcome.key, 0) + outcome.harvested
+                    )
+        if seen:
+            if was_empty:
+                pending.since = time.monotonic()
+            for flag in seen:
+                pending.last_seen[flag] = stamp
+
+    def _expire_if_too_old(self) -> None:
+        pending = self._pending
+        if pending.since and time.monotonic() - pending.since > self.max_pending_age:
+            lost = pending.total
+            self._expired += lost
+            log.error(
+                "flagsync usage: dropped %d evaluations held for more than %.0f s",
+                lost,
+                self.max_pending_age,
+            )
+            self._pending = _Pending({}, {}, 0.0)
+
+    def _connection(self) -> RedisClient:
+        if self._redis is None:
+            assert self._factory is not None  # enabled implies a factory
+            self._redis = self._factory()
+        return self._redis
+
+    def _deliver(self, pending: _Pending) -> None:
+        days = sorted(pending.counts)
+        key_names = [last_seen_key(self.env), *(usage_key(self.env, d) for d in days)]
+        args: list[str | int] = [self.ttl_seconds]
+        for day in days:
+            entries = pending.counts[day]
+            args.append(len(entries))
+            for key, n in entries.items():
+                args.extend((encode_field(key), n))
+        for flag, stamp in pending.last_seen.items():
+            args.extend((flag, stamp))
+        with translate_errors():
+            client = self._connection()
+            client.eval(_FLUSH_LUA, len(key_names), *key_names, *args)
+
+
+def redis_factory(url: str, *, timeout: float = 2.0) -> RedisFactory:
+    """A factory connecting to ``url`` without a startup check (the flusher retries)."""
+    from flagsync.redisconn import connect
+
+    def make() -> RedisClient:
+        return connect(url, timeout=timeout, check=False)
+
+    return make
+
+
+# --- wiring into a FlagClient ------------------------------------------------------------
+
+
+class _Client(Protocol):
+    """What :func:`attach_usage` needs from a :class:`~flagsync.FlagClient`."""
+
+    @property
+    def env(self) -> str: ...
+
+    def add_hook(self, hook: Callable[[Exposure], object]) -> Callable[[], None]: ...
+
+    def attach_usage_tracker(self, tracker: UsageTracker) -> Callable[[], None]: ...
+
+    def on_change(self, listener: Callable[[ChangeEvent], object]) -> Callable[[], None]: ...
+
+
+@dataclass(slots=True)
+class UsageAttachment:
+    """The usage tracker and exposure exporter attached to one client; close it with it."""
+
+    tracker: UsageTracker | None
+    exposures: ExposureExporter | None
+    _undo: list[Callable[[], None]]
+
+    def close(self) -> None:
+        """Remove the hooks, then flush and stop (a final flush of counts and events)."""
+        for undo in reversed(self._undo):
+            undo()
+        self._undo.clear()
+        if self.tracker is not None:
+            self.tracker.close()
+        if self.exposures is not None:
+            self.exposures.close()
+
+
+def attach_usage(
+    client: _Client,
+    redis_url: str | None,
+    *,
+    track_usage: bool = True,
+    flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+    max_keys: int = DEFAULT_MAX_KEYS,
+    max_pending_age: float = DEFAULT_MAX_PENDING_AGE,
+    exposures: ExposureExporter | None = None,
+    snapshot: Callable[[], Mapping[str, Any]] | None = None,
+) -> UsageAttachment:
+    """Track ``client``'s evaluations (and export experiment exposures) via its hooks.
+
+    Without a ``redis_url`` there is nowhere to flush, so nothing is tracked.
+    ``snapshot`` returns the served snapshot dict, from which the exporter
+    learns which flags are ``kind: experiment``; it is re-read on every change
+    notice of the client. Call :meth:`UsageAttachment.close` before (or
+    right after) ``client.close()``.
+    """
+    undo: list[Callable[[], None]] = []
+    tracker: UsageTracker | None = None
+    if track_usage and redis_url:
+        tracker = UsageTracker(
+            redis_factory(redis_url),
+            client.env,
+            flush_interval=flush_interval,
+            max_keys=max_keys,
+            max_pending_age=max_pending_age,
+        ).start()
+        undo.append(client.attach_usage_tracker(tracker))
+    if exposures is not None:
+        read = snapshot or (lambda: _served_snapshot(client))
+        exporter = exposures
+
+        def refresh(_event: object = None) -> None:
+            exporter.set_experiments(experiment_flags(read()))
+
+        refresh()
+        undo.append(client.on_change(refresh))
+        exposures.start()
+        undo.append(client.add_hook(exposures))
+    return UsageAttachment(tracker, exposures, undo)
+
+
+def _served_snapshot(client: object) -> Mapping[str, Any]:
+    """The snapshot ``client`` serves (FlagClient has no public accessor for it yet)."""
+    public = getattr(client, "snapshot", None)
+    if isinstance(public, Mapping):
+        return public
+    current = getattr(client, "_current", None)
+    engine = getattr(current, "engine", None)
+    found = getattr(engine, "snapshot", None)
+    return found if isinstance(found, Mapping) else {}
+
+
+__all__ = [
+    "DEFAULT_FLUSH_INTERVAL",
+    "DEFAULT_MAX_KEYS",
+    "DEFAULT_MAX_PENDING_AGE",
+    "DEFAULT_TTL_DAYS",
+    "UsageAttachment",
+    "UsageKey",
+    "UsageTracker",
+    "attach_usage",
+    "decode_field",
+    "encode_field",
+    "last_seen_key",
+    "redis_factory",
+    "usage_key",
+]

@@ -1,0 +1,299 @@
+"""FlagClient without Redis: files, typing rules, hooks, listeners, cache file, backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+import threading
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _runtime_helpers import snapshot, wait_until
+from redis_fixtures import flag_yaml, write_flags
+
+from flagsync import ChangeEvent, ClientState, ErrorCode, Exposure, FlagClient, Reason, Source
+from flagsync._cache import CachedSnapshot, read_cache, write_cache
+from flagsync._refresher import backoff_delay
+from flagsync.errors import ConfigurationError, SnapshotError
+from flagsync.snapshot import canonical_json, checksum
+from flagsync.store import Override
+
+
+class Flags(str, enum.Enum):
+    BETA = "beta"
+    LIMIT = "limit"
+
+
+def _flags() -> dict[str, object]:
+    return {
+        "beta": flag_yaml(
+            rules=[{"name": "testers", "users": ["alice", 42], "serve": "on"}], default="off"
+        ),
+        "country": flag_yaml(
+            rules=[
+                {"when": [{"attribute": "country", "op": "in", "values": ["DE"]}], "serve": "on"}
+            ],
+            default="off",
+        ),
+        "limit": flag_yaml(
+            type="integer", variants={"low": 10, "high": 100}, off_variant="low", default="high"
+        ),
+        "ratio": flag_yaml(
+            type="float", variants={"one": 1.0, "half": 0.5}, off_variant="half", default="one"
+        ),
+        "killed": flag_yaml(enabled=False, default="on"),
+    }
+
+
+@pytest.fixture
+def flags(tmp_path: Path) -> Path:
+    return write_flags(tmp_path / "flags", _flags())
+
+
+@pytest.fixture
+def client(flags: Path) -> Iterator[FlagClient]:
+    with FlagClient(flags_dir=flags, debounce=0.05) as c:
+        yield c
+
+
+def test_files_only_client_answers(client: FlagClient) -> None:
+    assert (client.state, client.source) == (ClientState.READY, Source.FILE)
+    assert client.revision is not None
+    assert client.revision.startswith("sha256:")
+    assert client.is_enabled("beta", "alice") is True
+    assert client.is_enabled("beta", 42) is True  # ids compare as strings
+    assert client.is_enabled("beta", "bob") is False
+    assert client.is_enabled(Flags.BETA, "alice") is True
+    assert client.variant(Flags.BETA, "alice") == "on"
+    assert client.is_enabled("country", context={"country": "DE"}) is True
+    assert client.get_value("limit", default=0) == 100
+    assert client.get_value(Flags.LIMIT, {"user_id": "x"}, 0) == 100
+    details = client.evaluate(Flags.BETA, "alice")
+    assert (details.flag, details.value, details.variant, details.reason, details.rule) == (
+        "beta",
+        True,
+        "on",
+        Reason.TARGETING_MATCH,
+        "testers",
+    )
+    assert details.source is Source.FILE
+    assert client.evaluate("killed").reason is Reason.DISABLED
+
+
+def test_user_id_argument_wins_over_context(client: FlagClient) -> None:
+    assert client.is_enabled("beta", "alice", {"user_id": "bob"}) is True
+    assert client.is_enabled("beta", None, {"user_id": "alice"}) is True
+
+
+@pytest.mark.parametrize(
+    ("flag", "default", "expected_type"),
+    [
+        ("beta", 0, None),  # boolean flag, int default: bool is an int, still a mismatch
+        ("limit", False, None),  # integer flag, bool default
+        ("limit", "x", None),
+        ("ratio", 1, None),  # float flag, int default
+        ("beta", None, int),
+        ("limit", None, bool),
+    ],
+)
+def test_type_mismatch_returns_the_callers_default(
+    client: FlagClient, flag: str, default: object, expected_type: type | None
+) -> None:
+    details = client.evaluate(flag, "alice", default=default, expected_type=expected_type)
+    assert details.value is default
+    assert details.reason is Reason.ERROR
+    assert details.error_code is ErrorCode.TYPE_MISMATCH
+    assert client.is_enabled("limit", default=True) is True  # non-boolean flag → default
+
+
+def test_float_flag_accepts_a_float_default(client: FlagClient) -> None:
+    assert client.get_value("ratio", default=0.0) == 1.0
+    assert client.evaluate("ratio", expected_type=float).value == 1.0
+
+
+def test_missing_flag_and_bad_context_never_raise(client: FlagClient) -> None:
+    details = client.evaluate("nope", default="d")
+    assert (details.value, details.error_code) == ("d", ErrorCode.FLAG_NOT_FOUND)
+    assert client.is_enabled("nope", default=True) is True
+    assert client.variant("nope") is None
+    not_a_mapping: Any = ["not", "a", "mapping"]
+    bad = client.evaluate("beta", context=not_a_mapping, default=False)
+    assert bad.error_code is ErrorCode.INVALID_CONTEXT
+    assert client.is_enabled(12345, "u") is False  # type: ignore[arg-type]
+
+
+def test_edit_is_served_and_invalid_edit_is_rejected(client: FlagClient, flags: Path) -> None:
+    events: list[ChangeEvent] = []
+    client.on_change(events.append)
+    changed = _flags()
+    changed["limit"] = flag_yaml(
+        type="integer", variants={"low": 10, "high": 100}, off_variant="low", default="low"
+    )
+    write_flags(flags, changed)
+    wait_until(lambda: client.get_value("limit", default=0) == 10, timeout=2)
+    wait_until(lambda: bool(events), timeout=1)
+    assert events[-1].flags_changed == frozenset({"limit"})
+    good_revision = client.revision
+    (flags / "flags.yaml").write_text("flags: {limit: 3}\n", "utf-8")
+    wait_until(lambda: client.last_error is not None, timeout=2)
+    assert client.revision == good_revision
+    assert client.get_value("limit", default=0) == 10
+
+
+def test_hooks_receive_exposures_and_cannot_break_evaluation(
+    client: FlagClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[Exposure] = []
+
+    def broken(exposure: Exposure) -> None:
+        raise RuntimeError("hook bug")
+
+    remove = client.add_hook(seen.append)
+    client.add_hook(broken)
+    with caplog.at_level(logging.ERROR, logger="flagsync"):
+        assert client.is_enabled("beta", "alice") is True
+        assert client.get_value("limit", default="x") == "x"
+    assert [(e.flag, e.value, e.variant) for e in seen] == [
+        ("beta", True, "on"),
+        ("limit", "x", None),
+    ]
+    assert seen[0].reason is Reason.TARGETING_MATCH
+    assert seen[0].context == {"user_id": "alice"}
+    assert seen[1].error_code is ErrorCode.TYPE_MISMATCH
+    assert seen[0].revision == client.revision
+    assert "hook bug" in caplog.text
+    remove()
+    client.is_enabled("beta", "alice")
+    assert len(seen) == 2
+
+
+def test_listener_exceptions_are_logged(
+    client: FlagClient, flags: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(event: ChangeEvent) -> None:
+        raise ValueError("listener bug")
+
+    client.on_change(broken)
+    write_flags(flags, {**_flags(), "new": flag_yaml(default="on")})
+    wait_until(lambda: client.is_enabled("new"), timeout=2)
+    wait_until(lambda: "listener bug" in caplog.text, timeout=1)
+
+
+def test_no_flags_at_all_is_state_error(tmp_path: Path) -> None:
+    with FlagClient(flags_dir=tmp_path / "nothing-here") as client:
+        assert client.state is ClientState.ERROR
+        assert client.source is Source.DEFAULTS
+        details = client.evaluate("x", default=3)
+        assert (details.value, details.error_code) == (3, ErrorCode.PROVIDER_NOT_READY)
+        # creating the directory later recovers (the parent directory is watched)
+        write_flags(tmp_path / "nothing-here", {"x": flag_yaml(default="on")})
+        wait_until(lambda: client.state is ClientState.READY, timeout=3)
+        assert client.is_enabled("x") is True
+
+
+def test_from_env(monkeypatch: pytest.MonkeyPatch, flags: Path) -> None:
+    monkeypatch.delenv("FLAGSYNC_REDIS_URL", raising=False)
+    monkeypatch.setenv("FLAGSYNC_ENV", "production")
+    monkeypatch.setenv("FLAGSYNC_FLAGS_DIR", str(flags))
+    with FlagClient.from_env(watch=False) as client:
+        assert client.env == "production"
+        assert client.is_enabled("beta", "alice") is True
+
+
+def test_bad_settings_raise_configuration_error(flags: Path) -> None:
+    with pytest.raises(ConfigurationError):
+        FlagClient(flags_dir=flags, poll_interval=0)
+    with pytest.raises(ConfigurationError):
+        FlagClient(flags_dir=flags, env="")
+
+
+def test_usable_from_asyncio(client: FlagClient) -> None:
+    async def handler(user: str) -> bool:
+        return client.is_enabled("beta", user)
+
+    async def main() -> list[bool]:
+        return list(await asyncio.gather(*(handler(u) for u in ("alice", "bob"))))
+
+    assert asyncio.run(main()) == [True, False]
+
+
+def test_background_threads_are_named_daemons_and_joined(flags: Path) -> None:
+    before = set(threading.enumerate())
+    client = FlagClient(flags_dir=flags)
+    ours = [t for t in threading.enumerate() if t not in before]
+    assert ours
+    assert all(t.daemon for t in ours)
+    assert any(t.name.startswith("flagsync-") for t in ours)
+    client.close()
+    client.close()  # idempotent
+    assert client.is_enabled("beta", "alice") is True  # still serves after close
+
+
+def test_concurrent_evaluation_during_reloads(client: FlagClient, flags: Path) -> None:
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            try:
+                assert client.is_enabled("beta", "alice") is True
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for i in range(5):
+        write_flags(flags, {**_flags(), f"extra_{i}": flag_yaml(default="on")})
+        wait_until(partial(client.is_enabled, f"extra_{i}"), timeout=2)
+    stop.set()
+    for t in threads:
+        t.join(5)
+    assert not errors
+
+
+# --- the cache file -------------------------------------------------------------
+
+
+def _cached(env: str = "production") -> CachedSnapshot:
+    data = canonical_json(snapshot(50))
+    kill = Override("static", "r", "a", "2026-01-01T00:00:00.000Z", None)
+    return CachedSnapshot(env, "rev", 7, checksum(data), data, {"static": kill})
+
+
+def test_cache_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "cache.json"
+    write_cache(path, _cached())
+    loaded = read_cache(path, "production")
+    assert loaded == _cached()
+    assert [p.name for p in path.parent.iterdir()] == ["cache.json"]
+
+
+def test_corrupt_cache_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "cache.json"
+    write_cache(path, _cached())
+    text = path.read_text("utf-8").replace("team-test", "team-evil")
+    path.write_text(text, "utf-8")
+    with pytest.raises(SnapshotError, match="checksum"):
+        read_cache(path, "production")
+    path.write_text("{not json", "utf-8")
+    with pytest.raises(SnapshotError):
+        read_cache(path, "production")
+    write_cache(path, _cached())
+    with pytest.raises(SnapshotError, match="environment"):
+        read_cache(path, "staging")
+
+
+def test_backoff_is_capped_exponential_with_jitter() -> None:
+    rng = random.Random(1)
+    delays = [backoff_delay(n, base=0.1, cap=2.0, rng=rng) for n in range(12)]
+    for n, delay in enumerate(delays):
+        ceiling = min(2.0, 0.1 * 2**n)
+        assert ceiling / 2 <= delay <= ceiling
+    assert len({round(d, 6) for d in delays[6:]}) > 1  # jitter: capped delays still differ

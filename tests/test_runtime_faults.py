@@ -1,0 +1,293 @@
+"""Issue 5 acceptance (a) to (f): a FlagClient against real redis-server processes under faults."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from _runtime_helpers import ENV, USERS, publish, snapshot, stored_version, wait_until
+from redis_fixtures import RedisServer, flag_yaml, free_port, write_flags
+
+from flagsync import ClientState, FlagClient, Source, overrides, store
+from flagsync.engine import Engine
+from flagsync.snapshot import canonical_json, checksum
+
+pytestmark = [pytest.mark.redis, pytest.mark.chaos]
+
+POLL = 0.2
+
+
+def _expected(snap: dict[str, object]) -> dict[str, bool]:
+    engine = Engine.from_snapshot(snap)
+    return {u: engine.evaluate("rollout", {"user_id": u}).value is True for u in USERS}
+
+
+def test_a_threads_keep_answering_while_redis_is_killed_and_restarted(
+    redis_server: RedisServer,
+) -> None:
+    admin = redis_server.client()
+    snap = snapshot(50)
+    publish(admin, snap, "rev-1")
+    expected = _expected(snap)
+    assert 20 < sum(expected.values()) < 180  # a real split, not all-or-nothing
+    errors: list[BaseException] = []
+    wrong: list[tuple[str, bool]] = []
+    calls = [0] * 4
+    stop = threading.Event()
+
+    with FlagClient(redis_server.url, ENV, flags_dir=None, poll_interval=POLL) as client:
+        assert client.source is Source.REDIS
+
+        def hammer(slot: int) -> None:
+            while not stop.is_set():
+                for user in USERS:
+                    try:
+                        answer = client.is_enabled("rollout", user)
+                    except BaseException as exc:  # the assertion is "zero exceptions"
+                        errors.append(exc)
+                        return
+                    if answer != expected[user]:
+                        wrong.append((user, answer))
+                    calls[slot] += 1
+
+        threads = [threading.Thread(target=hammer, args=(i,), name=f"hammer-{i}") for i in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(0.2)
+            redis_server.kill()
+            wait_until(lambda: client.state is ClientState.STALE, timeout=3)
+            time.sleep(0.5)  # several failed reconnects while the threads keep going
+            redis_server.start()  # same port, empty (no persistence)
+            time.sleep(0.5)
+            # An empty Redis is not a reason to drop the last good snapshot.
+            assert client.source is Source.REDIS
+            assert client.revision == "rev-1"
+            admin = redis_server.client()
+            publish(admin, snap, "rev-1b")
+            wait_until(lambda: client.state is ClientState.READY, timeout=3)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(5)
+        assert not errors
+        assert not wrong
+        assert min(calls) > 1000
+        assert client.revision == "rev-1b"
+    admin.close()
+
+
+def test_b_cold_start_without_redis_serves_files_and_follows_edits(tmp_path: Path) -> None:
+    flags = write_flags(tmp_path / "flags", {"feature": flag_yaml(default="off")})
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    with FlagClient(url, ENV, flags_dir=flags, poll_interval=POLL, init_timeout=0.5) as client:
+        assert client.source is Source.FILE
+        assert client.state is ClientState.STALE
+        assert "unreachable" in (client.last_error or "")
+        assert client.is_enabled("feature", "u1") is False
+        write_flags(flags, {"feature": flag_yaml(default="on")})
+        waited = wait_until(lambda: client.is_enabled("feature", "u1"), timeout=2.0)
+        assert waited < 2.0
+        # An invalid edit keeps the previous flags and reports the error.
+        (flags / "flags.yaml").write_text("flags:\n  feature: [not, a, flag]\n", "utf-8")
+        wait_until(lambda: "invalid" in (client.last_error or ""), timeout=2.0)
+        assert client.is_enabled("feature", "u1") is True
+
+
+def test_c_client_returns_to_redis_within_one_poll_interval(tmp_path: Path) -> None:
+    flags = write_flags(tmp_path / "flags", {"rollout": flag_yaml(default="off")})
+    server = RedisServer(tmp_path / "redis")  # not started yet
+    poll = 0.5
+    try:
+        with FlagClient(server.url, ENV, flags_dir=flags, poll_interval=poll) as client:
+            assert client.source is Source.FILE
+            changes: list[tuple[ClientState, Source]] = []
+            client.on_change(lambda e: changes.append((e.state, e.source)))
+            server.start()
+            with server.client() as admin:
+                publish(admin, snapshot(100), "rev-back")
+            ready_at = time.monotonic()
+            waited = wait_until(lambda: client.source is Source.REDIS, timeout=3 * poll)
+            assert waited <= poll + 0.2, f"took {time.monotonic() - ready_at:.2f}s"
+            assert client.state is ClientState.READY
+            assert client.is_enabled("rollout", "anyone") is True
+            assert changes[-1] == (ClientState.READY, Source.REDIS)
+    finally:
+        server.stop()
+
+
+def test_d_garbage_and_schema_invalid_snapshots_are_rejected(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = redis_server.client()
+    snap = snapshot(50)
+    publish(admin, snap, "rev-good")
+    expected = _expected(snap)
+    k = store.keys(ENV)
+    with FlagClient(redis_server.url, ENV, flags_dir=None, poll_interval=POLL) as client:
+        assert client.revision == "rev-good"
+
+        # 1. garbage bytes, with a version bump and a notice
+        admin.set(k.snapshot, b"\x00garbage{")
+        admin.hincrby(k.meta, "version", 1)
+        admin.publish(k.channel, b'{"version": 99, "kind": "sync"}')
+        wait_until(lambda: "checksum" in (client.last_error or ""), timeout=2)
+        assert client.state is ClientState.STALE
+        assert client.revision == "rev-good"
+        assert {u: client.is_enabled("rollout", u) for u in USERS} == expected
+
+        # 2. a schema-invalid snapshot whose checksum is right (caught by the schema)
+        bad = dict(snap, flags={"rollout": {"type": "boolean"}})
+        data = canonical_json(bad)
+        admin.set(k.snapshot, data)
+        admin.hset(k.meta, mapping={"checksum": checksum(data), "revision": "rev-bad"})
+        admin.hincrby(k.meta, "version", 1)  # caught by the version poll, no notice
+        wait_until(lambda: "schema" in (client.last_error or ""), timeout=2)
+        assert client.revision == "rev-good"
+        assert {u: client.is_enabled("rollout", u) for u in USERS} == expected
+        assert any("rejected the snapshot" in r.getMessage() for r in caplog.records)
+
+        # 3. a good sync recovers
+        admin.hset(k.meta, "revision", "rev-good")
+        publish(admin, snapshot(100), "rev-fixed")
+        wait_until(lambda: client.revision == "rev-fixed", timeout=2)
+        assert client.state.value == "READY"  # .value: mypy keeps the STALE narrowing above
+        assert client.last_error is None
+    admin.close()
+
+
+def test_e_kill_takes_effect_within_one_second(redis_server: RedisServer) -> None:
+    admin = redis_server.client()
+    publish(admin, snapshot(100), "rev-1")
+    with FlagClient(redis_server.url, ENV, flags_dir=None, poll_interval=30.0) as client:
+        assert client.is_enabled("static", "u1") is True
+        start = time.monotonic()
+        overrides.kill(admin, ENV, "static", reason="incident 42", actor="oncall")
+        wait_until(lambda: not client.is_enabled("static", "u1"), timeout=1.0)
+        assert time.monotonic() - start < 1.0
+        details = client.evaluate("static", "u1")
+        assert details.reason.value == "DISABLED"
+        assert details.variant == "off"
+        # the other flag is untouched, and unkill restores
+        assert client.is_enabled("rollout", "u1") is True
+        overrides.unkill(admin, ENV, "static", actor="oncall")
+        wait_until(lambda: client.is_enabled("static", "u1"), timeout=1.0)
+    admin.close()
+
+
+def test_f_forked_child_receives_later_updates(redis_server: RedisServer) -> None:
+    admin = redis_server.client()
+    publish(admin, snapshot(0), "rev-1")
+    with FlagClient(redis_server.url, ENV, flags_dir=None, poll_interval=POLL) as client:
+        assert client.is_enabled("rollout", "u1") is False
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: report what it serves after the parent's next sync
+            os.close(read_fd)
+            report_bytes = b"timeout"
+            try:
+                alive = [t.name for t in __import__("threading").enumerate()]
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    if client.revision == "rev-2" and client.is_enabled("rollout", "u1"):
+                        report_bytes = b"ok " + ",".join(alive).encode()
+                        break
+                    time.sleep(0.01)
+            finally:
+                os.write(write_fd, report_bytes)
+                os._exit(0)
+        os.close(write_fd)
+        time.sleep(0.3)  # let the child's new refresher subscribe
+        publish(admin, snapshot(100), "rev-2")
+        with os.fdopen(read_fd, "rb") as pipe:
+            report = pipe.read().decode()
+        _, exit_status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(exit_status) == 0
+        assert report.startswith("ok"), report
+        assert "flagsync-refresh" in report  # the child restarted its background thread
+        wait_until(lambda: client.revision == "rev-2", timeout=2)
+    admin.close()
+
+
+def test_cache_file_serves_the_last_good_snapshot_with_kills(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    admin = redis_server.client()
+    publish(admin, snapshot(50), "rev-cached")
+    overrides.kill(admin, ENV, "static", reason="bad deploy", actor="oncall")
+    cache = tmp_path / "cache" / "flags.json"
+    with FlagClient(redis_server.url, ENV, flags_dir=None, cache_path=cache) as client:
+        wait_until(lambda: "static" in client._current.engine.killed, timeout=2)
+        wait_until(cache.exists, timeout=2)
+        answers = {u: client.is_enabled("rollout", u) for u in USERS}
+    redis_server.kill()
+    with FlagClient(
+        redis_server.url, ENV, flags_dir=None, cache_path=cache, init_timeout=0.5
+    ) as c2:
+        assert c2.source is Source.CACHE
+        assert c2.state is ClientState.STALE
+        assert c2.revision == "rev-cached"
+        assert {u: c2.is_enabled("rollout", u) for u in USERS} == answers
+        assert c2.evaluate("static", "u1").reason.value == "DISABLED"
+    assert not list(cache.parent.glob("*.tmp"))  # atomic write left no temp file
+    admin.close()
+
+
+def test_nothing_loadable_gives_defaults_with_error(tmp_path: Path) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    with FlagClient(url, ENV, flags_dir=tmp_path / "missing", init_timeout=0.3) as client:
+        assert client.state is ClientState.ERROR
+        assert client.source is Source.DEFAULTS
+        assert client.is_enabled("anything", "u1", default=True) is True
+        details = client.evaluate("anything", "u1", default="fallback")
+        assert details.value == "fallback"
+        assert details.reason.value == "ERROR"
+        assert details.error_code is not None
+        assert details.error_code.value == "PROVIDER_NOT_READY"
+
+
+def test_redis_data_of_the_wrong_type_is_rejected_not_raised(redis_server: RedisServer) -> None:
+    admin = redis_server.client()
+    k = store.keys(ENV)
+    admin.hset(k.snapshot, "x", "y")  # WRONGTYPE for GET
+    with FlagClient(redis_server.url, ENV, flags_dir=None, init_timeout=1) as client:
+        assert client.state is ClientState.ERROR
+        assert client.last_error is not None
+        assert client.is_enabled("rollout", "u1") is False
+    assert stored_version(admin) == 0
+    admin.close()
+
+
+def test_version_poll_catches_a_missed_notice(redis_server: RedisServer) -> None:
+    admin: redis.Redis = redis_server.client()
+    publish(admin, snapshot(0), "rev-1")
+    with FlagClient(redis_server.url, ENV, flags_dir=None, poll_interval=POLL) as client:
+        # Write without a notice: write_snapshot publishes, so write the keys by hand.
+        data = canonical_json(snapshot(100))
+        k = store.keys(ENV)
+        admin.set(k.snapshot, data)
+        admin.hset(k.meta, mapping={"checksum": checksum(data), "revision": "rev-silent"})
+        admin.hincrby(k.meta, "version", 1)
+        waited = wait_until(lambda: client.revision == "rev-silent", timeout=2)
+        assert waited < POLL + 0.5
+        assert client.is_enabled("rollout", "u1") is True
+    admin.close()
+
+
+def test_kill_with_ttl_expires_without_a_notice(redis_server: RedisServer) -> None:
+    admin = redis_server.client()
+    publish(admin, snapshot(100), "rev-1")
+    with FlagClient(redis_server.url, ENV, flags_dir=None, poll_interval=POLL) as client:
+        overrides.kill(
+            admin, ENV, "static", reason="brief", actor="oncall", ttl=dt.timedelta(seconds=1)
+        )
+        wait_until(lambda: not client.is_enabled("static", "u1"), timeout=1.0)
+        # No unkill and no notice: the client re-checks expiry on its poll.
+        waited = wait_until(lambda: client.is_enabled("static", "u1"), timeout=3.0)
+        assert waited < 1.0 + 3 * POLL
+    admin.close()

@@ -1,0 +1,300 @@
+"""Usage tracking against a real redis-server: exact counts, outages, bounds, hooks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from redis_fixtures import RedisServer, flag_yaml, write_flags
+
+from flagsync import Exposure, FlagClient, Reason
+from flagsync.errors import ConfigurationError
+from flagsync.usage import (
+    UsageTracker,
+    attach_usage,
+    decode_field,
+    encode_field,
+    last_seen_key,
+    redis_factory,
+    usage_key,
+)
+
+pytestmark = pytest.mark.redis
+ENV = "production"
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+def _counts(
+    server: RedisServer, day: dt.date | None = None
+) -> dict[tuple[str, str | None, str], int]:
+    with server.client() as r:
+        raw = r.hgetall(usage_key(ENV, day or _today()))
+    return {decode_field(k.decode()): int(v) for k, v in raw.items()}
+
+
+@pytest.fixture
+def flags_dir(tmp_path: Path) -> Path:
+    return write_flags(
+        tmp_path / "flags",
+        {
+            "half": flag_yaml(default={"rollout": 50}),
+            "always": flag_yaml(default={"serve": "on"}),
+        },
+    )
+
+
+def test_field_encoding_round_trips_flag_names_with_separator() -> None:
+    key = ("odd|name", None, "ERROR")
+    assert encode_field(key) == "odd|name||ERROR"
+    assert decode_field(encode_field(key)) == key
+    assert encode_field(("f", "on", Reason.SPLIT)) == "f|on|SPLIT"
+
+
+@pytest.mark.parametrize("path", ["fast", "hook"])
+def test_counts_are_exact_over_100k_evaluations_in_threads(
+    redis_server: RedisServer, flags_dir: Path, path: str
+) -> None:
+    client = FlagClient(flags_dir=flags_dir, watch=False)
+    tracker = UsageTracker(redis_factory(redis_server.url), ENV, flush_interval=0.02).start()
+    # "fast" is what FlagClient(redis_url=...) does itself; a hook works too, slower.
+    attach = client.attach_usage_tracker if path == "fast" else client.add_hook
+    remove = attach(tracker)
+    threads, per_thread = 4, 25_000
+    results: list[Counter[bool]] = [Counter() for _ in range(threads)]
+
+    def work(index: int) -> None:
+        is_enabled = client.is_enabled
+        tally = results[index]
+        for i in range(per_thread):
+            tally[is_enabled("half", f"user-{index}-{i % 5000}")] += 1
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=60)
+    remove()
+    tracker.close()
+    client.close()
+
+    assert tracker.flushes >= 2  # flushes really ran while threads were counting
+    on = sum(r[True] for r in results)
+    off = sum(r[False] for r in results)
+    assert on + off == 100_000
+    assert 0 < on < 100_000
+    assert _counts(redis_server) == {("half", "on", "SPLIT"): on, ("half", "off", "SPLIT"): off}
+    assert tracker.dropped == 0
+
+
+def test_counts_survive_a_redis_outage_and_are_merged(redis_server: RedisServer) -> None:
+    tracker = UsageTracker(redis_factory(redis_server.url, timeout=0.5), ENV, flush_interval=60)
+    for _ in range(700):
+        tracker.record("f", "on", "SPLIT")
+    assert tracker.flush()
+    redis_server.kill()
+    for _ in range(300):
+        tracker.record("f", "on", "SPLIT")
+    tracker.record("g", None, "ERROR")
+    assert not tracker.flush()
+    assert tracker.pending == 301
+    assert tracker.failed_flushes == 1
+    for _ in range(5):
+        tracker.record("f", "off", "SPLIT")
+    assert not tracker.flush()  # still down: merged with the newer counts
+    assert tracker.pending == 306
+    redis_server.start()  # same port, empty data set (no persistence)
+    assert tracker.flush()
+    assert tracker.pending == 0
+    assert _counts(redis_server) == {
+        ("f", "on", "SPLIT"): 300,
+        ("f", "off", "SPLIT"): 5,
+        ("g", None, "ERROR"): 1,
+    }
+    assert tracker.dropped == 0
+    tracker.close()
+
+
+def test_pending_counts_are_dropped_only_past_the_age_bound(redis_server: RedisServer) -> None:
+    tracker = UsageTracker(redis_factory(redis_server.url, timeout=0.5), ENV, max_pending_age=0.3)
+    redis_server.kill()
+    for _ in range(10):
+        tracker.record("f", "on", "SPLIT")
+    assert not tracker.flush()
+    assert tracker.pending == 10
+    assert tracker.dropped == 0
+    threading.Event().wait(0.4)
+    tracker.record("f", "on", "SPLIT")
+    assert not tracker.flush()
+    assert tracker.pending == 0
+    assert tracker.dropped_expired == 11 == tracker.dropped
+    tracker.close(final_flush=False)
+
+
+def test_distinct_key_bound_is_enforced(redis_server: RedisServer) -> None:
+    tracker = UsageTracker(redis_factory(redis_server.url), ENV, max_keys=3)
+    for flag in ("a", "b", "c", "d", "e"):
+        for _ in range(4):
+            tracker.record(flag, "on", "STATIC")
+    tracker.record("a", "off", "STATIC")  # a new key too: over the bound
+    assert tracker.dropped_overflow == 9
+    assert tracker.dropped == 9
+    assert len(tracker.totals()) == 3
+    tracker.close()
+    assert _counts(redis_server) == {(f, "on", "STATIC"): 4 for f in ("a", "b", "c")}
+
+
+def test_last_seen_never_moves_backwards_and_daily_keys_expire(redis_server: RedisServer) -> None:
+    now = [dt.datetime(2026, 5, 2, 12, 0, tzinfo=dt.timezone.utc).timestamp()]
+    tracker = UsageTracker(redis_factory(redis_server.url), ENV, clock=lambda: now[0], ttl_days=2)
+    tracker.record("f", "on", "STATIC")
+    assert tracker.flush()
+    with redis_server.client() as r:
+        r.hset(last_seen_key(ENV), "f", "2026-05-03T00:00:00.000Z")  # a newer process wrote
+        tracker.record("f", "on", "STATIC")
+        tracker.record("g", "on", "STATIC")
+        assert tracker.flush()
+        seen = {k.decode(): v.decode() for k, v in r.hgetall(last_seen_key(ENV)).items()}
+        ttl = r.ttl(usage_key(ENV, dt.date(2026, 5, 2)))
+    assert seen == {"f": "2026-05-03T00:00:00.000Z", "g": "2026-05-02T12:00:00.000Z"}
+    assert 0 < ttl <= 2 * 86_400
+    assert _counts(redis_server, dt.date(2026, 5, 2)) == {
+        ("f", "on", "STATIC"): 2,
+        ("g", "on", "STATIC"): 1,
+    }
+    tracker.close()
+
+
+def test_close_flushes_and_disabled_tracker_does_nothing(redis_server: RedisServer) -> None:
+    tracker = UsageTracker(redis_factory(redis_server.url), ENV, flush_interval=3600).start()
+    tracker.record("f", "on", "STATIC")
+    tracker.close()
+    assert _counts(redis_server) == {("f", "on", "STATIC"): 1}
+    tracker.record("f", "on", "STATIC")  # after close: ignored
+    assert tracker.totals() == {("f", "on", "STATIC"): 1}
+
+    off = UsageTracker(redis_factory(redis_server.url), "staging", enabled=False).start()
+    off.record("f", "on", "STATIC")
+    assert off.totals() == {}
+    off.close()
+    with redis_server.client() as r:
+        assert r.keys("{flagsync:staging}*") == []
+
+
+def test_invalid_settings_are_refused() -> None:
+    with pytest.raises(ConfigurationError):
+        UsageTracker(None, ENV, flush_interval=0)
+    with pytest.raises(ValueError, match="environment"):
+        UsageTracker(None, "bad:env")
+
+
+def test_hooks_get_exposures_and_a_raising_hook_never_reaches_the_caller(
+    flags_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[Exposure] = []
+
+    def broken(exposure: Exposure) -> None:
+        raise RuntimeError("hook bug")
+
+    with FlagClient(flags_dir=flags_dir, watch=False) as client:
+        client.add_hook(broken)
+        client.add_hook(seen.append)
+        with caplog.at_level(logging.ERROR, logger="flagsync"):
+            assert client.is_enabled("always", "u-1", {"plan": "pro"}) is True
+            details = client.evaluate("half", "u-2")
+            assert client.is_enabled("missing", "u-3") is False
+        revision = client.revision
+    assert "hook bug" in caplog.text
+    assert [e.flag for e in seen] == ["always", "half", "missing"]
+    first, second, third = seen
+    assert (first.variant, first.value, first.reason) == ("on", True, Reason.STATIC)
+    assert first.context == {"plan": "pro", "user_id": "u-1"}
+    assert first.revision == revision is not None
+    assert (second.variant, second.value, second.reason) == (
+        details.variant,
+        details.value,
+        Reason.SPLIT,
+    )
+    assert (third.variant, third.value, third.reason) == (None, False, Reason.ERROR)
+    assert all(abs(e.time - seen[0].time) < 5 for e in seen)
+
+
+def test_attach_usage_counts_client_evaluations(redis_server: RedisServer, flags_dir: Path) -> None:
+    client = FlagClient(flags_dir=flags_dir, watch=False)
+    attached = attach_usage(client, redis_server.url, flush_interval=3600)
+    for _ in range(10):
+        client.is_enabled("always", "u")
+    client.variant("nope")
+    attached.close()
+    client.close()
+    client.is_enabled("always", "u")  # hook removed: no longer counted
+    assert _counts(redis_server) == {
+        ("always", "on", "STATIC"): 10,
+        ("nope", None, "ERROR"): 1,
+    }
+    with redis_server.client() as r:
+        assert set(r.hkeys(last_seen_key(ENV))) == {b"always", b"nope"}
+
+
+def test_attach_usage_without_redis_tracks_nothing(flags_dir: Path) -> None:
+    with FlagClient(flags_dir=flags_dir, watch=False) as client:
+        attached = attach_usage(client, None)
+        assert attached.tracker is None
+        attached.close()
+
+
+def test_unreachable_redis_at_start_does_not_break_evaluation(flags_dir: Path) -> None:
+    tracker = UsageTracker(redis_factory("redis://127.0.0.1:1/0", timeout=0.2), ENV)
+    with FlagClient(flags_dir=flags_dir, watch=False) as client:
+        client.add_hook(tracker)
+        assert client.is_enabled("always", "u") is True
+    assert not tracker.flush()
+    assert tracker.pending == 1
+    tracker.close()
+    assert tracker.dropped == 1  # given up at close, and counted
+
+
+def test_fast_path_prunes_idle_outcomes_without_losing_counts(
+    redis_server: RedisServer, flags_dir: Path
+) -> None:
+    tracker = UsageTracker(redis_factory(redis_server.url), ENV, flush_interval=3600)
+    with FlagClient(flags_dir=flags_dir, watch=False) as client:
+        client.attach_usage_tracker(tracker)
+        for _ in range(5):
+            client.is_enabled("always", "u")
+        assert len(tracker.table) == 1
+        for _ in range(4):  # idle for more than three flushes: forgotten
+            assert tracker.flush()
+        assert tracker.table == {}
+        client.is_enabled("always", "u")  # counted again from a fresh counter
+        client.evaluate("missing", "u")  # errors take the keyed slow path
+    tracker.close()
+    assert _counts(redis_server) == {
+        ("always", "on", "STATIC"): 6,
+        ("missing", None, "ERROR"): 1,
+    }
+    assert tracker.totals()[("always", "on", Reason.STATIC)] == 6
+
+
+def test_client_with_redis_tracks_usage_by_default(
+    redis_server: RedisServer, flags_dir: Path
+) -> None:
+    from flagsync.sync import sync
+
+    with redis_server.client() as r:
+        sync(r, flags_dir, ENV)
+    with FlagClient(redis_server.url, env=ENV, flags_dir=flags_dir, watch=False) as client:
+        assert client.usage is not None
+        for _ in range(3):
+            client.is_enabled("always", "u")
+    assert _counts(redis_server) == {("always", "on", "STATIC"): 3}  # flushed at close
+    with FlagClient(
+        redis_server.url, env=ENV, flags_dir=flags_dir, watch=False, track_usage=False
+    ) as client:
+        assert client.usage is None
