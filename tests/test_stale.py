@@ -1,0 +1,244 @@
+"""`flagsync stale`: expiry, lifetime and rollout age from a real git history with set dates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from flagsync import _githistory, pipeline, stale
+from flagsync.cli import main
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
+
+UTC = dt.timezone.utc
+
+OLD_RELEASE = """\
+flags:
+  old_release:
+    description: Finished rollout nobody cleaned up
+    owner: team-web
+    kind: release
+    tags: [web]
+    default: on
+"""
+
+EXPERIMENT = """\
+flags:
+  running_test:
+    description: An experiment still splitting traffic
+    owner: team-growth
+    kind: experiment
+    tags: [growth]
+    expires: 2030-01-01
+    type: string
+    variants: {a: "A", b: "B"}
+    off_variant: a
+    default:
+      rollout: {a: 50, b: 50}
+"""
+
+EXTRA_FLAG = """\
+  young_release:
+    description: Added recently to an old file
+    owner: team-web
+    kind: release
+    tags: [web]
+    rules:
+      - {name: staff, segment: staff, serve: on}
+    default: off
+segments:
+  staff:
+    description: Staff
+    users: [u-1]
+"""
+
+
+def _git(repo: Path, *args: str, date: str | None = None) -> None:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_SYSTEM": os.devnull,
+    }
+    if date is not None:
+        env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = date
+    subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, env=env, capture_output=True, timeout=30
+    )
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A git repository whose history was written in 2026, commit dates set explicitly."""
+    _git(tmp_path, "init", "-q", "-b", "main")
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    (flags / "web.yaml").write_text(OLD_RELEASE, encoding="utf-8")
+    (flags / "growth.yaml").write_text(EXPERIMENT, encoding="utf-8")
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-q", "-m", "flags", date="2026-01-05T10:00:00Z")
+    # Months later a second flag lands in the same file: the file's last change
+    # moves, and the new flag's age is measured from this commit, not the file's.
+    with (flags / "web.yaml").open("a", encoding="utf-8") as handle:
+        handle.write(EXTRA_FLAG)
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-q", "-m", "young", date="2026-05-20T10:00:00Z")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FLAGSYNC_FLAGS_DIR", raising=False)
+    return tmp_path
+
+
+def test_git_history_dates(repo: Path) -> None:
+    web = "flags/web.yaml"
+    assert _githistory.introduced(web, "old_release") == dt.datetime(2026, 1, 5, 10, tzinfo=UTC)
+    assert _githistory.introduced(web, "young_release") == dt.datetime(2026, 5, 20, 10, tzinfo=UTC)
+    assert _githistory.last_changed(web) == dt.datetime(2026, 5, 20, 10, tzinfo=UTC)
+    assert _githistory.introduced("flags/growth.yaml", "running_test") == dt.datetime(
+        2026, 1, 5, 10, tzinfo=UTC
+    )
+
+
+def test_stale_reports_flags_by_git_history(repo: Path) -> None:
+    build = pipeline.build(["flags"])
+    found = stale.find_stale(
+        build, now=dt.datetime(2026, 7, 1, tzinfo=UTC), history=_githistory.GitHistory()
+    )
+    reasons = {(s.key, s.reason) for s in found}
+    assert reasons == {
+        ("old_release", stale.Reason.PAST_LIFETIME),
+        ("old_release", stale.Reason.ROLLED_OUT),
+        ("young_release", stale.Reason.PAST_LIFETIME),
+    }
+    by = {(s.key, s.reason): s for s in found}
+    lifetime = by[("old_release", stale.Reason.PAST_LIFETIME)]
+    assert lifetime.since == dt.date(2026, 1, 5)
+    assert lifetime.days == 177
+    assert (lifetime.file, lifetime.line) == ("flags/web.yaml", 2)
+    # Rolled out since the file last changed (May), not since the flag was added.
+    rolled = by[("old_release", stale.Reason.ROLLED_OUT)]
+    assert rolled.since == dt.date(2026, 5, 20)
+    assert "served on to everyone in every environment for 42 days" in rolled.message
+    assert by[("young_release", stale.Reason.PAST_LIFETIME)].since == dt.date(2026, 5, 20)
+
+
+def test_thresholds_are_overridable(repo: Path) -> None:
+    build = pipeline.build(["flags"])
+    limits = stale.Thresholds(
+        lifetime_days={"release": 400, "experiment": 40}, rollout_days=60, unused_days=30
+    )
+    found = stale.find_stale(
+        build,
+        now=dt.datetime(2026, 7, 1, tzinfo=UTC),
+        history=_githistory.GitHistory(),
+        thresholds=limits,
+    )
+    assert found == []
+
+
+def test_nothing_is_stale_soon_after_the_commits(repo: Path) -> None:
+    build = pipeline.build(["flags"])
+    found = stale.find_stale(
+        build, now=dt.datetime(2026, 1, 20, tzinfo=UTC), history=_githistory.GitHistory()
+    )
+    assert found == []
+
+
+def test_without_git_falls_back_to_created(repo: Path) -> None:
+    web = repo / "flags" / "web.yaml"
+    web.write_text(OLD_RELEASE.replace("tags: [web]", "tags: [web]\n    created: 2026-06-01"))
+    build = pipeline.build(["flags"])
+    found = stale.find_stale(build, now=dt.datetime(2026, 7, 20, tzinfo=UTC), history=None)
+    assert [(s.key, s.reason, s.since) for s in found] == [
+        ("old_release", stale.Reason.PAST_LIFETIME, dt.date(2026, 6, 1))
+    ]
+
+
+def test_expired_and_unused(repo: Path) -> None:
+    growth = repo / "flags" / "growth.yaml"
+    growth.write_text(EXPERIMENT.replace("2030-01-01", "2026-03-01"), encoding="utf-8")
+    build = pipeline.build(["flags"])
+    now = dt.datetime(2026, 3, 11, tzinfo=UTC)
+    seen = {"running_test": now - dt.timedelta(days=2), "old_release": now - dt.timedelta(days=45)}
+    found = stale.find_stale(build, now=now, history=None, last_seen=seen)
+    got = {(s.key, s.reason): s for s in found}
+    assert got[("running_test", stale.Reason.EXPIRED)].days == 10
+    assert got[("old_release", stale.Reason.UNUSED)].days == 45
+    assert got[("young_release", stale.Reason.UNUSED)].days is None  # never evaluated
+    assert ("running_test", stale.Reason.UNUSED) not in got
+
+
+def test_cli_formats_and_exit_code(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stale", "--today", "2026-07-01", "--format", "text"]) == 0
+    text = capsys.readouterr().out
+    assert "flags/web.yaml:2:3: old_release [past-lifetime]" in text
+    assert "2 stale flags of 3" in text
+
+    assert main(["stale", "--today", "2026-07-01", "--fail-on-stale", "--format", "json"]) == 1
+    document = json.loads(capsys.readouterr().out)
+    assert document["git_history"] is True
+    assert document["usage_data"] is False
+    assert {(s["flag"], s["reason"]) for s in document["stale"]} == {
+        ("old_release", "past-lifetime"),
+        ("old_release", "rolled-out"),
+        ("young_release", "past-lifetime"),
+    }
+
+    assert main(["stale", "--today", "2026-07-01", "--format", "github"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(
+        "::warning file=flags/web.yaml,line=2,col=3,title=flagsync stale-past-lifetime::"
+    )
+
+    args = ["stale", "--today", "2026-07-01", "--fail-on-stale"]
+    assert main([*args, "--max-age-release", "never", "--rollout-days", "100"]) == 0
+    assert "no stale flags among 3" in capsys.readouterr().out
+
+
+def test_cli_without_git(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stale", "--today", "2026-07-01", "--no-git"]) == 0
+    out = capsys.readouterr().out
+    assert "no git history" in out
+    assert "no stale flags" in out  # the files carry no `created:` dates
+
+
+def test_cli_rejects_bad_numbers(repo: Path) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["stale", "--rollout-days", "-3"])
+    assert exc.value.code == 2
+
+
+def test_cli_uses_last_seen_from_redis(
+    repo: Path,
+    redis_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import redis
+
+    from flagsync.store import format_time
+    from flagsync.usage import last_seen_key
+
+    client = redis.Redis.from_url(redis_url)
+    seen = dt.datetime(2026, 6, 29, tzinfo=UTC)
+    client.hset(last_seen_key("production"), "old_release", format_time(seen))
+    client.close()
+    monkeypatch.setenv("FLAGSYNC_REDIS_URL", redis_url)
+    assert main(["stale", "--today", "2026-07-01", "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["usage_data"] is True
+    unused = {s["flag"] for s in document["stale"] if s["reason"] == "unused"}
+    assert "young_release" in unused  # never evaluated
+    assert "old_release" not in unused  # seen two days ago
+
+
+def test_cli_redis_down_exits_3(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stale", "--redis-url", "redis://127.0.0.1:1"]) == 3
