@@ -5,6 +5,10 @@
 Prints: time to load+validate+compile the files, the first sync end to end
 (files → Redis, as `flagsync sync` does it), a changed re-sync, and the no-op
 re-sync. Target: first sync ≤ 2 s.
+
+Then the same first and no-op syncs through the command line, each one
+``python3 -m flagsync sync`` subprocess (interpreter start-up and imports
+included: what a CI job sees). ``--no-cli`` skips them.
 """
 
 from __future__ import annotations
@@ -70,10 +74,26 @@ def timed(label: str, func: Callable[[], T]) -> T:
     return result
 
 
+def cli_sync(url: str, flags_dir: Path) -> None:
+    """One ``flagsync sync`` as a CI job runs it: a fresh interpreter, output piped."""
+    done = subprocess.run(
+        [sys.executable, "-m", "flagsync", "sync", "--redis-url", url, "--flags-dir",
+         str(flags_dir), "--actor", "bench"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"flagsync sync exited {done.returncode}: {done.stderr.strip()}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--flags", type=int, default=10_000)
     parser.add_argument("--files", type=int, default=50)
+    parser.add_argument("--no-cli", action="store_true", help="skip the subprocess timings")
     args = parser.parse_args()
     server_bin = shutil.which("redis-server")
     if server_bin is None:
@@ -134,6 +154,12 @@ def main() -> int:
                 f"snapshot size: {size / 1e6:.2f} MB; outcome of first sync: "
                 f"{first.outcome}; version now {store.read_version(client, 'production')}"
             )
+            if not args.no_cli:
+                client.flushall()
+                url = f"redis://127.0.0.1:{port}/0"
+                timed("CLI first sync (python3 -m flagsync sync)", lambda: cli_sync(url, flags_dir))
+                timed("CLI no-op re-sync", lambda: cli_sync(url, flags_dir))
+                assert store.read_version(client, "production") == 1
             client.close()
         finally:
             proc.terminate()

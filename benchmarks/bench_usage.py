@@ -15,12 +15,14 @@ overhead relative to tracking off. Scenarios:
 * ``record() alone`` — the tracker's keyed slow path without the client
 
 Without ``--redis-url`` the tracker never flushes during the run (the hot
-path is what is measured); with one, it flushes every second.
+path is what is measured); with one, it flushes every second, and the run
+ends by checking that Redis received exactly the evaluations tracked.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import statistics
 import sys
 import tempfile
@@ -32,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flagsync import FlagClient
 from flagsync.details import Reason
-from flagsync.usage import UsageTracker, redis_factory
+from flagsync.redisconn import connect
+from flagsync.usage import UsageTracker, redis_factory, usage_key
 
 USERS = 10_000
 FLAG = "rollout_50"
@@ -65,6 +68,20 @@ def _time_record(tracker: UsageTracker, calls: int) -> float:
     return (time.perf_counter_ns() - start) / len(variants)
 
 
+def _delivered(url: str, env: str) -> int:
+    """Sum of ``env``'s usage counts in Redis (today and yesterday: a run may span midnight)."""
+    client = connect(url)
+    try:
+        today = time.gmtime()
+        day = dt.date(today.tm_year, today.tm_mon, today.tm_mday)
+        total = 0
+        for d in (day - dt.timedelta(days=1), day):
+            total += sum(int(v) for v in client.hvals(usage_key(env, d)))
+        return total
+    finally:
+        client.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--calls", type=int, default=200_000)
@@ -80,6 +97,7 @@ def main() -> None:
             redis_factory(url), "bench", flush_interval=1.0 if args.redis_url else 3600.0
         ).start()
         solo = UsageTracker(redis_factory(url), "bench-solo", flush_interval=3600.0)
+        before = _delivered(args.redis_url, "bench") if args.redis_url else 0
         users = [f"user-{i}" for i in range(USERS)]
 
         def tracking() -> float:
@@ -114,6 +132,8 @@ def main() -> None:
             for name, run in scenarios.items():
                 samples[name].append(run())
         tracker.close(final_flush=bool(args.redis_url))
+        tracked = args.calls * (args.repeats + 1) * 2  # "tracking on" and "tracker as hook"
+        delivered = _delivered(args.redis_url, "bench") - before if args.redis_url else None
         solo.close(final_flush=False)
         client.close()
 
@@ -126,6 +146,11 @@ def main() -> None:
         median = statistics.median(values)
         overhead = "" if name == "record() alone" else f"{(median / base - 1) * 100:+7.1f}%"
         print(f"{name:<16} {median:>10.0f} {min(values):>10.0f} {overhead:>8}")
+    if delivered is not None:
+        verdict = "exact" if delivered == tracked and tracker.dropped == 0 else "MISMATCH"
+        print(f"delivered to Redis: {delivered} of {tracked} tracked evaluations ({verdict})")
+        if verdict != "exact":
+            sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -111,6 +111,8 @@ class Controller:
         """Threads do not survive fork: start new ones, keep serving the inherited snapshot."""
         # The parent's lock may have been held by a thread that no longer exists.
         self._lock = threading.RLock()
+        if self._watcher is not None:
+            self._watcher.abandon_after_fork()
         self._refresher = self._watcher = None
         if not self._closed:
             self._start_threads(None)

@@ -15,28 +15,24 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_TIMEOUT = 30.0
+from flagsync import _git
+
 _REVISION = re.compile(r"^[0-9a-f]{4,40}$")
 
 
-def _git(where: Path, *args: str) -> str | None:
-    """stdout of ``git -C where ARGS``, or ``None`` when git fails or is missing."""
-    cwd = where if where.is_dir() else where.parent
-    env = {**os.environ, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
+def _stdout(where: Path, *args: str) -> str | None:
+    """stdout of ``git -C where ARGS``, or ``None`` when git fails, is missing or hangs.
+
+    A hung git (a lock, a slow network file system) must not turn ``docs`` or
+    ``stale`` into a traceback: the callers fall back as if git could not tell.
+    """
     try:
-        proc = subprocess.run(
-            ["git", "-C", str(cwd), *args],
-            capture_output=True,
-            text=True,
-            timeout=_TIMEOUT,
-            env=env,
-            check=False,
-        )
-    except (FileNotFoundError, NotADirectoryError):  # git not installed / path vanished
-        return None
+        proc = _git._git(where, *args)
     except subprocess.TimeoutExpired:
         return None
-    return proc.stdout if proc.returncode == 0 else None
+    if proc is None or proc.returncode != 0:
+        return None
+    return proc.stdout
 
 
 def _times(output: str | None) -> list[dt.datetime]:
@@ -57,21 +53,21 @@ def short_revision(path: str | os.PathLike[str], rev: str = "HEAD", length: int 
     number of objects and so differs between a shallow and a full clone)
     keeps the revision printed in generated files stable.
     """
-    out = _git(Path(path), "rev-parse", f"--short={length}", "--verify", f"{rev}^{{commit}}")
+    out = _stdout(Path(path), "rev-parse", f"--short={length}", "--verify", f"{rev}^{{commit}}")
     text = (out or "").strip()
     return text if _REVISION.match(text) else None
 
 
 def commit_time(path: str | os.PathLike[str], rev: str = "HEAD") -> dt.datetime | None:
     """The committer date of ``rev``."""
-    times = _times(_git(Path(path), "show", "-s", "--format=%ct", f"{rev}^{{commit}}", "--"))
+    times = _times(_stdout(Path(path), "show", "-s", "--format=%ct", f"{rev}^{{commit}}", "--"))
     return times[0] if times else None
 
 
 def last_changed(path: str | os.PathLike[str]) -> dt.datetime | None:
     """The committer date of the last commit touching ``path``."""
     target = Path(path)
-    times = _times(_git(target, "log", "-1", "--format=%ct", "--", target.name))
+    times = _times(_stdout(target, "log", "-1", "--format=%ct", "--", target.name))
     return times[0] if times else None
 
 
@@ -89,9 +85,11 @@ def introduced(path: str | os.PathLike[str], key: str) -> dt.datetime | None:
     ``None`` when neither is committed yet.
     """
     target = Path(path)
-    times = _times(_git(target, "log", "--format=%ct", f"-G{_key_pattern(key)}", "--", target.name))
+    times = _times(
+        _stdout(target, "log", "--format=%ct", f"-G{_key_pattern(key)}", "--", target.name)
+    )
     if not times:
-        times = _times(_git(target, "log", "--diff-filter=A", "--format=%ct", "--", target.name))
+        times = _times(_stdout(target, "log", "--diff-filter=A", "--format=%ct", "--", target.name))
     return min(times) if times else None
 
 

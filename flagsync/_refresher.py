@@ -48,7 +48,7 @@ def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) 
     """Capped exponential backoff with "equal jitter": in [d/2, d], d = min(cap, base·2ⁿ).
 
     Half the delay is random, so clients that lost Redis together do not all
-    come back in the same instant; the cap keeps recovery within one poll interval.
+    come back in the same instant; the refresher caps it at half its poll interval.
     """
     delay: float = min(cap, base * float(2 ** min(attempt, 32)))
     jitter: float = rng.random()
@@ -76,7 +76,11 @@ class Refresher:
         self._poll_interval = poll_interval
         self._socket_timeout = socket_timeout
         self._backoff_base = backoff_base
-        self._backoff_cap = max(backoff_base, min(backoff_cap, poll_interval))
+        # Half a poll interval at most: a client that lost Redis is back on it
+        # within one poll interval of its return (the other half is for the
+        # reconnect and the full reload), however long the outage lasted.
+        self._backoff_cap = max(backoff_base, min(backoff_cap, poll_interval / 2))
+        self._connected = False  # set once a connection got as far as subscribing
         self._initial_client = client
         self._stop = threading.Event()
         self._rng = random.Random()
@@ -93,11 +97,14 @@ class Refresher:
     def _run(self) -> None:
         attempt = 0
         while not self._stop.is_set():
+            self._connected = False
             try:
                 self._serve_connection()
                 return  # stopped
             except RedisUnavailableError as exc:
                 self._sink.redis_unreachable(str(exc))
+            if self._connected:
+                attempt = 0  # a working connection was lost: start the backoff afresh
             delay = backoff_delay(
                 attempt, base=self._backoff_base, cap=self._backoff_cap, rng=self._rng
             )
@@ -113,6 +120,7 @@ class Refresher:
         try:
             with redisconn.translate_errors(self._url):
                 pubsub.subscribe(store.channel(self._env))
+                self._connected = True
                 # Subscribed first, then read: a change between the two is not lost.
                 self._sink.sync_from_redis(client)
                 self._listen(client, pubsub)

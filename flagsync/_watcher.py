@@ -11,6 +11,7 @@ tools do) is seen as well.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -103,6 +104,21 @@ class FileWatcher:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
+    def abandon_after_fork(self) -> None:
+        """In a forked child: release the inherited inotify descriptors, touch nothing else.
+
+        The observer's threads do not exist in the child, and stopping it the
+        normal way would remove the *parent's* watches (they belong to the
+        inotify instance both processes share) and wake the parent's reader
+        through the shared kill pipe. Closing the child's copies of the
+        descriptors affects neither; without this each fork leaks them.
+        """
+        for fd in _inherited_fds(self._observer):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._observer = None
+        self._thread = None
+
     def _watch_root_if_created(self) -> None:
         # A directory created after start (seen through the parent watch) needs its own watch.
         if self._root_watched or self._observer is None or self._handler is None:
@@ -132,6 +148,37 @@ class FileWatcher:
                 self._due = None
             self._watch_root_if_created()
             self._on_change()
+
+
+# Where watchdog keeps raw descriptors: the observer's shared InotifyFD
+# (watchdog >= 6: ``_inotify_fd`` plus a ``_kill_r``/``_kill_w`` pipe) or each
+# emitter's InotifyBuffer -> Inotify (older releases). Other backends hold
+# no inheritable raw descriptor.
+_FD_ATTRIBUTES = ("_inotify_fd", "_kill_r", "_kill_w")
+_HOLDER_ATTRIBUTES = ("_inotify_fd", "_inotify")
+
+
+def _inherited_fds(observer: object) -> set[int]:
+    """The raw file descriptors held by ``observer`` and its emitters (duck-typed)."""
+    roots: list[object] = [] if observer is None else [observer]
+    roots.extend(getattr(observer, "emitters", ()) or ())
+    fds: set[int] = set()
+    seen: set[int] = set()
+    stack = [(obj, 0) for obj in roots]
+    while stack:
+        obj, depth = stack.pop()
+        if id(obj) in seen or depth > 3:
+            continue
+        seen.add(id(obj))
+        for name in _FD_ATTRIBUTES:
+            value = getattr(obj, name, None)
+            if type(value) is int and value >= 0:
+                fds.add(value)
+        for name in _HOLDER_ATTRIBUTES:
+            child = getattr(obj, name, None)
+            if child is not None and type(child) is not int:
+                stack.append((child, depth + 1))
+    return fds
 
 
 __all__ = ["FileWatcher"]

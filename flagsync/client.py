@@ -12,13 +12,23 @@ import enum
 import itertools
 import os
 import time
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Callable, Container, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
+from flagsync import store
 from flagsync._controller import Controller, Settings
-from flagsync._hooks import Exposure, Hook, run_hooks
+from flagsync._hooks import (
+    Exposure,
+    Hook,
+    HookEntry,
+    fast_constructor,
+    new_exposure,
+    run_hooks,
+    wanted_hooks,
+)
 from flagsync._state import ChangeEvent, ClientState, Current
 from flagsync.details import EvaluationDetails, Reason, Source
 from flagsync.engine import Resolution
@@ -33,6 +43,10 @@ ENV_ENV = "FLAGSYNC_ENV"
 ENV_FLAGS_DIR = "FLAGSYNC_FLAGS_DIR"
 
 _NO_CONTEXT: Mapping[str, object] = {}
+
+# EvaluationDetails is a frozen dataclass; this builds the same instance in about
+# half the time (evaluate() is a hot path too: OpenFeature resolves through it).
+_new_details = fast_constructor(EvaluationDetails)
 
 
 class FlagClient:
@@ -66,14 +80,20 @@ class FlagClient:
         usage_max_keys: int = 10_000,
     ) -> None:
         if poll_interval <= 0 or init_timeout <= 0 or socket_timeout <= 0 or debounce < 0:
-            raise ConfigurationError("poll_interval, init_timeout and socket_timeout must be > 0")
-        if not env:
-            raise ConfigurationError("env must be a non-empty environment name")
+            raise ConfigurationError(
+                "poll_interval, init_timeout and socket_timeout must be > 0, debounce >= 0"
+            )
+        try:
+            store.keys(env)  # the Redis key layout's rule for names, checked for every client
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
         self._current: Current
-        self._hooks: tuple[Hook, ...] = ()  # replaced, never mutated: read without a lock
+        # (hook, flag filter) pairs; replaced, never mutated: read without a lock.
+        self._hooks: tuple[HookEntry, ...] = ()
         # Usage counting fast path: id(resolution) -> itertools.count (see flagsync.usage).
         self._usage_table: dict[int, itertools.count[int]] | None = None
         self._tracker: UsageTracker | None = None
+        self._tracker_factory: Callable[[], UsageTracker] | None = None  # set if we own it
         self._env = env
         settings = Settings(
             redis_url=redis_url or None,
@@ -86,18 +106,29 @@ class FlagClient:
             watch=watch,
             debounce=float(debounce),
         )
-        self._controller = Controller(settings, self._set_current)
-        self._controller.start()
+        tracker: UsageTracker | None = None
         if track_usage and redis_url:
             # Counts go where the flags come from; a files-only client has nowhere
             # to send them.
-            tracker = UsageTracker(
-                redis_factory(redis_url, timeout=socket_timeout),
-                env,
-                flush_interval=usage_flush_interval,
-                max_keys=usage_max_keys,
-            )
+            def make_tracker() -> UsageTracker:
+                return UsageTracker(
+                    redis_factory(redis_url, timeout=socket_timeout),
+                    env,
+                    flush_interval=usage_flush_interval,
+                    max_keys=usage_max_keys,
+                )
+
+            tracker = make_tracker()  # validates its settings before any thread starts
+            self._tracker_factory = lambda: make_tracker().start()
+        self._controller = Controller(settings, self._set_current)
+        try:
+            self._controller.start()
+        except BaseException:
+            self._controller.close()  # e.g. a malformed redis_url: leave no thread behind
+            raise
+        if tracker is not None:
             self.attach_usage_tracker(tracker.start())
+        _clients.add(self)
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> FlagClient:
@@ -140,7 +171,7 @@ class FlagClient:
         value = resolution.value
         result = value if value is True or value is False else default
         if self._hooks:
-            self._expose(current, flag, resolution, ctx, value=result, wanted=bool)
+            self._expose(current, flag, resolution, ctx, result, wanted=bool)
         return result
 
     def variant(
@@ -160,7 +191,7 @@ class FlagClient:
             except KeyError:  # first evaluation of this outcome, or an error
                 self._first_hit(flag, resolution)
         if self._hooks:
-            self._expose(current, flag, resolution, ctx, value=resolution.value, wanted=None)
+            self._expose(current, flag, resolution, ctx, resolution.value, wanted=None)
         return None if resolution.error_code is not None else resolution.variant
 
     def get_value(
@@ -231,20 +262,22 @@ class FlagClient:
             last_error=self._controller.last_error,
         )
         if self._hooks:
-            run_hooks(
-                self._hooks,
-                Exposure(
-                    flag=name,
-                    value=details.value,
-                    variant=details.variant,
-                    reason=details.reason,
-                    context=ctx,
-                    revision=details.revision,
-                    source=details.source,
-                    time=time.time(),
-                    error_code=details.error_code,
-                ),
-            )
+            hooks = wanted_hooks(self._hooks, name)
+            if hooks:
+                run_hooks(
+                    hooks,
+                    new_exposure(
+                        name,
+                        details.value,
+                        details.variant,
+                        details.reason,
+                        ctx,
+                        details.revision,
+                        details.source,
+                        time.time(),
+                        details.error_code,
+                    ),
+                )
         return details
 
     # --- state ----------------------------------------------------------------
@@ -317,19 +350,31 @@ class FlagClient:
 
         return detach
 
-    def add_hook(self, hook: Hook) -> Callable[[], None]:
+    def add_hook(self, hook: Hook, *, flags: Container[str] | None = None) -> Callable[[], None]:
         """Call ``hook(exposure)`` after every evaluation (usage tracking, experiments).
+
+        With ``flags``, only evaluations of a flag ``in flags`` reach the hook,
+        and the test is made before anything is built, so a hook interested in
+        a few flags costs the others a membership test (~50 ns), not an
+        :class:`Exposure` (~1 µs). ``flags`` is consulted on every evaluation:
+        a container whose contents change (e.g. the current experiment flags)
+        is followed as it changes.
 
         Hooks run synchronously in the evaluating thread: keep them cheap
         (e.g. append to a queue). Their exceptions are logged, never raised.
         Returns a function that removes the hook.
         """
+        if not callable(hook):
+            raise ConfigurationError(f"a hook must be callable, not {type(hook).__name__}")
+        if flags is not None and (isinstance(flags, str) or not isinstance(flags, Container)):
+            raise ConfigurationError("flags must be a collection of flag names, not a string")
+        entry: HookEntry = (hook, flags)
         with self._controller.lock:
-            self._hooks = (*self._hooks, hook)
+            self._hooks = (*self._hooks, entry)
 
         def remove() -> None:
             with self._controller.lock:
-                self._hooks = tuple(h for h in self._hooks if h is not hook)
+                self._hooks = tuple(e for e in self._hooks if e is not entry)
 
         return remove
 
@@ -361,6 +406,22 @@ class FlagClient:
             f"source={self.source.value}, revision={self.revision!r})"
         )
 
+    def _after_fork_in_child(self) -> None:
+        """Give a forked child its own usage tracker (the controller restarts the rest).
+
+        The inherited tracker's flush thread is gone, and its unflushed counts
+        are the parent's, which the parent still delivers: flushing them here
+        too would count them twice. So the child drops it and starts afresh.
+        A tracker attached by the caller cannot be recreated here; it keeps
+        counting but only flushes when the caller flushes or closes it.
+        """
+        factory = self._tracker_factory
+        if factory is None or self._tracker is None or self._controller.closed:
+            return
+        self._usage_table = None  # evaluation stops counting into the old table first
+        self._tracker = factory()
+        self._usage_table = self._tracker.table
+
     # --- slow path helpers ----------------------------------------------------
 
     def _first_hit(self, flag: FlagName, resolution: Resolution) -> None:
@@ -374,32 +435,66 @@ class FlagClient:
         flag: FlagName,
         resolution: Resolution,
         ctx: Mapping[str, object],
-        *,
         value: object,
+        *,
         wanted: type[Any] | None,
     ) -> None:
-        details = _details(
-            current,
-            _flag_name(flag),
-            resolution,
-            default=value,
-            wanted=wanted,
-            last_error=self._controller.last_error,
-        )
+        """Hooks after is_enabled/variant: the Exposure straight from the Resolution.
+
+        ``value`` is what the caller received. The variant, reason and error
+        code are those :func:`_details` would report, without building an
+        EvaluationDetails (and its error message) only to discard it.
+        """
+        name = flag if type(flag) is str else _flag_name(flag)
+        hooks: list[Hook] | None = None
+        for hook, only in self._hooks:  # inlined wanted_hooks(): this runs per evaluation
+            if only is None or name in only:
+                if hooks is None:
+                    hooks = [hook]
+                else:
+                    hooks.append(hook)
+        if hooks is None:
+            return
+        loaded = current.loaded
+        code = resolution.error_code
+        if code is not None:
+            if loaded is None and code is ErrorCode.FLAG_NOT_FOUND:
+                code = ErrorCode.PROVIDER_NOT_READY
+            variant, reason = None, Reason.ERROR
+        elif wanted is not None and not _matches(resolution.value, wanted):
+            variant, reason, code = None, Reason.ERROR, ErrorCode.TYPE_MISMATCH
+        else:
+            variant, reason = resolution.variant, resolution.reason
         run_hooks(
-            self._hooks,
-            Exposure(
-                flag=details.flag,
-                value=value,
-                variant=details.variant,
-                reason=details.reason,
-                context=ctx,
-                revision=details.revision,
-                source=details.source,
-                time=time.time(),
-                error_code=details.error_code,
+            hooks,
+            new_exposure(
+                name,
+                value,
+                variant,
+                reason,
+                ctx,
+                None if loaded is None else loaded.revision,
+                Source.DEFAULTS if loaded is None else loaded.source,
+                time.time(),
+                code,
             ),
         )
+
+
+# Clients alive in this process, restarted in a forked child. Same discipline as
+# flagsync._controller._live: no lock a parent thread could hold at fork time.
+_clients: weakref.WeakSet[FlagClient] = weakref.WeakSet()
+
+
+def _restart_after_fork() -> None:
+    for client in list(_clients):
+        client._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    # Registered after flagsync._controller's hook (imported above), so a
+    # client's controller is restarted before its tracker is replaced.
+    os.register_at_fork(after_in_child=_restart_after_fork)
 
 
 def _flag_name(flag: FlagName) -> str:
@@ -458,12 +553,12 @@ def _details(
         if loaded is None and code is ErrorCode.FLAG_NOT_FOUND:
             code = ErrorCode.PROVIDER_NOT_READY
             message = f"no flags could be loaded: {last_error or 'no source configured'}"
-        return EvaluationDetails(
+        return _new_details(
             flag, default, None, Reason.ERROR, None, code, message, revision, source
         )
     value = resolution.value
     if wanted is not None and not _matches(value, wanted):
-        return EvaluationDetails(
+        return _new_details(
             flag,
             default,
             None,
@@ -477,7 +572,7 @@ def _details(
         )
     if wanted is float and type(value) is int:
         value = float(value)
-    return EvaluationDetails(
+    details: EvaluationDetails[Any] = _new_details(
         flag,
         value,
         resolution.variant,
@@ -488,6 +583,7 @@ def _details(
         revision,
         source,
     )
+    return details
 
 
 __all__ = ["ChangeEvent", "ClientState", "Exposure", "FlagClient"]

@@ -18,7 +18,7 @@ import logging
 import random
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,48 @@ DEFAULT_FLUSH_INTERVAL = 1.0
 EXPERIMENT_KIND = "experiment"
 
 RedisFactory = Callable[[], RedisClient]
+
+
+class PeriodicFlush:
+    """Calls ``flush()`` every ``interval`` seconds in a daemon thread until stopped.
+
+    The background half shared by :class:`ExposureExporter` and
+    :class:`flagsync.usage.UsageTracker`. An unexpected exception in
+    ``flush`` is logged with its traceback and the loop goes on: a flush
+    thread that died silently would leave the owner counting forever with
+    nothing ever delivered.
+    """
+
+    def __init__(self, name: str, interval: float, flush: Callable[[], object]) -> None:
+        self.name = name
+        self.interval = interval
+        self._flush = flush
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def start(self) -> None:
+        """Start the thread (once; not after :meth:`stop`)."""
+        if self._thread is None and not self._stop.is_set():
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread, waiting for a flush in progress (bounded by the interval)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=max(5.0, self.interval))
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self._flush()
+            except Exception:  # a bug, not an outage (those are handled in flush)
+                log.exception("flagsync: %s flush failed unexpectedly", self.name)
 
 
 def exposures_key(env: str) -> str:
@@ -106,6 +148,18 @@ def _json(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+class _LiveExperiments(Container[str]):
+    """Follows :meth:`ExposureExporter.set_experiments` (it replaces the set)."""
+
+    __slots__ = ("_exporter",)
+
+    def __init__(self, exporter: ExposureExporter) -> None:
+        self._exporter = exporter
+
+    def __contains__(self, flag: object) -> bool:
+        return flag in self._exporter._experiments
+
+
 class ExposureExporter:
     """Samples experiment exposures and appends them to a capped Redis stream.
 
@@ -152,8 +206,7 @@ class ExposureExporter:
         self._retry: list[ExposureEvent] = []  # flusher-owned: a failed batch
         self._lost = 0  # flusher-owned: events given up after failures
         self._flush_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._flusher = PeriodicFlush(f"flagsync-exposures-{env}", self.flush_interval, self.flush)
         self._redis: RedisClient | None = None
         self.exported = 0
         self.failed_flushes = 0
@@ -163,7 +216,7 @@ class ExposureExporter:
 
     def __call__(self, exposure: Exposure) -> None:
         """The exposure hook: queue the event if it is an experiment and sampled in."""
-        if exposure.flag not in self._experiments or self._stop.is_set():
+        if exposure.flag not in self._experiments or self._flusher.stopped:
             return
         if self.sample_rate < 1.0 and self._rng() >= self.sample_rate:
             return
@@ -182,6 +235,12 @@ class ExposureExporter:
     def experiments(self) -> frozenset[str]:
         return self._experiments
 
+    @property
+    def live_filter(self) -> Container[str]:
+        """A view of the current experiment flags for ``client.add_hook(..., flags=)``,
+        so evaluations of other flags never build an exposure for this exporter."""
+        return _LiveExperiments(self)
+
     # --- observability ---------------------------------------------------------------
 
     @property
@@ -196,19 +255,13 @@ class ExposureExporter:
     # --- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> ExposureExporter:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._run, name=f"flagsync-exposures-{self.env}", daemon=True
-            )
-            self._thread.start()
+        """Start the background flush thread (no-op when started or closed)."""
+        self._flusher.start()
         return self
 
     def close(self) -> None:
         """Stop queueing, flush what is queued once, and release the connection."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=max(5.0, self.flush_interval))
-            self._thread = None
+        self._flusher.stop()
         if not self.flush():
             self._lost += len(self._retry)
             self._retry = []
@@ -221,10 +274,6 @@ class ExposureExporter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.flush_interval):
-            self.flush()
 
     def flush(self) -> bool:
         """Append queued events to the stream; whether Redis took them (kept if not)."""

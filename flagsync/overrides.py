@@ -21,6 +21,9 @@ from flagsync.redisconn import RedisClient
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+# A kill meant to last longer is a permanent one (no --ttl). The bound also keeps
+# ``now + ttl`` far from datetime's year-9999 limit (an OverflowError otherwise).
+MAX_TTL = dt.timedelta(days=366)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,11 @@ def parse_duration(text: str) -> dt.timedelta:
     seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
     if seconds <= 0:
         raise ConfigurationError(f"duration {text!r} must be positive")
+    if seconds > MAX_TTL.total_seconds():
+        raise ConfigurationError(
+            f"duration {text!r} is longer than {MAX_TTL.days} days: "
+            "leave out --ttl for a kill that lasts until unkill"
+        )
     return dt.timedelta(seconds=seconds)
 
 
@@ -139,4 +147,12 @@ def active(client: RedisClient, env: str, now: dt.datetime | None = None) -> lis
     )
 
 
-__all__ = ["OverrideResult", "active", "default_actor", "kill", "parse_duration", "unkill"]
+__all__ = [
+    "MAX_TTL",
+    "OverrideResult",
+    "active",
+    "default_actor",
+    "kill",
+    "parse_duration",
+    "unkill",
+]

@@ -12,6 +12,11 @@ URL forms (documented with examples in ``docs/redis.md``):
 * ``redis+cluster://[user:password@]host:port[,host:port…]`` — Redis Cluster
   (``rediss+cluster://`` for TLS); flagsync's keys share one hash slot.
 
+Query options are checked here (:data:`TLS_OPTIONS`, ``db``, the Sentinel
+credentials): anything else is a :class:`ConfigurationError`, because redis-py
+would otherwise pass an unknown option on as a keyword argument and fail with
+a ``TypeError`` at the first command.
+
 Credentials come from the URL or, when the URL carries none, from
 ``FLAGSYNC_REDIS_USERNAME`` / ``FLAGSYNC_REDIS_PASSWORD``. They are never put
 into an exception message: :func:`redact` replaces them.
@@ -48,6 +53,11 @@ DEFAULT_TIMEOUT = 5.0
 _PLAIN_SCHEMES = frozenset({"redis", "rediss", "unix"})
 _SENTINEL_SCHEMES = frozenset({"redis+sentinel", "rediss+sentinel"})
 _CLUSTER_SCHEMES = frozenset({"redis+cluster", "rediss+cluster"})
+# Query options per scheme family; documented in docs/redis.md.
+TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
+_TLS_FILE_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+_CERT_REQS = ("none", "optional", "required")
+_SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password")
 _NODE = re.compile(r"\[(?P<v6>[^\]]+)\](?::(?P<port6>\d+))?|(?P<host>[^:\[\]]+)(?::(?P<port>\d+))?")
 
 # Failures that mean "Redis is not there (or not usable)", as opposed to bugs.
@@ -85,8 +95,10 @@ class ParsedURL:
 
 def redact(url: str) -> str:
     """``url`` with any password (userinfo or query parameter) replaced by ``***``."""
-    # userinfo: scheme://user:secret@host → scheme://user:***@host
-    url = re.sub(r"(?<=://)([^/@:]*):[^/@]*@", r"\1:***@", url)
+    # userinfo: scheme://user:secret@host → scheme://user:***@host. Greedy up to
+    # the last "@" before the path, as urlsplit splits it: a password holding an
+    # unencoded "@" must not leak its tail.
+    url = re.sub(r"(?<=://)([^/@:]*):[^/]*@", r"\1:***@", url)
     return re.sub(
         r"([?&](?:sentinel_)?password=)[^&#]*",
         r"\1***",
@@ -101,11 +113,14 @@ def url_from_env(explicit: str | None = None) -> str:
 
 def parse_url(url: str) -> ParsedURL:
     """Split a flagsync Redis URL; :class:`ConfigurationError` for a malformed one."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        username = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password is not None else None
+    except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 address
+        raise ConfigurationError(f"malformed Redis URL {redact(url)}: {exc}") from None
     scheme = parts.scheme.lower()
     options = dict(parse_qsl(parts.query, keep_blank_values=True))
-    username = unquote(parts.username) if parts.username else None
-    password = unquote(parts.password) if parts.password is not None else None
     if password is None:
         username = username or os.environ.get(ENV_USERNAME) or None
         password = os.environ.get(ENV_PASSWORD) or None
@@ -113,6 +128,7 @@ def parse_url(url: str) -> ParsedURL:
     if scheme == "unix":
         if not parts.path:
             raise ConfigurationError(f"unix URL needs a socket path: {redact(url)}")
+        _check_options(scheme, options, url)
         db = _int_option(options.get("db", "0"), "db", url)
         return ParsedURL(scheme, (), username, password, db, None, options)
     if scheme not in _PLAIN_SCHEMES | _SENTINEL_SCHEMES | _CLUSTER_SCHEMES:
@@ -121,6 +137,7 @@ def parse_url(url: str) -> ParsedURL:
             "rediss://, unix://, redis+sentinel:// or redis+cluster://)"
         )
 
+    _check_options(scheme, options, url)
     hostinfo = parts.netloc.rpartition("@")[2]
     nodes = tuple(_parse_node(item, url) for item in hostinfo.split(",") if item)
     if not nodes:
@@ -137,6 +154,8 @@ def parse_url(url: str) -> ParsedURL:
         raise ConfigurationError(
             f"several hosts need redis+sentinel:// or redis+cluster://: {redact(url)}"
         )
+    if "db" in options:  # redis-py reads it even when the path names a database too
+        _int_option(options["db"], "db", url)
     db_text = segments[0] if segments else options.get("db", "0")
     db = _int_option(db_text, "db", url)
     if scheme in _CLUSTER_SCHEMES and db != 0:
@@ -168,8 +187,37 @@ def translate_errors(url: str | None = None) -> Iterator[None]:
         yield
     except _UNAVAILABLE as exc:
         where = f"{redact(url)}: " if url else ""
-        detail = redact(str(exc)) or type(exc).__name__
-        raise RedisUnavailableError(f"{where}{detail}".replace("\n", " ")) from exc
+        detail = _readable(redact(str(exc))) or type(exc).__name__
+        message = f"{where}{detail}".replace("\n", " ")
+        # Belt and braces: redis-py's own texts should never echo a password,
+        # but the one-line message reaches CI logs, so scrub any literal copy.
+        for secret in _secrets(url):
+            message = message.replace(secret, "***")
+        raise RedisUnavailableError(message) from exc
+
+
+def _readable(detail: str) -> str:
+    """Drop the object reprs some redis-py errors append (Sentinel's "No master
+    found for 'x' : <redis.client.Redis(<ConnectionPool(...)>)>" runs to a kilobyte)."""
+    cut = detail.find(" : <")
+    return detail[:cut] if cut > 0 else detail
+
+
+def _secrets(url: str | None) -> list[str]:
+    """Passwords that ``url`` (or the environment) supplies, longest first.
+
+    Very short ones are left out: replacing every "a" in a message would make
+    it unreadable, and the URL itself is already redacted by :func:`redact`.
+    """
+    found = [os.environ.get(ENV_PASSWORD) or ""]
+    if url:
+        try:
+            parts = urlsplit(url)
+            found.append(unquote(parts.password or ""))
+            found += [v for k, v in parse_qsl(parts.query) if k.endswith("password")]
+        except ValueError:
+            pass  # a malformed URL never reached redis-py
+    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
 
 
 def mapped_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -225,13 +273,47 @@ def _tls_options(parsed: ParsedURL) -> dict[str, Any]:
     return opts
 
 
+def _check_options(scheme: str, options: Mapping[str, str], url: str) -> None:
+    """Refuse query options flagsync does not support for ``scheme``.
+
+    TLS files are checked here too: a missing CA file is a configuration
+    mistake (exit 2), which redis-py would report as a connection failure.
+    """
+    allowed = {"db"}
+    if scheme.startswith("rediss"):
+        allowed.update(TLS_OPTIONS)
+    if scheme in _SENTINEL_SCHEMES:
+        allowed.update(_SENTINEL_OPTIONS)
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        hint = " (TLS options need rediss://)" if set(unknown) & set(TLS_OPTIONS) else ""
+        raise ConfigurationError(
+            f"unsupported option(s) {', '.join(unknown)} in Redis URL {redact(url)}{hint}; "
+            f"supported: {', '.join(sorted(allowed))}"
+        )
+    reqs = options.get("ssl_cert_reqs")
+    if reqs is not None and reqs not in _CERT_REQS:
+        raise ConfigurationError(
+            f"bad ssl_cert_reqs {reqs!r} in Redis URL {redact(url)} (use {', '.join(_CERT_REQS)})"
+        )
+    for name in _TLS_FILE_OPTIONS:
+        path = options.get(name)
+        if path is not None and not os.path.isfile(path):
+            raise ConfigurationError(f"{name} file {path!r} of the Redis URL does not exist")
+
+
 def _parse_node(item: str, url: str) -> tuple[str, int]:
     match = _NODE.fullmatch(item)
     if match is None:
         raise ConfigurationError(f"bad host {item!r} in Redis URL {redact(url)}")
     host = match.group("v6") or match.group("host")
     port = match.group("port6") or match.group("port")
-    return host, _int_option(port, "port", url) if port else 6379
+    if not port:
+        return host, 6379
+    number = _int_option(port, "port", url)
+    if not 0 < number < 65536:
+        raise ConfigurationError(f"port {number} out of range in Redis URL {redact(url)}")
+    return host, number
 
 
 def _int_option(text: str, name: str, url: str) -> int:

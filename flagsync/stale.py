@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from flagsync import _describe
-from flagsync.checks.lifecycle import LIFETIME_DAYS
+from flagsync.checks.lifecycle import LIFETIME_DAYS, flag_date
 from flagsync.engine import parse_timestamp
 from flagsync.findings import Finding, Level
 from flagsync.pipeline import Build
@@ -170,7 +170,7 @@ def _reasons(
     today = now.date()
     kind = str(raw.get("kind", "release"))
     lifetime = limits.lifetime_days.get(kind)
-    expires = _date(raw.get("expires"))
+    expires = flag_date(raw.get("expires"))
     if expires is not None and expires < today:
         yield (
             Reason.EXPIRED,
@@ -222,15 +222,6 @@ def _days(delta: dt.timedelta) -> str:
     return f"{delta.days} day{'' if delta.days == 1 else 's'}"
 
 
-def _date(item: object) -> dt.date | None:
-    if not isinstance(item, str):
-        return None
-    try:
-        return dt.date.fromisoformat(item)
-    except ValueError:
-        return None
-
-
 def _introduced(
     file: str, key: str, raw: Mapping[str, Any], history: History | None
 ) -> tuple[dt.date | None, str]:
@@ -239,7 +230,7 @@ def _introduced(
         moment = history.introduced(file, key)
         if moment is not None:
             return moment.date(), f"added in git on {moment.date()}"
-    created = _date(raw.get("created"))
+    created = flag_date(raw.get("created"))
     return created, f"created {created}"
 
 

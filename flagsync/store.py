@@ -340,13 +340,31 @@ return 0
 """
 
 
+# How Redis words an ACL refusal of a command run *inside* a script: a plain
+# error reply, which redis-py raises as ResponseError, not NoPermissionError.
+_SCRIPT_ACL_DENIED = ("can't run this command", "no permissions")
+
+
 def _eval(client: RedisClient, script: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
-    """Run ``script`` by SHA, loading it on the first NOSCRIPT (works on Cluster too)."""
+    """Run ``script`` by SHA, loading it on the first NOSCRIPT (works on Cluster too).
+
+    An ACL refusal inside the script becomes :class:`redis.exceptions.NoPermissionError`,
+    so that callers map it like any other permission failure (CLI exit 3, one line)
+    instead of letting a bare ResponseError escape as a traceback.
+    """
     sha = _sha1(script)
     try:
-        return client.evalsha(sha, len(keys_), *keys_, *args)
-    except redis.exceptions.NoScriptError:
-        return client.eval(script, len(keys_), *keys_, *args)
+        try:
+            return client.evalsha(sha, len(keys_), *keys_, *args)
+        except redis.exceptions.NoScriptError:
+            return client.eval(script, len(keys_), *keys_, *args)
+    except redis.exceptions.ResponseError as exc:
+        text = str(exc)
+        if not isinstance(exc, redis.exceptions.NoPermissionError) and any(
+            marker in text for marker in _SCRIPT_ACL_DENIED
+        ):
+            raise redis.exceptions.NoPermissionError(text) from exc
+        raise
 
 
 def _sha1(script: str) -> str:

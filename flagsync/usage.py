@@ -26,11 +26,17 @@ Counting is lock-free and exact, on two paths:
 Either way the flusher sends the difference from what it already harvested.
 (Free-threaded CPython builds would need a lock here.)
 
+Counters of outcomes not hit for three flushes (those of a replaced
+snapshot) leave the table, and are harvested once more before they are
+forgotten, so an increment racing with the removal is still delivered.
+
 Bounds (all documented in ``docs/usage.md``): at most ``max_keys`` distinct
 keys over the tracker's life — evaluations of further keys are only counted
-in :attr:`UsageTracker.dropped`; increments that could not be delivered are
-kept, merged with newer ones and retried on every flush, and dropped (and
-counted) only once they are older than ``max_pending_age`` seconds.
+in :attr:`UsageTracker.dropped`; at most ``max_keys`` fast-path counters at a
+time (beyond that, evaluations are counted by key on the slow path);
+increments that could not be delivered are kept, merged with newer ones and
+retried on every flush, and dropped (and counted) only once they are older
+than ``max_pending_age`` seconds.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -51,7 +57,7 @@ from flagsync._hooks import Exposure
 from flagsync._state import ChangeEvent
 from flagsync.engine import Resolution
 from flagsync.errors import ConfigurationError, RedisUnavailableError
-from flagsync.exposures import ExposureExporter, experiment_flags
+from flagsync.exposures import ExposureExporter, PeriodicFlush, experiment_flags
 from flagsync.redisconn import RedisClient, translate_errors
 from flagsync.store import format_time, keys
 
@@ -141,6 +147,7 @@ class _Outcome:
     counter: itertools.count[int]
     harvested: int = 0
     idle: int = 0  # flushes in a row without a new count
+    retiring: bool = False  # out of the table; harvested once more, then forgotten
 
 
 def _count_value(counter: itertools.count[int]) -> int:
@@ -210,8 +217,7 @@ class UsageTracker:
         self._outcomes: dict[int, _Outcome] = {}
         self._retired: dict[UsageKey, int] = {}  # totals of pruned outcomes, for totals()
         self._redis: RedisClient | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._flusher = PeriodicFlush(f"flagsync-usage-{env}", self.flush_interval, self.flush)
         self.flushes = 0  # successful flushes
         self.failed_flushes = 0
         self.last_error: str | None = None
@@ -251,19 +257,32 @@ class UsageTracker:
             self.record(flag, resolution.variant, resolution.reason)
             return
         rid = id(resolution)
+        key = (flag, resolution.variant, resolution.reason)
         with self._lock:
             counter = self._table.get(rid)
             if counter is None:
-                key = (flag, resolution.variant, resolution.reason)
-                if key not in self._known:
-                    if len(self._known) >= self.max_keys:
-                        self._overflow += 1
-                        return
-                    self._known.add(key)
-                counter = itertools.count()
-                self._outcomes[rid] = _Outcome(key, resolution, counter)
-                self._table[rid] = counter
-        next(counter)
+                outcome = self._outcomes.get(rid)
+                if outcome is not None:  # retiring after being idle: hit again, keep it
+                    outcome.retiring = False
+                    outcome.idle = 0
+                    counter = self._table[rid] = outcome.counter
+                elif len(self._outcomes) >= self.max_keys:
+                    # Resolutions of many snapshots at once (frequent reloads): the
+                    # table stays bounded and this one is counted by key instead.
+                    counter = None
+                else:
+                    if key not in self._known:
+                        if len(self._known) >= self.max_keys:
+                            self._overflow += 1
+                            return
+                        self._known.add(key)
+                    counter = itertools.count()
+                    self._outcomes[rid] = _Outcome(key, resolution, counter)
+                    self._table[rid] = counter
+        if counter is None:
+            self.record(*key)
+        else:
+            next(counter)
 
     def _register_thread(self) -> dict[UsageKey, int]:
         cell = _Cell(threading.current_thread())
@@ -321,20 +340,14 @@ class UsageTracker:
     # --- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> UsageTracker:
-        """Start the background flush thread (no-op when disabled or started)."""
-        if self.enabled and self._thread is None:
-            self._thread = threading.Thread(
-                target=self._run, name=f"flagsync-usage-{self.env}", daemon=True
-            )
-            self._thread.start()
+        """Start the background flush thread (no-op when disabled, started or closed)."""
+        if self.enabled:
+            self._flusher.start()
         return self
 
     def close(self, *, final_flush: bool = True) -> None:
         """Stop the thread and flush what is held (once; errors are logged, not raised)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=max(5.0, self.flush_interval))
-            self._thread = None
+        self._flusher.stop()
         if final_flush and self.enabled:
             self.flush()
             if self._pending.total:
@@ -355,10 +368,6 @@ class UsageTracker:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.flush_interval):
-            self.flush()
 
     # --- flushing -------------------------------------------------------------------------
 
@@ -410,9 +419,12 @@ class UsageTracker:
         if finished:
             with self._lock:
                 self._cells = [c for c in self._cells if c not in finished]
+                for cell in finished:  # totals() must not go down (Prometheus counters)
+                    self._retire_counts(cell.harvested.items())
         with self._lock:
             outcomes = list(self._outcomes.items())
         idle: list[int] = []
+        gone: list[int] = []
         for rid, outcome in outcomes:
             n = _count_value(outcome.counter)
             delta = n - outcome.harvested
@@ -425,23 +437,35 @@ class UsageTracker:
                 seen.add(outcome.key[0])
             else:
                 outcome.idle += 1
-                if outcome.idle >= _IDLE_FLUSHES:
-                    idle.append(rid)
-        if idle:
-            # Outcomes of replaced snapshots stop being hit: forget them (a later
-            # hit simply registers again), so the table tracks live outcomes only.
+            if outcome.retiring:
+                gone.append(rid)
+            elif outcome.idle >= _IDLE_FLUSHES:
+                idle.append(rid)
+        if idle or gone:
+            # Outcomes of replaced snapshots stop being hit: forget them, so the
+            # table tracks live outcomes only (a later hit registers again). In two
+            # steps: out of the table now, harvested once more next time, then
+            # forgotten, so a thread that looked its counter up just before the
+            # removal still has its increment delivered.
             with self._lock:
                 for rid in idle:
-                    outcome = self._outcomes.pop(rid)
+                    self._outcomes[rid].retiring = True
                     self._table.pop(rid, None)
-                    self._retired[outcome.key] = (
-                        self._retired.get(outcome.key, 0) + outcome.harvested
-                    )
+                for rid in gone:
+                    outcome = self._outcomes[rid]
+                    if outcome.retiring:  # not revived by first_hit meanwhile
+                        del self._outcomes[rid]
+                        self._retire_counts([(outcome.key, outcome.harvested)])
         if seen:
             if was_empty:
                 pending.since = time.monotonic()
             for flag in seen:
                 pending.last_seen[flag] = stamp
+
+    def _retire_counts(self, counts: Iterable[tuple[UsageKey, int]]) -> None:
+        # Caller holds self._lock. Keeps counts that left the live structures in totals().
+        for key, n in counts:
+            self._retired[key] = self._retired.get(key, 0) + n
 
     def _expire_if_too_old(self) -> None:
         pending = self._pending
@@ -496,7 +520,9 @@ class _Client(Protocol):
     @property
     def env(self) -> str: ...
 
-    def add_hook(self, hook: Callable[[Exposure], object]) -> Callable[[], None]: ...
+    def add_hook(
+        self, hook: Callable[[Exposure], object], *, flags: Container[str] | None = None
+    ) -> Callable[[], None]: ...
 
     def attach_usage_tracker(self, tracker: UsageTracker) -> Callable[[], None]: ...
 
@@ -541,7 +567,6 @@ def attach_usage(
     notice of the client. Call :meth:`UsageAttachment.close` before (or
     right after) ``client.close()``.
     """
-    undo: list[Callable[[], None]] = []
     tracker: UsageTracker | None = None
     if track_usage and redis_url:
         tracker = UsageTracker(
@@ -550,20 +575,32 @@ def attach_usage(
             flush_interval=flush_interval,
             max_keys=max_keys,
             max_pending_age=max_pending_age,
-        ).start()
-        undo.append(client.attach_usage_tracker(tracker))
-    if exposures is not None:
-        read = snapshot or (lambda: _served_snapshot(client))
-        exporter = exposures
+        )
+    # The caller's exporter joins the attachment only once started, so a failed
+    # attach closes what it started and leaves the caller's exporter alone.
+    attachment = UsageAttachment(tracker, None, [])
+    try:
+        if tracker is not None:
+            # Attach before starting: a client that already has a tracker refuses.
+            attachment._undo.append(client.attach_usage_tracker(tracker))
+            tracker.start()
+        if exposures is not None:
+            read = snapshot or (lambda: _served_snapshot(client))
+            exporter = exposures
 
-        def refresh(_event: object = None) -> None:
-            exporter.set_experiments(experiment_flags(read()))
+            def refresh(_event: object = None) -> None:
+                exporter.set_experiments(experiment_flags(read()))
 
-        refresh()
-        undo.append(client.on_change(refresh))
-        exposures.start()
-        undo.append(client.add_hook(exposures))
-    return UsageAttachment(tracker, exposures, undo)
+            refresh()
+            attachment._undo.append(client.on_change(refresh))
+            exposures.start()
+            attachment.exposures = exposures
+            # Only experiment flags reach the exporter: other evaluations build nothing.
+            attachment._undo.append(client.add_hook(exposures, flags=exposures.live_filter))
+    except BaseException:
+        attachment.close()  # all or nothing: no hook left attached, no thread running
+        raise
+    return attachment
 
 
 def _served_snapshot(client: object) -> Mapping[str, Any]:

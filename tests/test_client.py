@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import logging
 import random
@@ -18,7 +19,9 @@ from redis_fixtures import flag_yaml, write_flags
 
 from flagsync import ChangeEvent, ClientState, ErrorCode, Exposure, FlagClient, Reason, Source
 from flagsync._cache import CachedSnapshot, read_cache, write_cache
+from flagsync._hooks import fast_constructor, new_exposure
 from flagsync._refresher import backoff_delay
+from flagsync.details import EvaluationDetails
 from flagsync.errors import ConfigurationError, SnapshotError
 from flagsync.snapshot import canonical_json, checksum
 from flagsync.store import Override
@@ -172,6 +175,55 @@ def test_hooks_receive_exposures_and_cannot_break_evaluation(
     assert len(seen) == 2
 
 
+def test_hook_flag_filter_is_checked_before_anything_is_built(client: FlagClient) -> None:
+    seen: list[Exposure] = []
+    wanted = {"beta"}
+    client.add_hook(seen.append, flags=wanted)
+    client.is_enabled("beta", "alice")
+    client.get_value("limit", default=0)
+    client.variant("country", "alice")
+    assert [e.flag for e in seen] == ["beta"]
+    wanted.add("limit")  # the filter is consulted on every evaluation: changes are followed
+    client.evaluate(Flags.LIMIT, "alice", default=0)
+    assert [e.flag for e in seen] == ["beta", "limit"]
+    with pytest.raises(ConfigurationError):
+        client.add_hook(seen.append, flags="beta")  # a string would match substrings
+    with pytest.raises(ConfigurationError):
+        client.add_hook("not callable")  # type: ignore[arg-type]
+
+
+def test_exposures_of_the_fast_paths_match_evaluate(client: FlagClient, tmp_path: Path) -> None:
+    seen: list[Exposure] = []
+    client.add_hook(seen.append)
+    assert client.is_enabled("limit", "alice", default=True) is True  # integer flag
+    assert client.variant("nope", "alice") is None
+    assert client.is_enabled(Flags.BETA, "alice") is True
+    got = [(e.flag, e.value, e.variant, e.reason, e.error_code) for e in seen]
+    assert got == [
+        ("limit", True, None, Reason.ERROR, ErrorCode.TYPE_MISMATCH),
+        ("nope", None, None, Reason.ERROR, ErrorCode.FLAG_NOT_FOUND),
+        ("beta", True, "on", Reason.TARGETING_MATCH, None),
+    ]
+    assert all(e.source is Source.FILE and e.revision == client.revision for e in seen)
+    with FlagClient(flags_dir=tmp_path / "none", watch=False) as empty:
+        empty.add_hook(seen.append)
+        empty.is_enabled("x", "u")
+    assert (seen[-1].error_code, seen[-1].source) == (ErrorCode.PROVIDER_NOT_READY, Source.DEFAULTS)
+
+
+def test_fast_constructor_builds_ordinary_frozen_instances() -> None:
+    values = ("f", 1, "on", Reason.SPLIT, {"user_id": "u"}, "rev", Source.REDIS, 1.5, None)
+    fast = new_exposure(*values)
+    assert fast == Exposure(*values)
+    assert type(fast) is Exposure
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.flag = "g"  # type: ignore[misc]
+    details = ("f", 1, "on", Reason.SPLIT, "rule", None, None, "rev", Source.FILE)
+    assert fast_constructor(EvaluationDetails)(*details) == EvaluationDetails(*details)
+    with pytest.raises(TypeError):
+        new_exposure(*values[:-1])  # every field is required, defaults included
+
+
 def test_listener_exceptions_are_logged(
     client: FlagClient, flags: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -206,10 +258,18 @@ def test_from_env(monkeypatch: pytest.MonkeyPatch, flags: Path) -> None:
 
 
 def test_bad_settings_raise_configuration_error(flags: Path) -> None:
+    # Raised before any thread starts (the autouse fixture fails a leaked thread).
+    unreachable = "redis://127.0.0.1:1/0"
     with pytest.raises(ConfigurationError):
         FlagClient(flags_dir=flags, poll_interval=0)
     with pytest.raises(ConfigurationError):
         FlagClient(flags_dir=flags, env="")
+    with pytest.raises(ConfigurationError, match="environment"):
+        FlagClient(unreachable, flags_dir=flags, env="bad env")
+    with pytest.raises(ConfigurationError):
+        FlagClient(unreachable, flags_dir=flags, usage_flush_interval=0, init_timeout=0.2)
+    with pytest.raises(ConfigurationError, match="scheme"):
+        FlagClient("http://127.0.0.1:1/", flags_dir=flags)
 
 
 def test_usable_from_asyncio(client: FlagClient) -> None:

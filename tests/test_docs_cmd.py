@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -105,6 +106,22 @@ def test_regenerating_unchanged_content_keeps_the_committed_stamp(workdir: Path)
 def test_check_without_a_catalogue_fails(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["docs", "--check", "--out", "missing.md"]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_unwritable_output_is_an_error_not_a_traceback(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _generate() == 0
+    target = workdir / "docs" / "flags" / "README.md"
+    before = target.read_text(encoding="utf-8")
+    # A directory where the temporary file would go: the write fails even as root.
+    (target.parent / f".README.md.{os.getpid()}.tmp").mkdir()
+    web = workdir / "flags" / "web.yaml"
+    web.write_text(web.read_text().replace("rollout: 10", "rollout: 50"), encoding="utf-8")
+    capsys.readouterr()
+    assert _generate() == 2
+    assert "cannot write docs/flags/README.md" in capsys.readouterr().err
+    assert target.read_text(encoding="utf-8") == before  # the old catalogue is intact
 
 
 def test_check_to_stdout_is_a_usage_error(workdir: Path) -> None:

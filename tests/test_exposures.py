@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis_fixtures import RedisServer, flag_yaml, write_flags
 
 from flagsync import Exposure, FlagClient, Reason, Source
 from flagsync.errors import ConfigurationError
-from flagsync.exposures import ExposureExporter, experiment_flags, exposures_key
+from flagsync.exposures import ExposureExporter, PeriodicFlush, experiment_flags, exposures_key
 from flagsync.usage import attach_usage, redis_factory
 
 pytestmark = pytest.mark.redis
@@ -137,3 +140,144 @@ def test_attached_to_a_client_exports_experiment_exposures(
     assert event["variant"] == ("on" if served else "off")
     assert json.loads(event["context"]) == {"user_id": "u-7"}
     assert event["source"] == "file"
+
+
+def test_periodic_flush_outlives_an_unexpected_error(caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[int] = []
+    twice = threading.Event()
+
+    def flush() -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("bug in flush")
+        twice.set()
+        return True
+
+    flusher = PeriodicFlush("flagsync-test-flush", 0.01, flush)
+    with caplog.at_level(logging.ERROR, logger="flagsync.exposures"):
+        flusher.start()
+        try:
+            assert twice.wait(5)  # the loop went on after the exception
+        finally:
+            flusher.stop()
+    assert "bug in flush" in caplog.text
+    flusher.start()  # stopped for good: no new thread
+    assert flusher.stopped
+
+
+def test_openfeature_hooks_observe_evaluations_through_the_sdk(tmp_path: Path) -> None:
+    pytest.importorskip("openfeature")
+    from openfeature import api
+    from openfeature.evaluation_context import EvaluationContext
+    from openfeature.flag_evaluation import FlagEvaluationDetails
+    from openfeature.flag_evaluation import Reason as OFReason
+    from openfeature.hook import Hook, HookContext
+
+    from flagsync.openfeature import FlagsyncProvider
+
+    flags = write_flags(
+        tmp_path / "flags",
+        {
+            "checkout_test": flag_yaml(
+                kind="experiment",
+                type="string",
+                variants={"control": "A", "treatment": "B"},
+                off_variant="control",
+                rules=[{"name": "testers", "users": ["alice"], "serve": "treatment"}],
+                default={"rollout": {"control": 50, "treatment": 50}},
+            ),
+        },
+    )
+    seen: list[tuple[str, Any, str | None, str | None, str | None, dict[str, Any]]] = []
+
+    revisions: list[object] = []
+
+    class Recorder(Hook):
+        def after(
+            self, hook_context: HookContext, details: FlagEvaluationDetails[Any], hints: Any
+        ) -> None:
+            context = hook_context.evaluation_context
+            revisions.append(details.flag_metadata.get("revision"))
+            seen.append(
+                (
+                    details.flag_key,
+                    details.value,
+                    details.variant,
+                    details.reason,
+                    context.targeting_key,
+                    dict(context.attributes),
+                )
+            )
+
+    class Broken(Hook):
+        def after(self, hook_context: HookContext, details: Any, hints: Any) -> None:
+            raise RuntimeError("hook bug")
+
+    domain = "flagsync-exposure-hooks"
+    with FlagClient(flags_dir=flags, watch=False) as flag_client:
+        exposures: list[Exposure] = []
+        flag_client.add_hook(exposures.append)  # flagsync's own hooks see the same evaluations
+        api.set_provider(FlagsyncProvider(flag_client), domain=domain)
+        try:
+            client = api.get_client(domain)
+            client.add_hooks([Recorder()])
+            alice = client.get_string_value(
+                "checkout_test", "?", EvaluationContext("alice", {"country": "DE"})
+            )
+            bob = client.get_string_details("checkout_test", "?", EvaluationContext("bob"))
+            client.get_string_value("missing", "?", EvaluationContext("bob"))
+            other = api.get_client(domain)  # a client object of its own, with its own hooks
+            other.add_hooks([Broken()])
+            # An exception in an OpenFeature hook never reaches the caller: the
+            # SDK logs it and answers the caller's default.
+            assert other.get_string_value("checkout_test", "?") == "?"
+            revision = flag_client.revision
+        finally:
+            api.shutdown()
+            api.clear_providers()
+            api.clear_hooks()
+    assert revision is not None
+    assert revisions == [revision, revision]  # the provider passes it in flag_metadata
+    assert alice == "B"
+    assert seen[0] == (
+        "checkout_test",
+        "B",
+        "treatment",
+        OFReason.TARGETING_MATCH,
+        "alice",
+        {"country": "DE"},
+    )
+    assert seen[1] == ("checkout_test", bob.value, bob.variant, OFReason.SPLIT, "bob", {})
+    assert bob.variant in {"control", "treatment"}
+    assert bob.value == {"control": "A", "treatment": "B"}[bob.variant]
+    assert len(seen) == 2  # after hooks run for successful evaluations only (spec 4.3.6)
+    assert [(e.flag, e.variant, e.reason) for e in exposures[:3]] == [
+        ("checkout_test", "treatment", Reason.TARGETING_MATCH),
+        ("checkout_test", bob.variant, Reason.SPLIT),
+        ("missing", None, Reason.ERROR),
+    ]
+    assert exposures[0].context == {"country": "DE", "user_id": "alice"}
+
+
+def test_live_filter_follows_the_experiment_set(redis_server: RedisServer, tmp_path: Path) -> None:
+    exporter = ExposureExporter(redis_factory(redis_server.url), ENV, experiments={"a"})
+    view = exporter.live_filter
+    assert "a" in view
+    assert "b" not in view
+    exporter.set_experiments({"b"})
+    assert "a" not in view
+    assert "b" in view
+    # Attached to a client, other flags never reach the exporter at all.
+    flags = write_flags(tmp_path / "flags", {"plain": flag_yaml(default={"serve": "on"})})
+    calls: list[str] = []
+    with FlagClient(flags_dir=flags, watch=False) as client:
+        attached = attach_usage(client, None, exposures=exporter)
+        original = exporter.__class__.__call__
+        try:
+            exporter.__class__.__call__ = lambda self, e: calls.append(e.flag)  # type: ignore[method-assign]
+            for _ in range(10):
+                client.is_enabled("plain", "u")
+        finally:
+            exporter.__class__.__call__ = original  # type: ignore[method-assign]
+        attached.close()
+    assert calls == []

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from redis_fixtures import RedisServer, flag_yaml, write_flags
+from redis_fixtures import RedisServer, flag_yaml, free_port, write_flags
 
 from flagsync import overrides, store
 from flagsync.cli import main
@@ -145,5 +145,81 @@ def test_parse_duration_rejects(text: str) -> None:
         overrides.parse_duration(text)
 
 
-def test_bad_ttl_is_usage_error(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["kill", "f", "--reason", "r", "--ttl", "soon", "--redis-url", redis_url]) == 2
+@pytest.mark.parametrize(
+    ("ttl", "message"),
+    [
+        ("soon", "bad duration 'soon': use a number and a unit s, m, h, d or w"),
+        ("0s", "duration '0s' must be positive"),
+        ("90", "bad duration '90'"),
+        ("99999999999w", "longer than 366 days: leave out --ttl"),
+    ],
+)
+def test_bad_ttl_is_usage_error(ttl: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit 2 with one clear line, before Redis is contacted (none is running here)."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    assert main(["kill", "f", "--reason", "r", "--ttl", ttl, "--redis-url", url]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("flagsync kill: error: ")
+    assert message in line
+
+
+def test_blank_reason_is_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    assert main(["kill", "f", "--reason", "  ", "--redis-url", url]) == 2
+    assert "non-empty --reason" in capsys.readouterr().err
+
+
+def test_kill_before_any_sync_is_refused(
+    redis_url: str, client: redis.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["kill", "new_ui", "--reason", "r", "--redis-url", redis_url]) == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "'new_ui' is not in the snapshot synced to 'production'" in line
+    assert client.keys("*") == []
+
+
+def test_status_reports_drift_from_the_files(
+    redis_url: str, synced: Path, client: redis.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every kind of difference between the files and Redis, in text and JSON."""
+    write_flags(
+        synced,
+        {"new_ui": flag_yaml(default={"rollout": 50}), "banner": flag_yaml(default="on")},
+    )  # new_ui changed, banner only in the files, search only in Redis
+    base = ["status", "--redis-url", redis_url, "--flags-dir", str(synced)]
+    capsys.readouterr()
+    assert main(base) == 0
+    text = capsys.readouterr().out
+    assert (
+        "drift:       3 flag(s) differ from the files "
+        "(1 only in files, 1 changed, 1 only in Redis)\n"
+        "  + banner\n  ~ new_ui\n  - search\n"
+    ) in text
+    assert main([*base, "--format", "json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["in_sync"] is False
+    assert [(c["key"], c["action"]) for c in status["drift"]] == [
+        ("banner", "add"),
+        ("new_ui", "change"),
+        ("search", "remove"),
+    ]
+    [field] = next(c for c in status["drift"] if c["key"] == "new_ui")["fields"]
+    assert field["share_changing_variant"] == pytest.approx(0.4)
+    # Someone edits Redis by hand: the checksum no longer matches → exit 1, one line.
+    client.set(store.keys(ENV).snapshot, b'{"format":1}')
+    assert main(base) == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "checksum mismatch" in line
+
+
+def test_status_of_an_unsynced_environment(
+    redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flags = write_flags(tmp_path / "flags", {"new_ui": flag_yaml(default="on")})
+    assert main(["status", "--redis-url", redis_url, "--flags-dir", str(flags)]) == 0
+    out = capsys.readouterr().out
+    assert "redis:       nothing synced yet" in out
+    assert "+ new_ui" in out
+    bad = tmp_path / "missing"
+    assert main(["status", "--redis-url", redis_url, "--flags-dir", str(bad)]) == 0
+    assert f"drift:       unknown (no flag directory '{bad}')" in capsys.readouterr().out

@@ -197,14 +197,33 @@ def test_stale_and_ready_events_follow_redis(redis_server: RedisServer) -> None:
 
 
 def test_provider_with_nothing_loaded_reports_error(tmp_path: Path) -> None:
-    provider = FlagsyncProvider(flags_dir=tmp_path / "missing", env=ENV)
+    errors = threading.Event()
+    ready = threading.Event()
+
+    def on_error(details: EventDetails) -> None:
+        errors.set()
+
+    def on_ready(details: EventDetails) -> None:
+        ready.set()
+
+    provider = FlagsyncProvider(flags_dir=tmp_path / "missing", env=ENV, debounce=0.05)
+    client = api.get_client(DOMAIN)
+    client.add_handler(ProviderEvent.PROVIDER_ERROR, on_error)
     api.set_provider(provider, domain=DOMAIN)
     try:
-        client = api.get_client(DOMAIN)
+        assert errors.wait(3)  # the ERROR event, not only the status
         assert client.get_provider_status() is ProviderStatus.ERROR
         details = client.get_boolean_details("x", True)
         assert details.value is True
         assert details.error_code is not None
+        # Flags appearing later end the error: READY is emitted and they are served.
+        client.add_handler(ProviderEvent.PROVIDER_READY, on_ready)
+        write_flags(tmp_path / "missing", {"x": flag_yaml(default="off")})
+        assert ready.wait(3)
+        wait_until(lambda: client.get_provider_status() is ProviderStatus.READY, timeout=3)
+        assert client.get_boolean_value("x", True) is False
     finally:
+        client.remove_handler(ProviderEvent.PROVIDER_ERROR, on_error)
+        client.remove_handler(ProviderEvent.PROVIDER_READY, on_ready)
         api.shutdown()
         api.clear_providers()

@@ -162,3 +162,36 @@ def test_plan_json(tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture
     assert field["path"] == "default"
     assert field["share_changing_variant"] == pytest.approx(0.4)
     assert field["share_exact"] is True
+
+
+@pytest.mark.redis
+def test_plan_json_structure_is_stable(
+    tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The JSON documented in docs/redis.md ("`plan --format json`"), byte for byte.
+
+    The stored checksum depends on every compiled byte, so it is checked for
+    shape and then masked: the golden file pins the structure and the values.
+    """
+    flags = _files(tmp_path, 10, extra=False)
+    assert main(["sync", "--redis-url", redis_url, "--flags-dir", str(flags)]) == 0
+    assert main(["kill", "checkout", "--reason", "incident", "--actor", "alice",
+                 "--redis-url", redis_url]) == 0  # fmt: skip
+    _files(tmp_path, 50, extra=True)
+    capsys.readouterr()
+    args = ["plan", "--redis-url", redis_url, "--flags-dir", str(flags), "--format", "json"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    data = json.loads(out)
+    assert data["against"]["checksum"].startswith("sha256:")
+    assert len(data["against"]["checksum"]) == len("sha256:") + 64
+    assert_golden("plan_change.json", out.replace(data["against"]["checksum"], "sha256:…"))
+    assert main(args) == 0
+    assert capsys.readouterr().out == out  # deterministic: no clocks, sorted
+
+
+def test_plan_json_against_empty_golden(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    flags = _files(tmp_path, 10, extra=False)
+    args = ["plan", "--against-empty", "--flags-dir", str(flags), "--format", "json"]
+    assert main(args) == 0
+    assert_golden("plan_empty.json", capsys.readouterr().out)

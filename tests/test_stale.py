@@ -216,6 +216,13 @@ def test_cli_rejects_bad_numbers(repo: Path) -> None:
     assert exc.value.code == 2
 
 
+def test_cli_rejects_a_bad_environment_name_without_a_traceback(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["stale", "--env", "bad:env", "--redis-url", "redis://127.0.0.1:1"]) == 2
+    assert "invalid environment name 'bad:env'" in capsys.readouterr().err
+
+
 def test_cli_uses_last_seen_from_redis(
     repo: Path,
     redis_url: str,

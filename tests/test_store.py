@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -149,6 +150,8 @@ def test_redact_hides_passwords() -> None:
         redisconn.redact("redis+sentinel://h:1/m?sentinel_password=x&a=b")
         == "redis+sentinel://h:1/m?sentinel_password=***&a=b"
     )
+    # An unencoded "@" in the password: nothing of it may survive.
+    assert redisconn.redact("redis://u:p@ss@h:1/0") == "redis://u:***@h:1/0"
 
 
 @pytest.mark.parametrize(
@@ -176,11 +179,40 @@ def test_parse_url_forms(
 
 @pytest.mark.parametrize(
     "url",
-    ["http://h", "redis+sentinel://h:1", "redis://a:1,b:2", "redis+cluster://h:1/3", "redis://h:x"],
+    [
+        "http://h",
+        "redis+sentinel://h:1",
+        "redis://a:1,b:2",
+        "redis+cluster://h:1/3",
+        "redis://h:x",
+        "redis://h:99999/0",
+        "redis://:pw@[::1/0",
+        "redis://h/0?socket_timeout=abc",  # not a supported option: no TypeError later
+        "redis://h/0?ssl_ca_certs=/etc/hosts",  # TLS option without rediss://
+        "rediss://h/0?ssl_cert_reqs=bogus",
+        "rediss://h/0?ssl_ca_certs=/nonexistent.pem",
+        "rediss+cluster://h:1?ssl_certfile=/nonexistent.pem",
+        "redis://h/0?db=x",
+    ],
 )
 def test_parse_url_rejects_malformed(url: str) -> None:
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError) as info:
         redisconn.parse_url(url)
+    assert "pw" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis://u:s3cret@h:99999/0", "redis://u:s3cret@h/0?bogus=1", "redis://u:s3cret@[::1/0"],
+)
+def test_bad_url_is_usage_error_without_password(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flagsync.cli import main
+
+    assert main(["kill", "f", "--reason", "r", "--redis-url", url]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "s3cret" not in line
 
 
 def test_unreachable_is_redis_unavailable_without_password() -> None:
@@ -222,3 +254,59 @@ def test_unix_socket(tmp_path: Path) -> None:
         client.close()
     finally:
         server.stop()
+
+
+def _prefill_audit(client: redis.Redis, env: str, entries: int) -> bytes:
+    """Append ``entries`` filler entries (no cap) in pipelined batches; the first id."""
+    name = store.keys(env).audit
+    for start in range(0, entries, 2_000):
+        with client.pipeline(transaction=False) as pipe:
+            for i in range(start, min(entries, start + 2_000)):
+                pipe.xadd(name, {"kind": "filler", "n": str(i)})
+            pipe.execute()
+    first = client.xrange(name, count=1)[0][0]
+    assert client.xlen(name) == entries
+    return bytes(first)
+
+
+def test_every_audit_writer_caps_the_stream(redis_server: RedisServer) -> None:
+    """The real cap (MAXLEN ~ 10 000) is applied by sync, kill, unkill and expiry.
+
+    ``~`` lets Redis trim whole stream nodes only, so the length ends between
+    the cap and cap + one node (``stream-node-max-entries``); without a cap it
+    would be ``prefill + 1``.
+    """
+    client = redis_server.client()
+    node = int(client.config_get("stream-node-max-entries")["stream-node-max-entries"])
+    prefill = store.AUDIT_MAXLEN + 2 * node
+    now = store.utcnow()
+    expired = store.Override("f", "r", "a", store.format_time(now), store.format_time(now))
+    writers = {
+        "sync": lambda env: _write_env(client, env),
+        "kill": lambda env: store.set_override(
+            client, env, store.Override("f", "r", "a", "t", None), {"kind": "kill"}
+        ),
+        "unkill": lambda env: store.remove_override(client, env, "f", {"kind": "unkill"}),
+        "expire": lambda env: store.purge_expired_overrides(
+            client, env, now + dt.timedelta(seconds=1)
+        ),
+    }
+    for kind, write in writers.items():
+        env = f"cap-{kind}"
+        if kind in ("unkill", "expire"):
+            client.hset(store.keys(env).overrides, "f", expired.to_json())
+        oldest = _prefill_audit(client, env, prefill)
+        write(env)
+        length = client.xlen(store.keys(env).audit)
+        assert store.AUDIT_MAXLEN <= length <= store.AUDIT_MAXLEN + node, (kind, length)
+        newest = store.read_audit(client, env, count=1)[0]
+        assert newest.kind == kind
+        assert client.xrange(store.keys(env).audit, min=oldest, max=oldest) == [], kind
+    client.close()
+
+
+def _write_env(client: redis.Redis, env: str) -> int:
+    snapshot = make_snapshot(1, "A", env=env)
+    data = canonical_json(snapshot)
+    write = store.SnapshotWrite(data, {"checksum": checksum(data)}, {"kind": "sync"}, True)
+    return store.write_snapshot(client, env, write, expected_version=0)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +22,9 @@ from redis_fixtures import (
     write_flags,
 )
 
-from flagsync import store, sync
+from flagsync import FlagClient, store, sync
 from flagsync.cli import main
+from flagsync.details import Reason, Source
 from flagsync.errors import RefusedChangeError
 
 pytestmark = pytest.mark.redis
@@ -141,19 +145,64 @@ def test_dry_run_writes_nothing(
     redis_url: str, flags: Path, client: redis.Redis, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert _sync(redis_url, flags, "--dry-run") == 0
-    assert "+ new_ui" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "+ new_ui" in out
+    assert out.rstrip().endswith(
+        "dry run: nothing written to 'production' (Plan: 2 to add, 0 to change, 0 to remove.)"
+    )
     assert client.keys("*") == []
+    # Against a synced store: the same plan `flagsync plan` shows, nothing written.
+    assert _sync(redis_url, flags) == 0
+    write_flags(flags, {**_flags_v1(), "new_ui": flag_yaml("New UI", default={"rollout": 50})})
+    before = dump_keys(client)
+    capsys.readouterr()
+    assert _sync(redis_url, flags, "--dry-run") == 0
+    dry = capsys.readouterr().out
+    assert main(["plan", "--redis-url", redis_url, "--flags-dir", str(flags)]) == 0
+    assert dry.startswith(capsys.readouterr().out)
+    assert "default: 10% → 50% on; 40.0% of users change variant" in dry
+    assert "(Plan: 0 to add, 1 to change, 0 to remove.)" in dry
+    assert dump_keys(client) == before
+    # A dry run applies the same refusals as the sync would (here: removal without --prune).
+    write_flags(flags, {"new_ui": flag_yaml("New UI", default={"rollout": 10})})
+    assert _sync(redis_url, flags, "--dry-run") == 1
+    assert "--prune" in capsys.readouterr().err
+    assert dump_keys(client) == before
 
 
-@pytest.mark.parametrize("command", ["sync", "plan", "status"])
-def test_redis_down_exits_3(command: str, flags: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
-    code = main([command, "--redis-url", url, "--flags-dir", str(flags)])
-    err = capsys.readouterr().err
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["sync"],
+        ["sync", "--dry-run"],
+        ["plan"],
+        ["status"],
+        ["kill", "new_ui", "--reason", "r", "--ttl", "1h"],
+        ["unkill", "new_ui"],
+    ],
+)
+@pytest.mark.parametrize("password_in", ["url", "env"])
+def test_redis_down_exits_3(
+    command: list[str],
+    password_in: str,
+    flags: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    port = free_port()
+    url = f"redis://:hunter2-pw@127.0.0.1:{port}/0"
+    if password_in == "env":
+        monkeypatch.setenv("FLAGSYNC_REDIS_PASSWORD", "hunter2-pw")
+        url = f"redis://127.0.0.1:{port}/0"
+    extra = [] if command[0] in ("kill", "unkill") else ["--flags-dir", str(flags)]
+    code = main([*command, "--redis-url", url, *extra])
+    out, err = capsys.readouterr()
     assert code == 3
-    assert "Redis unreachable" in err
-    assert "hunter2" not in err
-    assert len(err.strip().splitlines()) == 1
+    assert out == ""
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"flagsync {command[0]}: Redis unreachable: redis://")
+    assert f"127.0.0.1:{port}" in line
+    assert "hunter2" not in line
 
 
 def test_kill_survives_sync(redis_url: str, flags: Path, client: redis.Redis) -> None:
@@ -273,3 +322,163 @@ def test_descendant_revision_is_accepted_and_recorded(
             make_snapshot(1, "x"),
             sync.Revision(first, repo=repo),
         )
+
+
+# --- ACL users and passwords ---------------------------------------------------------------
+
+SYNC_PW = "sync-Pw-7f3a"
+ADMIN_PW = "admin-Pw-91c2"
+
+
+def _acl_from_docs(prefix: str, user: str) -> list[str]:
+    """The ``ACL SETUSER <user> …`` line of docs/redis.md (or gitops.md), as arguments."""
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    # A whole line of a code block, or an inline `code span` of a sentence.
+    pattern = re.compile(rf"(?:^|`)({re.escape(prefix)} {re.escape(user)} [^`\n]*)", re.M)
+    for page in ("redis.md", "gitops.md"):
+        match = pattern.search((docs / page).read_text(encoding="utf-8"))
+        if match:
+            return shlex.split(match.group(1))  # the selector "'(…)'" is one argument
+    raise AssertionError(f"no '{prefix} {user}' line in docs/")
+
+
+@pytest.fixture
+def acl_server(redis_server: RedisServer) -> RedisServer:
+    """The sync job's user exactly as docs/redis.md defines it; default user has requirepass."""
+    with redis_server.client() as admin:
+        rule = _acl_from_docs("ACL SETUSER", "flagsync")
+        rule = [">" + SYNC_PW if part == ">PASSWORD" else part for part in rule]
+        admin.execute_command(*rule)
+        admin.config_set("requirepass", ADMIN_PW)
+    return redis_server
+
+
+def test_sync_commands_with_an_acl_user_never_print_the_password(
+    acl_server: RedisServer, flags: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    url = f"redis://flagsync:{SYNC_PW}@127.0.0.1:{acl_server.port}/0"
+    base = ["--redis-url", url, "--flags-dir", str(flags)]
+    assert main(["plan", *base]) == 0
+    assert main(["sync", *base, "--dry-run"]) == 0
+    assert main(["sync", *base]) == 0
+    assert main(["kill", "new_ui", "--reason", "r", "--ttl", "1h", "--redis-url", url]) == 0
+    assert main(["status", *base]) == 0
+    assert main(["unkill", "new_ui", "--redis-url", url]) == 0
+    out, err = capfd.readouterr()
+    assert "Redis unreachable" not in err
+    assert SYNC_PW not in out + err
+    with acl_server.client(username="flagsync", password=SYNC_PW) as c:
+        assert store.read_version(c, ENV) == 3  # sync, kill, unkill
+
+
+def test_acl_credentials_from_the_environment(
+    acl_server: RedisServer,
+    flags: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("FLAGSYNC_REDIS_USERNAME", "flagsync")
+    monkeypatch.setenv("FLAGSYNC_REDIS_PASSWORD", SYNC_PW)
+    monkeypatch.setenv("FLAGSYNC_REDIS_URL", f"redis://127.0.0.1:{acl_server.port}/0")
+    assert main(["sync", "--flags-dir", str(flags)]) == 0
+    assert main(["status", "--flags-dir", str(flags)]) == 0
+    # requirepass (the default user): password only, from the URL.
+    admin_url = f"redis://:{ADMIN_PW}@127.0.0.1:{acl_server.port}/0"
+    assert main(["status", "--redis-url", admin_url, "--flags-dir", str(flags)]) == 0
+    out, err = capfd.readouterr()
+    assert SYNC_PW not in out + err
+    assert ADMIN_PW not in out + err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["sync"],
+        ["sync", "--dry-run"],
+        ["plan"],
+        ["status"],
+        ["kill", "new_ui", "--reason", "r"],
+        ["unkill", "new_ui"],
+    ],
+)
+@pytest.mark.parametrize("credentials", ["wrong-password", "none", "env-wrong-password"])
+def test_refused_credentials_exit_3_without_the_password(
+    command: list[str],
+    credentials: str,
+    *,
+    acl_server: RedisServer,
+    flags: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    bad = "Wr0ng-Secret-55"
+    url = f"redis://127.0.0.1:{acl_server.port}/0"
+    if credentials == "wrong-password":
+        url = f"redis://flagsync:{bad}@127.0.0.1:{acl_server.port}/0"
+    elif credentials == "env-wrong-password":
+        monkeypatch.setenv("FLAGSYNC_REDIS_USERNAME", "flagsync")
+        monkeypatch.setenv("FLAGSYNC_REDIS_PASSWORD", bad)
+    extra = [] if command[0] in ("kill", "unkill") else ["--flags-dir", str(flags)]
+    assert main([*command, "--redis-url", url, *extra]) == 3
+    out, err = capfd.readouterr()
+    assert out == ""
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"flagsync {command[0]}: Redis unreachable: ")
+    assert bad not in line
+    assert SYNC_PW not in line
+    assert ADMIN_PW not in line
+
+
+def test_read_only_plan_user_from_the_docs(
+    acl_server: RedisServer, flags: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The read-only user docs/redis.md gives pull-request plans: plans, cannot write."""
+    url = f"redis://flagsync:{SYNC_PW}@127.0.0.1:{acl_server.port}/0"
+    assert main(["sync", "--redis-url", url, "--flags-dir", str(flags)]) == 0
+    with acl_server.client(password=ADMIN_PW) as admin:
+        rule = _acl_from_docs("ACL SETUSER", "flagsync-plan")
+        rule = [">plan-Pw-1" if part == ">PASSWORD" else part for part in rule]
+        admin.execute_command(*rule)
+        before = dump_keys(admin)
+    url = f"redis://flagsync-plan:plan-Pw-1@127.0.0.1:{acl_server.port}/0"
+    capfd.readouterr()
+    assert main(["plan", "--redis-url", url, "--flags-dir", str(flags)]) == 0
+    assert "No changes" in capfd.readouterr().out
+    assert main(["kill", "new_ui", "--reason", "r", "--redis-url", url]) == 3
+    [line] = capfd.readouterr().err.strip().splitlines()
+    assert "can't run this command" in line
+    assert "plan-Pw-1" not in line
+    with acl_server.client(password=ADMIN_PW) as admin:
+        assert dump_keys(admin) == before
+
+
+def test_runtime_user_from_the_docs(
+    acl_server: RedisServer, flags: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The app user docs/redis.md gives: loads, follows a kill notice, flushes usage."""
+    url = f"redis://flagsync:{SYNC_PW}@127.0.0.1:{acl_server.port}/0"
+    assert main(["sync", "--redis-url", url, "--flags-dir", str(flags)]) == 0
+    with acl_server.client(password=ADMIN_PW) as admin:
+        rule = _acl_from_docs("ACL SETUSER", "flagsync-app")
+        rule = [">app-Pw-1" if part == ">PASSWORD" else part for part in rule]
+        admin.execute_command(*rule)
+    app_url = f"redis://flagsync-app:app-Pw-1@127.0.0.1:{acl_server.port}/0"
+    client = FlagClient(app_url, flags_dir=None, init_timeout=5, usage_flush_interval=0.2)
+    try:
+        details = client.evaluate("checkout", "u-1")
+        assert (details.source, details.reason) == (Source.REDIS, Reason.STATIC)
+        assert main(["kill", "checkout", "--reason", "r", "--redis-url", url]) == 0
+        deadline = time.monotonic() + 5
+        while client.evaluate("checkout", "u-1").reason != Reason.DISABLED:
+            assert time.monotonic() < deadline, "the kill notice never arrived"
+            time.sleep(0.02)
+    finally:
+        client.close()  # flushes the usage counters
+    with acl_server.client(password=ADMIN_PW) as admin:
+        assert admin.keys("{flagsync:production}:usage:*")
+        # ... and it may write nothing else.
+        app = redis.Redis(
+            host="127.0.0.1", port=acl_server.port, username="flagsync-app", password="app-Pw-1"
+        )
+        with app, pytest.raises(redis.exceptions.NoPermissionError):
+            app.hset(store.keys(ENV).meta, "version", "99")

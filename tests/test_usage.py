@@ -242,6 +242,40 @@ def test_attach_usage_counts_client_evaluations(redis_server: RedisServer, flags
         assert set(r.hkeys(last_seen_key(ENV))) == {b"always", b"nope"}
 
 
+def test_attach_usage_to_a_client_that_already_tracks_is_refused_cleanly(
+    redis_server: RedisServer, flags_dir: Path
+) -> None:
+    from flagsync.sync import sync
+
+    with redis_server.client() as r:
+        sync(r, flags_dir, ENV)
+    with FlagClient(redis_server.url, env=ENV, flags_dir=flags_dir, watch=False) as client:
+        own = client.usage
+        with pytest.raises(ConfigurationError, match="already has a usage tracker"):
+            attach_usage(client, redis_server.url)  # no flush thread left behind (leak check)
+        assert client.usage is own
+        attach_usage(client, redis_server.url, track_usage=False).close()
+
+
+def test_a_failed_attach_usage_leaves_nothing_attached_or_running(
+    redis_server: RedisServer, flags_dir: Path
+) -> None:
+    from flagsync.exposures import ExposureExporter
+
+    def broken_snapshot() -> dict[str, object]:
+        raise RuntimeError("no snapshot")
+
+    exporter = ExposureExporter(redis_factory(redis_server.url), ENV)
+    with FlagClient(flags_dir=flags_dir, watch=False) as client:
+        with pytest.raises(RuntimeError, match="no snapshot"):
+            attach_usage(client, redis_server.url, exposures=exporter, snapshot=broken_snapshot)
+        assert client.usage is None  # the tracker it made was detached (and its thread stopped)
+        attached = attach_usage(client, redis_server.url, exposures=exporter, snapshot=dict)
+        client.is_enabled("always", "u")  # the caller's exporter is still usable
+        attached.close()
+    assert _counts(redis_server) == {("always", "on", "STATIC"): 1}
+
+
 def test_attach_usage_without_redis_tracks_nothing(flags_dir: Path) -> None:
     with FlagClient(flags_dir=flags_dir, watch=False) as client:
         attached = attach_usage(client, None)
@@ -298,3 +332,119 @@ def test_client_with_redis_tracks_usage_by_default(
         redis_server.url, env=ENV, flags_dir=flags_dir, watch=False, track_usage=False
     ) as client:
         assert client.usage is None
+
+
+def test_fast_path_counts_survive_redis_down_between_flushes_while_threads_count(
+    persistent_redis_server: RedisServer, flags_dir: Path
+) -> None:
+    # Flushes are driven by hand (the thread's interval is an hour) so that the
+    # crash falls between two flushes, never inside one: a flush whose reply is
+    # lost may be applied twice (at-least-once), which an exact count can't allow.
+    server = persistent_redis_server  # append-only file: what was flushed survives the crash
+    tracker = UsageTracker(redis_factory(server.url, timeout=0.3), ENV, flush_interval=3600)
+    client = FlagClient(flags_dir=flags_dir, watch=False)
+    client.attach_usage_tracker(tracker.start())
+    stop = threading.Event()
+    results: list[Counter[bool]] = [Counter() for _ in range(2)]
+
+    def work(index: int) -> None:
+        tally = results[index]
+        i = 0
+        while not stop.is_set() and i < 2_000_000:
+            tally[client.is_enabled("half", f"user-{index}-{i % 1000}")] += 1
+            i += 1
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for w in workers:
+        w.start()
+    try:
+        threading.Event().wait(0.05)
+        assert tracker.flush()
+        delivered_before_crash = sum(_counts(server).values())
+        assert delivered_before_crash > 0
+        server.kill()
+        threading.Event().wait(0.05)
+        assert not tracker.flush()  # Redis down: kept
+        threading.Event().wait(0.05)
+        assert not tracker.flush()  # still down: merged with newer counts
+        assert tracker.pending > 0
+        assert tracker.failed_flushes == 2
+        server.start()  # the same data set, reloaded from the append-only file
+        threading.Event().wait(0.05)
+        assert tracker.flush()
+        assert tracker.pending == 0
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(timeout=60)
+    client.close()  # the final flush of what was counted since
+
+    on = sum(r[True] for r in results)
+    off = sum(r[False] for r in results)
+    assert _counts(server) == {("half", "on", "SPLIT"): on, ("half", "off", "SPLIT"): off}
+    assert tracker.dropped == 0
+
+
+def test_fast_path_enforces_the_key_bound_and_bounds_its_table(
+    redis_server: RedisServer, flags_dir: Path
+) -> None:
+    tracker = UsageTracker(redis_factory(redis_server.url), ENV, flush_interval=3600, max_keys=1)
+    # Two clients of the same files: each has its own Resolution objects for the
+    # same outcome, as a client has across snapshot reloads.
+    with (
+        FlagClient(flags_dir=flags_dir, watch=False) as first,
+        FlagClient(flags_dir=flags_dir, watch=False) as second,
+    ):
+        detach_first = first.attach_usage_tracker(tracker)
+        detach_second = second.attach_usage_tracker(tracker)
+        for _ in range(3):
+            assert first.is_enabled("always", "u") is True
+        for _ in range(4):  # same key, another Resolution: the table is full
+            assert second.is_enabled("always", "u") is True
+        for i in range(5):  # a second key: over max_keys, not counted but counted as dropped
+            first.is_enabled("half", f"u-{i}")
+        assert len(tracker.table) == 1
+        detach_first()
+        detach_second()
+    tracker.close()
+    assert _counts(redis_server) == {("always", "on", "STATIC"): 7}
+    assert tracker.dropped_overflow == 5 == tracker.dropped
+
+
+def test_a_counter_looked_up_just_before_pruning_is_still_delivered(
+    redis_server: RedisServer, flags_dir: Path
+) -> None:
+    tracker = UsageTracker(redis_factory(redis_server.url), ENV, flush_interval=3600)
+    with FlagClient(flags_dir=flags_dir, watch=False) as client:
+        detach = client.attach_usage_tracker(tracker)
+        client.is_enabled("always", "u")
+        (counter,) = tracker.table.values()  # what an evaluating thread holds for a moment
+        for _ in range(4):  # idle: out of the table
+            assert tracker.flush()
+        assert tracker.table == {}
+        next(counter)  # that thread's increment lands after the removal
+        assert tracker.flush()
+        assert _counts(redis_server) == {("always", "on", "STATIC"): 2}
+        assert tracker.flush()  # now forgotten; totals keep it
+        client.is_enabled("always", "u")  # a later hit registers a fresh counter
+        detach()
+    tracker.close()
+    assert _counts(redis_server) == {("always", "on", "STATIC"): 3}
+    assert tracker.totals() == {("always", "on", "STATIC"): 3}
+
+
+def test_totals_keep_the_counts_of_finished_threads(redis_server: RedisServer) -> None:
+    tracker = UsageTracker(redis_factory(redis_server.url), ENV, flush_interval=3600)
+
+    def work() -> None:
+        for _ in range(5):
+            tracker.record("f", "on", "STATIC")
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join(timeout=10)
+    assert tracker.flush()  # the finished thread's counts are taken, its cell dropped
+    tracker.record("f", "on", "STATIC")
+    assert tracker.totals() == {("f", "on", "STATIC"): 6}  # a Prometheus counter never goes down
+    tracker.close()
+    assert _counts(redis_server) == {("f", "on", "STATIC"): 6}

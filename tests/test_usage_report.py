@@ -131,6 +131,8 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = "redis://127.0.0.1:1/0"
     assert main(["usage", "--redis-url", url, "--flags-dir", str(tmp_path / "none")]) == 3
     assert "Redis unreachable" in capsys.readouterr().err
+    assert main(["usage", "--env", "bad:env", "--redis-url", url]) == 2
+    assert "invalid environment name 'bad:env'" in capsys.readouterr().err
 
 
 def test_keys_live_under_the_environment_hash_tag() -> None:

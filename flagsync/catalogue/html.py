@@ -129,20 +129,7 @@ def render(catalogue: Catalogue, *, link_base: str | None = None) -> str:
 
 
 def _flag(flag: FlagDoc, link_base: str | None) -> list[str]:
-    lifetime = (
-        f" (expected lifetime {flag.lifetime_days} days)"
-        if flag.lifetime_days is not None
-        else " (permanent)"
-    )
-    facts = [
-        f"<li><strong>Owner:</strong> {_e(flag.owner)}</li>",
-        f"<li><strong>Kind:</strong> {_e(flag.kind)}{lifetime}</li>",
-        f"<li><strong>Type:</strong> {_e(flag.type)}</li>",
-    ]
-    if flag.created:
-        facts.append(f"<li><strong>Created:</strong> {_e(flag.created)}</li>")
-    if flag.expires:
-        facts.append(f"<li><strong>Expires:</strong> {_e(flag.expires)}</li>")
+    facts = [f"<li><strong>{label}:</strong> {_e(value)}</li>" for label, value in flag.facts()]
     tags = ", ".join(_e(t) for t in flag.tags) or "—"
     facts.append(f"<li><strong>Tags:</strong> {tags}</li>")
     facts.append(

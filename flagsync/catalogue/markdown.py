@@ -128,20 +128,7 @@ def _index(catalogue: Catalogue, link_base: str | None) -> list[str]:
 
 def _flag(flag: FlagDoc, link_base: str | None) -> list[str]:
     out = [f"### {code(flag.key)}", "", text(flag.description) or "*(no description)*", ""]
-    lifetime = (
-        f" (expected lifetime {flag.lifetime_days} days)"
-        if flag.lifetime_days is not None
-        else " (permanent)"
-    )
-    facts = [
-        f"- **Owner:** {text(flag.owner)}",
-        f"- **Kind:** {text(flag.kind)}{lifetime}",
-        f"- **Type:** {text(flag.type)}",
-    ]
-    if flag.created:
-        facts.append(f"- **Created:** {text(flag.created)}")
-    if flag.expires:
-        facts.append(f"- **Expires:** {text(flag.expires)}")
+    facts = [f"- **{label}:** {text(value)}" for label, value in flag.facts()]
     facts.append(f"- **Tags:** {', '.join(text(t) for t in flag.tags) or '—'}")
     facts.append(f"- **Defined in:** {_file_link(flag.file, flag.line, link_base)}")
     if flag.attention:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flagsync import _describe
-from flagsync.checks.lifecycle import LIFETIME_DAYS
+from flagsync.checks.lifecycle import LIFETIME_DAYS, flag_date
 from flagsync.pipeline import Build
 from flagsync.stale import ROLLOUT_KINDS, rolled_out_variant
 
@@ -57,6 +57,24 @@ class FlagDoc:
         for env, state in self.states:
             groups.setdefault(state, []).append(env)
         return "; ".join(f"{state} in {', '.join(envs)}" for state, envs in groups.items())
+
+    def facts(self) -> tuple[tuple[str, str], ...]:
+        """The flag's labelled plain-text facts, in catalogue order, for every renderer.
+
+        Tags, the file link and the attention note follow them; they need
+        per-format markup, so each renderer adds those itself.
+        """
+        lifetime = (
+            f"expected lifetime {self.lifetime_days} days"
+            if self.lifetime_days is not None
+            else "permanent"
+        )
+        facts = [("Owner", self.owner), ("Kind", f"{self.kind} ({lifetime})"), ("Type", self.type)]
+        if self.created:
+            facts.append(("Created", self.created))
+        if self.expires:
+            facts.append(("Expires", self.expires))
+        return tuple(facts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,10 +195,10 @@ def _flag(
     attention: list[str] = []
     expires = raw.get("expires")
     created = raw.get("created")
-    expiry = _date(expires)
+    expiry = flag_date(expires)
     if expiry is not None and expiry < as_of:
         attention.append(f"expired on {expiry}")
-    born = _date(created)
+    born = flag_date(created)
     if lifetime is not None and expiry is None and born is not None:
         age = (as_of - born).days
         if age > lifetime:
@@ -278,15 +296,6 @@ def _prerequisite_attention(
 
 def _uses_segment(flag: Mapping[str, Any], name: str) -> bool:
     return any(name in rule.get("segments", ()) for rule in flag.get("rules", []))
-
-
-def _date(item: object) -> dt.date | None:
-    if not isinstance(item, str):
-        return None
-    try:
-        return dt.date.fromisoformat(item)
-    except ValueError:
-        return None
 
 
 __all__ = ["Behaviour", "Catalogue", "FlagDoc", "SegmentDoc", "build_catalogue"]

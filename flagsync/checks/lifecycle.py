@@ -17,7 +17,11 @@ LIFETIME_DAYS: dict[str, int | None] = {
 }
 
 
-def _date(value: object) -> datetime.date | None:
+def flag_date(value: object) -> datetime.date | None:
+    """A ``YYYY-MM-DD`` field of a flag (``expires``, ``created``); ``None`` if absent or bad.
+
+    A bad date is reported by the ``timestamp`` check; elsewhere it simply does not count.
+    """
     if not isinstance(value, str):
         return None
     try:
@@ -29,7 +33,7 @@ def _date(value: object) -> datetime.date | None:
 def expired(ctx: Context) -> Iterator[Finding]:
     """A flag whose ``expires`` date has passed is stale: remove it from code, then here."""
     for entry in ctx.flags():
-        expires = _date(entry.data.get("expires"))
+        expires = flag_date(entry.data.get("expires"))
         if expires is not None and expires < ctx.today:
             days = (ctx.today - expires).days
             yield at(
@@ -46,13 +50,13 @@ def flag_lifetime(ctx: Context) -> Iterator[Finding]:
     """A flag older (by ``created``) than its kind's expected lifetime: release and
     experiment 40 days, operational 7 days, permission never."""
     for entry in ctx.flags():
-        created = _date(entry.data.get("created"))
+        created = flag_date(entry.data.get("created"))
         kind = entry.data.get("kind", "release")
         limit = LIFETIME_DAYS.get(kind) if isinstance(kind, str) else None
         if created is None or limit is None:
             continue
         age = (ctx.today - created).days
-        if age > limit and _date(entry.data.get("expires")) is None:
+        if age > limit and flag_date(entry.data.get("expires")) is None:
             yield at(
                 entry,
                 ("created",),

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
+
+from flagsync import store
+from flagsync.errors import ConfigurationError
 
 
 def default_flags_dir() -> str:
@@ -46,7 +50,21 @@ def flags_dir(args: argparse.Namespace) -> str:
 
 
 def env(args: argparse.Namespace) -> str:
-    return str(getattr(args, "env", None) or default_env())
+    """``--env`` or ``$FLAGSYNC_ENV``; a name Redis keys cannot hold is a usage error (2)."""
+    name = str(getattr(args, "env", None) or default_env())
+    try:
+        store.keys(name)  # the Redis key layout's rule for environment names
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    return name
+
+
+def date_argument(text: str) -> dt.date:
+    """argparse type for ``YYYY-MM-DD`` options (a bad date is a usage error, exit 2)."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
 def redis_url(args: argparse.Namespace) -> str | None:

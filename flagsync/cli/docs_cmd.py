@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import difflib
 import os
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from flagsync import _git, _githistory, pipeline, store
 from flagsync.catalogue import RENDERERS, build_catalogue, check_revision, parse
-from flagsync.cli._common import add_flags_dir, flags_dir
+from flagsync.cli._common import add_flags_dir, date_argument, flags_dir
 from flagsync.cli.sync_cmd import print_invalid
 from flagsync.errors import ConfigurationError, InvalidFlagsError
 from flagsync.redisconn import connect, translate_errors
@@ -59,7 +60,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--as-of",
         metavar="YYYY-MM-DD",
-        type=_date,
+        type=date_argument,
         help="date that decides what is expired (default: the revision's commit date, else "
         "today; with --check: the one in the existing catalogue)",
     )
@@ -70,13 +71,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(never taken from $FLAGSYNC_REDIS_URL: a committed catalogue must not depend on it)",
     )
     parser.set_defaults(func=run)
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,9 +130,7 @@ def run(args: argparse.Namespace) -> int:
     if out == "-":
         sys.stdout.write(text)
         return 0
-    target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
+    _write(Path(out), text)
     print(f"flagsync docs: wrote {out} ({count} flags)", file=sys.stderr)
     return 0
 
@@ -150,6 +142,19 @@ def _read(path: str) -> str | None:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigurationError(f"cannot read {path}: {exc}") from None
+
+
+def _write(target: Path, text: str) -> None:
+    """Replace ``target`` atomically: an interrupted run never leaves half a catalogue."""
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        raise ConfigurationError(f"cannot write {target}: {exc}") from None
 
 
 def _stamp(args: argparse.Namespace, directory: str) -> tuple[str, dt.date]:

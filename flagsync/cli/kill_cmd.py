@@ -7,6 +7,7 @@ import argparse
 from flagsync import overrides
 from flagsync.cli._common import add_env, add_redis_url, env
 from flagsync.cli.sync_cmd import redis_client
+from flagsync.errors import ConfigurationError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,7 +43,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_kill(args: argparse.Namespace) -> int:
+    # Usage errors first, so they are exit 2 whether or not Redis is reachable.
     ttl = overrides.parse_duration(args.ttl) if args.ttl else None
+    if not args.reason.strip():
+        raise ConfigurationError("a kill needs a non-empty --reason")
     name = env(args)
     with redis_client(args) as client:
         result = overrides.kill(

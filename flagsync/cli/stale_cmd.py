@@ -12,7 +12,15 @@ from collections.abc import Mapping
 from flagsync import _git, pipeline, stale
 from flagsync._githistory import GitHistory
 from flagsync.checks.lifecycle import LIFETIME_DAYS
-from flagsync.cli._common import add_env, add_flags_dir, add_redis_url, env, flags_dir, redis_url
+from flagsync.cli._common import (
+    add_env,
+    add_flags_dir,
+    add_redis_url,
+    date_argument,
+    env,
+    flags_dir,
+    redis_url,
+)
 from flagsync.cli.sync_cmd import print_invalid
 from flagsync.errors import InvalidFlagsError
 from flagsync.reporters import annotation
@@ -71,7 +79,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_env(parser)
     add_redis_url(parser)
     parser.add_argument(
-        "--today", type=_date, metavar="YYYY-MM-DD", help="judge as of this date (default: today)"
+        "--today",
+        type=date_argument,
+        metavar="YYYY-MM-DD",
+        help="judge as of this date (default: today)",
     )
     parser.set_defaults(func=run)
 
@@ -90,13 +101,6 @@ def _days_or_never(text: str) -> int | None:
     return None if text == "never" else _days(text)
 
 
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
-
-
 def last_seen(args: argparse.Namespace) -> Mapping[str, dt.datetime | None] | None:
     """Last evaluation time per flag from the usage data in Redis (``flagsync usage``).
 
@@ -108,10 +112,11 @@ def last_seen(args: argparse.Namespace) -> Mapping[str, dt.datetime | None] | No
         return None
     from flagsync import redisconn, usage_report
 
+    name = env(args)
     client = redisconn.connect(url)
     try:
         with redisconn.translate_errors(url):
-            seen = usage_report.last_seen(client, env(args))
+            seen = usage_report.last_seen(client, name)
     finally:
         client.close()
     return seen or None
