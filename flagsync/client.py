@@ -162,6 +162,8 @@ class FlagClient:
         else:
             ctx = _merge(user_id, context)
         resolution = current.engine.evaluate(flag, ctx)  # type: ignore[arg-type]
+        # Usage counting, inlined in each evaluation method on purpose: a helper
+        # call would cost as much as the counting itself (see flagsync.usage).
         usage = self._usage_table
         if usage is not None:
             try:

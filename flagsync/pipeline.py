@@ -24,7 +24,7 @@ from flagsync.findings import Finding, Result
 def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while building large acyclic trees.
 
-    Loading 10,000 flags allocates millions of small containers; generation-0
+    Loading 10,000 flags allocates millions of small containers; young-generation
     collections triggered by them find nothing (the trees hold no cycles) but
     nearly double the time. Reference counting still frees everything.
     """
@@ -34,6 +34,12 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            # Re-enabling would make the next collection scan every object built
+            # meanwhile (~0.25 s for 10,000 flags). freeze + unfreeze moves them
+            # straight to the oldest generation instead; a cycle among them is
+            # still found by the next full collection.
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
 
 

@@ -6,27 +6,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from redis_fixtures import boolean_flag
+
 from flagsync import store, sync
 from flagsync.redisconn import RedisClient
 
 ENV = "production"
 USERS = [f"user-{i}" for i in range(200)]
-
-
-def boolean_flag(default: dict[str, Any], *, description: str = "test flag") -> dict[str, Any]:
-    return {
-        "type": "boolean",
-        "kind": "release",
-        "description": description,
-        "owner": "team-test",
-        "tags": ["test"],
-        "variants": {"on": True, "off": False},
-        "enabled": True,
-        "off_variant": "off",
-        "requires": [],
-        "rules": [],
-        "default": default,
-    }
 
 
 def snapshot(percent: int, *, static_on: bool = True, env: str = ENV) -> dict[str, Any]:

@@ -79,28 +79,36 @@ def write_flags(directory: Path, flags: dict[str, object], name: str = "flags.ya
     return directory
 
 
+def boolean_flag(default: dict[str, Any], *, description: str = "test flag") -> dict[str, Any]:
+    """One compiled boolean flag as a snapshot holds it, serving ``default``."""
+    return {
+        "type": "boolean",
+        "kind": "release",
+        "description": description,
+        "owner": "team-test",
+        "tags": ["test"],
+        "variants": {"on": True, "off": False},
+        "enabled": True,
+        "off_variant": "off",
+        "requires": [],
+        "rules": [],
+        "default": default,
+    }
+
+
 def make_snapshot(count: int, tag: str, env: str = "production") -> dict[str, Any]:
     """A compiled snapshot of ``count`` boolean flags whose descriptions all say ``tag``."""
     flags = {
-        f"flag_{i:05d}": {
-            "type": "boolean",
-            "kind": "release",
-            "description": f"{tag}",
-            "owner": "team-test",
-            "tags": ["test"],
-            "variants": {"on": True, "off": False},
-            "enabled": True,
-            "off_variant": "off",
-            "requires": [],
-            "rules": [],
-            "default": {
+        f"flag_{i:05d}": boolean_flag(
+            {
                 "rollout": {
                     "variants": [["on", 10_000], ["off", 90_000]],
                     "bucket_by": "user_id",
                     "salt": f"flag_{i:05d}",
                 }
             },
-        }
+            description=tag,
+        )
         for i in range(count)
     }
     return {"format": 1, "bucketing": 1, "env": env, "flags": flags, "segments": {}}
