@@ -76,3 +76,42 @@ def test_sentinel_with_unknown_service_is_unavailable(redis_sentinel: RedisSenti
     url = f"redis+sentinel://127.0.0.1:{redis_sentinel.sentinel.port}/no-such-service"
     with pytest.raises(RedisUnavailableError, match="no-such-service"):
         redisconn.connect(url, timeout=1)
+
+
+def _client_follows(url: str, tmp_path: Path) -> None:
+    """A FlagClient through this topology loads, follows a sync and a kill, and counts usage."""
+    import time
+
+    from flagsync import FlagClient, Source
+
+    flags = _flags(tmp_path, 0)
+    assert main(["sync", "--redis-url", url, "--flags-dir", str(flags)]) == 0
+    with FlagClient(
+        url, env=ENV, flags_dir=flags, poll_interval=30.0, watch=False, usage_flush_interval=0.2
+    ) as client:
+        assert client.source is Source.REDIS
+        users = [f"u{i}" for i in range(200)]
+        assert not any(client.is_enabled("new_ui", u) for u in users)
+        _flags(tmp_path, 100)
+        assert main(["sync", "--redis-url", url, "--flags-dir", str(flags)]) == 0
+        deadline = time.monotonic() + 5  # the pub/sub notice, not the 30 s poll
+        while not all(client.is_enabled("new_ui", u) for u in users):
+            assert time.monotonic() < deadline, "client did not follow the sync"
+            time.sleep(0.02)
+        assert main(["kill", "new_ui", "--reason", "t", "--redis-url", url]) == 0
+        deadline = time.monotonic() + 5
+        while client.is_enabled("new_ui", "u1"):
+            assert time.monotonic() < deadline, "client did not follow the kill"
+            time.sleep(0.02)
+        tracker = client.usage
+        assert tracker is not None
+    assert tracker.flushes >= 1
+    assert tracker.last_error is None
+
+
+def test_client_through_a_cluster(redis_cluster: RedisClusterNodes, tmp_path: Path) -> None:
+    _client_follows(redis_cluster.url, tmp_path)
+
+
+def test_client_through_a_sentinel(redis_sentinel: RedisSentinel, tmp_path: Path) -> None:
+    _client_follows(redis_sentinel.url, tmp_path)
