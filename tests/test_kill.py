@@ -223,3 +223,18 @@ def test_status_of_an_unsynced_environment(
     bad = tmp_path / "missing"
     assert main(["status", "--redis-url", redis_url, "--flags-dir", str(bad)]) == 0
     assert f"drift:       unknown (no flag directory '{bad}')" in capsys.readouterr().out
+
+
+def test_status_fail_on_drift(
+    redis_url: str, synced: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["status", "--redis-url", redis_url, "--flags-dir", str(synced), "--fail-on-drift"]
+    assert main(base) == 0  # just synced: in sync
+    assert main(["kill", "search", "--reason", "incident", "--redis-url", redis_url]) == 0
+    assert main(base) == 1  # an active override is drift
+    assert main(["unkill", "search", "--redis-url", redis_url]) == 0
+    assert main(base) == 0
+    write_flags(synced, {"new_ui": flag_yaml(default={"rollout": 50})})
+    assert main(base) == 1  # the files moved on
+    assert main(base[:-1]) == 0  # without the option, drift is only reported
+    capsys.readouterr()

@@ -20,12 +20,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="show the synced revision, version, overrides and drift from the files",
         description="Show what Redis holds for an environment (revision, version, "
         "synced at/by, flag count), the active kill overrides, and drift between the flag "
-        "files and Redis. Exit 3 when Redis is unreachable.",
+        "files and Redis. Exit 3 when Redis is unreachable; with --fail-on-drift, exit 1 "
+        "when anything differs.",
     )
     add_env(parser)
     add_redis_url(parser)
     add_flags_dir(parser)
     parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--fail-on-drift",
+        action="store_true",
+        help="exit 1 when Redis differs from the files or an override is active "
+        "(for a scheduled drift-detection job)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -47,4 +54,4 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(status.as_json(result), indent=2, sort_keys=True) + "\n")
     else:
         sys.stdout.write(status.render_text(result))
-    return 0
+    return 1 if args.fail_on_drift and not result.in_sync else 0
