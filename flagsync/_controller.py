@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flagsync import _sources, redisconn
+from flagsync import _sources, redisconn, store
 from flagsync._cache import write_cache
 from flagsync._refresher import Refresher
 from flagsync._state import ChangeEvent, ClientState, Current, Loaded
@@ -68,6 +69,8 @@ class Controller:
         self._refresher: Refresher | None = None
         self._watcher: FileWatcher | None = None
         self._closed = False
+        # Wall-clock time (time.time()) at which the next kill's TTL runs out.
+        self._next_expiry: float | None = None
         self.last_error: str | None = None
         self.current = Current(
             engine=Engine.from_snapshot({**_EMPTY_SNAPSHOT, "env": settings.env}),
@@ -168,7 +171,7 @@ class Controller:
             self._note_error(f"rejected the snapshot in Redis: {exc}", logging.ERROR)
             return client
         if loaded is None:
-            self._note_error(f"environment {s.env!r} was never synced to Redis", logging.WARNING)
+            self._note_error(_never_synced(s.env), logging.WARNING)
         else:
             self._swap(loaded, ClientState.READY)
             self._persist(loaded)
@@ -187,12 +190,20 @@ class Controller:
                 self._note_error(f"unusable cache file {s.cache_path}: {exc}", logging.ERROR)
         if s.flags_dir is not None:
             try:
-                self._swap(_sources.from_files(s.flags_dir, s.env), state)
-                if s.redis_url is not None:
-                    log.warning("flagsync: serving flags from the files in %s", s.flags_dir)
-                return
+                loaded = _sources.from_files(s.flags_dir, s.env)
             except (InvalidFlagsError, ConfigurationError, SnapshotError, OSError) as exc:
                 self._note_error(f"cannot load flags from {s.flags_dir}: {exc}", logging.ERROR)
+            else:
+                if loaded.engine.snapshot.get("flags"):
+                    self._swap(loaded, state)
+                    if s.redis_url is not None:
+                        log.warning("flagsync: serving flags from the files in %s", s.flags_dir)
+                    return
+                # A missing directory and one without a single flag mean the same:
+                # nothing to serve, so ERROR (PROVIDER_NOT_READY), not READY with
+                # every flag FLAG_NOT_FOUND. The watcher still picks up new files.
+                if self.last_error is None or s.redis_url is None:
+                    self._note_error(f"no flags defined in {s.flags_dir}", logging.ERROR)
         log.error("flagsync: no flags could be loaded; every evaluation returns its default")
 
     # --- the refresher's sink ----------------------------------------------------
@@ -200,6 +211,8 @@ class Controller:
     def sync_from_redis(self, client: redisconn.RedisClient) -> None:
         s = self.settings
         assert s.redis_url is not None
+        if self._closed:
+            return
         previous = self.current.loaded
         reusable = previous if previous is not None and previous.source is Source.REDIS else None
         try:
@@ -209,34 +222,46 @@ class Controller:
             self._set_state(ClientState.STALE)
             return
         if loaded is None:
-            self._note_error(f"environment {s.env!r} is not synced in Redis", logging.WARNING)
+            message = _never_synced(s.env)
+            if self.last_error != message:  # the poll retries it: log it once
+                self._note_error(message, logging.WARNING)
             self._set_state(ClientState.STALE)
             return
         self._swap(loaded, ClientState.READY)
         self._persist(loaded)
 
     def redis_unreachable(self, error: str) -> None:
+        if self._closed:
+            return
         if self.last_error != f"Redis unreachable: {error}":
             self._note_error(f"Redis unreachable: {error}", logging.WARNING)
         self._set_state(ClientState.STALE)
 
-    def loaded_version(self) -> int | None:
+    def loaded_marker(self) -> store.Marker | None:
         loaded = self.current.loaded
-        return loaded.version if loaded is not None and loaded.source is Source.REDIS else None
+        return None if loaded is None else loaded.marker()
 
     def periodic(self) -> None:
-        """Re-check override expiry: an expired kill must end without a new notice."""
-        loaded = self.current.loaded
-        if loaded is None or not loaded.overrides:
+        """End kills whose TTL ran out: expiry sends no notice (cleanup is lazy).
+
+        Called by the refresher every quarter second or so, connected or not; a
+        float comparison until the earliest ``expires_at`` is reached.
+        """
+        due = self._next_expiry
+        if due is None or time.time() < due or self._closed:
             return
-        killed = _sources.killed_flags(loaded.overrides)
-        if killed != loaded.engine.killed:
-            with self._lock:
-                if self.current.loaded is loaded:
-                    self._swap(
-                        _replace_engine(loaded, loaded.engine.with_killed(killed)),
-                        self.current.state,
-                    )
+        with self._lock:
+            loaded = self.current.loaded
+            if loaded is None:
+                return
+            killed = _sources.killed_flags(loaded.overrides)
+            if killed != loaded.engine.killed:
+                self._swap(
+                    _replace_engine(loaded, loaded.engine.with_killed(killed)),
+                    self.current.state,
+                )
+            else:
+                self._next_expiry = _next_expiry(loaded.overrides, killed)
 
     # --- files -------------------------------------------------------------------
 
@@ -256,6 +281,15 @@ class Controller:
         with self._lock:
             if self.current.source not in (Source.FILE, Source.DEFAULTS):
                 return
+            if not loaded.engine.snapshot.get("flags"):
+                if self.current.loaded is not None:
+                    # Every flag gone at once is far likelier a branch switch or a
+                    # half-finished copy than an intent: keep serving the last flags.
+                    self._note_error(
+                        f"kept the previous flags: {s.flags_dir} now defines no flags",
+                        logging.ERROR,
+                    )
+                return  # nothing to serve yet: stay ERROR (see _initial_fallback)
             state = ClientState.READY if s.redis_url is None else ClientState.STALE
             self.last_error = None if s.redis_url is None else self.last_error
             self._swap(loaded, state)
@@ -266,8 +300,9 @@ class Controller:
     def _swap(self, loaded: Loaded, state: ClientState) -> None:
         with self._lock:
             old = self.current
-            if old.loaded == loaded and old.state is state:
-                return
+            if self._closed or (old.loaded == loaded and old.state is state):
+                return  # after close() the last snapshot stays, and no listener fires
+            self._next_expiry = _next_expiry(loaded.overrides, loaded.engine.killed)
             changed = _changed_flags(old, loaded)
             if state is ClientState.READY:
                 self.last_error = None
@@ -280,7 +315,7 @@ class Controller:
     def _set_state(self, state: ClientState) -> None:
         with self._lock:
             old = self.current
-            if old.state is state or old.state is ClientState.ERROR:
+            if self._closed or old.state is state or old.state is ClientState.ERROR:
                 return  # ERROR ends only when something is loaded
             self.current = Current(engine=old.engine, state=state, loaded=old.loaded)
             self._publish(self.current)
@@ -331,7 +366,26 @@ def _replace_engine(loaded: Loaded, engine: Engine) -> Loaded:
         checksum=loaded.checksum,
         version=loaded.version,
         overrides=loaded.overrides,
+        synced_at=loaded.synced_at,
     )
+
+
+def _next_expiry(overrides: Mapping[str, store.Override], killed: frozenset[str]) -> float | None:
+    """When (``time.time()``) the earliest kill in force runs out; ``None``: never.
+
+    Taken over the flags the engine has killed, not "expiry still in the future":
+    a TTL that ran out between computing ``killed`` and now must still be seen.
+    """
+    times = [
+        store.parse_time(o.expires_at).timestamp()
+        for flag, o in overrides.items()
+        if flag in killed and o.expires_at is not None
+    ]
+    return min(times, default=None)
+
+
+def _never_synced(env: str) -> str:
+    return f"environment {env!r} was never synced to Redis (or Redis was flushed)"
 
 
 def _changed_flags(old: Current, new: Loaded) -> frozenset[str]:

@@ -37,11 +37,12 @@ class RefreshSink(Protocol):
     def redis_unreachable(self, error: str) -> None:
         """Redis could not be reached; keep serving what is loaded."""
 
-    def loaded_version(self) -> int | None:
-        """The Redis version currently served, ``None`` if not serving from Redis."""
+    def loaded_marker(self) -> store.Marker | None:
+        """What identifies the Redis state served, ``None`` if not serving from Redis."""
 
     def periodic(self) -> None:
-        """Called once per poll interval (e.g. to expire overrides)."""
+        """Called at least every ``_WAKE_INTERVAL``, connected or not (cheap when idle:
+        it ends kills whose TTL ran out without a notice)."""
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:
@@ -84,6 +85,9 @@ class Refresher:
         self._initial_client = client
         self._stop = threading.Event()
         self._rng = random.Random()
+        # The client in use, so stop() can cut a call blocked on a hung server.
+        self._active: redisconn.RedisClient | None = None
+        self._active_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="flagsync-refresh", daemon=True)
 
     def start(self) -> None:
@@ -91,6 +95,13 @@ class Refresher:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        # A call blocked on a server that accepts but does not answer (frozen,
+        # partitioned) would hold close() for up to socket_timeout: shut the
+        # sockets down so it fails now. The thread then sees _stop and exits.
+        with self._active_lock:
+            active, self._active = self._active, None
+        if active is not None:
+            _cut(active)
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
@@ -101,7 +112,13 @@ class Refresher:
             try:
                 self._serve_connection()
                 return  # stopped
-            except RedisUnavailableError as exc:
+            except Exception as exc:
+                if self._stop.is_set():
+                    return  # stop() cut the connection: whatever it raised is moot
+                if not isinstance(exc, RedisUnavailableError):
+                    # A bug or an unexpected library error must not end the thread:
+                    # the client would never refresh again. Log it in full, retry.
+                    log.exception("flagsync: unexpected error in the refresher")
                 self._sink.redis_unreachable(str(exc))
             if self._connected:
                 attempt = 0  # a working connection was lost: start the backoff afresh
@@ -110,21 +127,36 @@ class Refresher:
             )
             attempt += 1
             log.debug("flagsync: reconnecting to Redis in %.2fs (attempt %d)", delay, attempt)
-            self._stop.wait(delay)
+            until = time.monotonic() + delay
+            while not self._stop.wait(min(_WAKE_INTERVAL, max(0.0, until - time.monotonic()))):
+                self._sink.periodic()  # kills still expire while Redis is away
+                if time.monotonic() >= until:
+                    break
 
     def _serve_connection(self) -> None:
         client, self._initial_client = self._initial_client, None
+        fresh = client is None
         if client is None:
-            client = redisconn.connect(self._url, timeout=self._socket_timeout)
+            # Unchecked: registered below before the first command, so stop() can cut it.
+            client = redisconn.connect(self._url, timeout=self._socket_timeout, check=False)
         pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        with self._active_lock:
+            if self._stop.is_set():
+                _close_quietly(pubsub, client)
+                return
+            self._active = client
         try:
             with redisconn.translate_errors(self._url):
+                if fresh:
+                    client.ping()
                 pubsub.subscribe(store.channel(self._env))
                 self._connected = True
                 # Subscribed first, then read: a change between the two is not lost.
                 self._sink.sync_from_redis(client)
                 self._listen(client, pubsub)
         finally:
+            with self._active_lock:
+                self._active = None
             _close_quietly(pubsub, client)
 
     def _listen(self, client: redisconn.RedisClient, pubsub: object) -> None:
@@ -137,14 +169,34 @@ class Refresher:
                 self._sink.sync_from_redis(client)
             if time.monotonic() >= next_poll:
                 try:
-                    version = store.read_version(client, self._env)
+                    marker = store.read_marker(client, self._env)
+                    differs = marker != self._sink.loaded_marker()
                 except ValueError:  # a garbage version field: the full read reports it
-                    version = -1
-                if version is not None and version != self._sink.loaded_version():
-                    log.info("flagsync: version poll found version %d (missed notice)", version)
+                    marker, differs = None, True
+                if differs:
+                    # Compared for equality, not order: after a flush the version
+                    # counts from 1 again, and a lower version is then the newer data.
+                    log.info("flagsync: version poll found %s (missed notice)", marker)
                     self._sink.sync_from_redis(client)
-                self._sink.periodic()
                 next_poll = time.monotonic() + self._poll_interval
+            self._sink.periodic()
+
+
+def _cut(client: redisconn.RedisClient) -> None:
+    """Shut down the sockets of ``client``'s pool (the subscription's included) from
+    another thread: a read blocked on them fails at once instead of at socket_timeout.
+
+    Only the sockets: the owning thread still closes the client and its pubsub
+    itself, so the two threads never tear down the same objects. (A Cluster
+    client has no single pool; there close() may wait up to socket_timeout.)
+    """
+    pool = getattr(client, "connection_pool", None)
+    if pool is None:
+        return
+    try:
+        pool.disconnect()
+    except (OSError, redis.exceptions.RedisError) as exc:
+        log.debug("flagsync: error cutting a Redis connection: %s", exc)
 
 
 def _close_quietly(pubsub: object, client: redisconn.RedisClient) -> None:

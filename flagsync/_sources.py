@@ -45,17 +45,32 @@ def from_redis(client: RedisClient, env: str, url: str, previous: Loaded | None)
     with translate_errors(url):
         try:
             state = store.read_state(client, env)
+            # Meta without a snapshot: the key was deleted (by hand, an eviction
+            # policy, a partial restore); say so rather than "never synced".
+            orphan_version = store.read_version(client, env) if state is None else None
         except redis.exceptions.ResponseError as exc:
             # e.g. WRONGTYPE: something else was written under our keys.
             raise SnapshotError(f"unreadable flagsync data in Redis: {exc}") from None
+        except ValueError as exc:  # a non-numeric version beside a missing snapshot
+            raise SnapshotError(f"corrupt flagsync meta hash in Redis: {exc}") from None
     if state is None:
+        if orphan_version is not None:
+            raise SnapshotError(
+                f"the snapshot key {store.keys(env).snapshot} is missing although the "
+                f"meta hash says version {orphan_version}; run `flagsync sync` to restore it"
+            )
         return None
+    _check_versions(state.meta.format, state.meta.bucketing, "meta hash in Redis")
     killed = killed_flags(state.overrides)
     if previous is not None and previous.checksum == state.meta.checksum:
         # The bytes were verified when ``previous`` was loaded; only overrides moved.
         # Still check the bytes match, so a tampered snapshot with stale meta is caught.
-        if checksum(state.snapshot_bytes) != state.meta.checksum:
-            raise SnapshotError("snapshot checksum mismatch in Redis")
+        actual = checksum(state.snapshot_bytes)
+        if actual != state.meta.checksum:
+            raise SnapshotError(
+                f"snapshot checksum mismatch in Redis: meta says {state.meta.checksum}, "
+                f"content is {actual}"
+            )
         engine = previous.engine
         if engine.killed != killed:
             engine = engine.with_killed(killed)
@@ -63,6 +78,7 @@ def from_redis(client: RedisClient, env: str, url: str, previous: Loaded | None)
         snapshot = _parse_verified(state.snapshot_bytes, state.meta.checksum)
         meta, stored_overrides = state.meta, state.overrides
         del state  # the raw bytes (megabytes for big trees) are not needed past this point
+        _check_versions(snapshot.get("format"), snapshot.get("bucketing"), "snapshot in Redis")
         snapshot = validate_snapshot(snapshot)
         _check_env(snapshot, env, "Redis")
         engine = Engine.from_snapshot(snapshot, killed=killed)
@@ -73,6 +89,7 @@ def from_redis(client: RedisClient, env: str, url: str, previous: Loaded | None)
             checksum=meta.checksum,
             version=meta.version,
             overrides=dict(stored_overrides),
+            synced_at=meta.synced_at,
         )
     return Loaded(
         engine=engine,
@@ -81,6 +98,7 @@ def from_redis(client: RedisClient, env: str, url: str, previous: Loaded | None)
         checksum=state.meta.checksum,
         version=state.meta.version,
         overrides=dict(state.overrides),
+        synced_at=state.meta.synced_at,
     )
 
 
@@ -143,7 +161,9 @@ def to_cached(loaded: Loaded, env: str) -> CachedSnapshot:
 def from_cache(path: Path, env: str) -> Loaded:
     """The last good snapshot persisted at ``path``, verified again."""
     cached = read_cache(path, env)
-    snapshot = validate_snapshot(parse_shared(cached.snapshot_bytes))
+    parsed = parse_shared(cached.snapshot_bytes)
+    _check_versions(parsed.get("format"), parsed.get("bucketing"), f"cache file {path}")
+    snapshot = validate_snapshot(parsed)
     _check_env(snapshot, env, f"cache file {path}")
     return Loaded(
         engine=Engine.from_snapshot(snapshot, killed=killed_flags(cached.overrides)),
@@ -172,6 +192,29 @@ def from_files(flags_dir: str | os.PathLike[str], env: str) -> Loaded:
         revision=digest,  # files have no sync revision: their content hash identifies them
         checksum=digest,
     )
+
+
+# The snapshot format and bucketing algorithm this flagsync understands
+# (schema/snapshot.schema.json pins both to 1).
+SUPPORTED_FORMAT = 1
+SUPPORTED_BUCKETING = 1
+
+
+def _check_versions(format_: object, bucketing: object, where: str) -> None:
+    """A snapshot written by a newer flagsync: say so, not "fails its schema".
+
+    Evaluating it with an older algorithm would serve other users other
+    variants, so it is refused and the client keeps what it serves.
+    """
+    for name, value, supported in (
+        ("format", format_, SUPPORTED_FORMAT),
+        ("bucketing", bucketing, SUPPORTED_BUCKETING),
+    ):
+        if value != supported and isinstance(value, int) and not isinstance(value, bool):
+            raise SnapshotError(
+                f"{where} has {name} {value}; this flagsync understands {name} "
+                f"{supported} only (written by a newer flagsync? upgrade this client)"
+            )
 
 
 def _check_env(snapshot: Mapping[str, object], env: str, where: str) -> None:

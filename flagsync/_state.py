@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from flagsync.details import Source
 from flagsync.engine import Engine
-from flagsync.store import Override
+from flagsync.store import Marker, Override
 
 
 class ClientState(str, enum.Enum):
@@ -35,6 +35,13 @@ class Loaded:
     version: int | None = None  # the Redis version it was read at (None: not from Redis)
     # Every stored override, expired ones included, so expiry can be re-checked later.
     overrides: Mapping[str, Override] = field(default_factory=dict)
+    synced_at: str | None = None  # meta.synced_at when read from Redis (see store.Marker)
+
+    def marker(self) -> Marker | None:
+        """What the version poll compares with Redis; ``None`` unless read from Redis."""
+        if self.source is not Source.REDIS or self.version is None:
+            return None
+        return Marker(self.version, self.checksum, self.synced_at or "")
 
 
 @dataclass(frozen=True, slots=True)

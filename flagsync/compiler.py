@@ -8,13 +8,13 @@ UTC. It is what sync stores in Redis and what every evaluator is built from.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from flagsync import _walk
 from flagsync.engine import BUCKETING_VERSION, parse_timestamp
+from flagsync.engine._timestamps import to_rfc3339
 from flagsync.errors import ConfigurationError
 from flagsync.loader import Repository
 
@@ -149,9 +149,7 @@ def _thousandths(percent: Any) -> int:
 
 
 def _utc(value: Any) -> str:
-    moment = datetime.datetime.fromtimestamp(parse_timestamp(value), tz=datetime.timezone.utc)
-    text = moment.isoformat().replace("+00:00", "Z")
-    return text
+    return to_rfc3339(parse_timestamp(value))
 
 
 __all__ = ["SNAPSHOT_FORMAT", "compile_flag", "compile_snapshot", "effective"]

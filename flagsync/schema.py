@@ -197,6 +197,15 @@ def _describe(error: jsonschema.ValidationError, doc: Any) -> Iterator[tuple[Loc
                     f"field '{name}' is not allowed in {where} here",
                 )
             return
+        if not expected and path:  # `not: {}`: this field must be absent here
+            parent = dotted(path[:-1])
+            hint = str(schema.get("description", "")).rstrip(".")
+            tip = f" ({hint})" if hint and len(hint) < 120 else ""
+            yield (
+                locate(doc, path, key=True),
+                f"field '{path[-1]}' is not allowed in {parent}{tip}",
+            )
+            return
     if kind == "false" or (kind is None and error.schema is False):
         yield locate(doc, path, key=True), f"field {where} is not allowed here"
         return

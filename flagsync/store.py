@@ -197,7 +197,7 @@ class Override:
     def from_json(cls, flag: str, raw: bytes | str) -> Override:
         try:
             data = json.loads(raw)
-            return cls(
+            override = cls(
                 flag=flag,
                 reason=str(data["reason"]),
                 actor=str(data["actor"]),
@@ -207,6 +207,17 @@ class Override:
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise SnapshotError(f"corrupt override for flag {flag!r} in Redis: {exc}") from None
+        if override.expires_at is not None:
+            # Checked here, once: expiry is re-evaluated on every tick of a client's
+            # refresher, where a parse error would otherwise surface much later.
+            try:
+                parse_time(override.expires_at)
+            except ValueError:
+                raise SnapshotError(
+                    f"corrupt override for flag {flag!r} in Redis: expires_at "
+                    f"{override.expires_at!r} is not an RFC 3339 time"
+                ) from None
+        return override
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,6 +420,36 @@ def read_version(client: RedisClient, env: str) -> int | None:
     return None if raw is None else int(raw)
 
 
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """What identifies one stored state cheaply: compared by a client's version poll.
+
+    ``version`` alone is not enough: a flushed (or restarted, unpersisted) Redis
+    counts again from 1, so a re-sync can reuse a version number a client already
+    holds. ``checksum`` tells a different snapshot apart and ``synced_at`` every
+    sync (a revision-only sync too), so the poll follows a re-synced Redis.
+    """
+
+    version: int
+    checksum: str
+    synced_at: str
+
+
+@mapped_errors
+def read_marker(client: RedisClient, env: str) -> Marker | None:
+    """The meta fields the version poll compares; ``None`` if nothing was ever written.
+
+    Raises ``ValueError`` for a non-numeric version (the full read reports it).
+    """
+    raw = cast(
+        "list[bytes | None]", client.hmget(keys(env).meta, ["version", "checksum", "synced_at"])
+    )
+    version, digest, synced_at = raw
+    if version is None:
+        return None
+    return Marker(int(version), _text(digest or b""), _text(synced_at or b""))
+
+
 @mapped_errors
 def read_overrides(client: RedisClient, env: str) -> dict[str, Override]:
     """Every stored override of ``env``, expired ones included."""
@@ -580,6 +621,7 @@ __all__ = [
     "AuditEntry",
     "ConflictError",
     "Keys",
+    "Marker",
     "Meta",
     "Override",
     "SnapshotWrite",
@@ -591,6 +633,7 @@ __all__ = [
     "parse_time",
     "purge_expired_overrides",
     "read_audit",
+    "read_marker",
     "read_overrides",
     "read_state",
     "read_version",

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from flagsync import _git, overrides, plan, store
-from flagsync.errors import RedisUnavailableError, RefusedChangeError
+from flagsync.errors import RedisUnavailableError, RefusedChangeError, SnapshotError
 from flagsync.redisconn import RedisClient
 from flagsync.snapshot import canonical_json, checksum, validate_snapshot
 
@@ -158,11 +158,22 @@ def _decide(
 ) -> SyncResult:
     """Checks and the plan; raises :class:`RefusedChangeError` for a refused sync."""
     notes: list[str] = []
-    same = state is not None and state.meta.checksum == checksum(data)
-    # Identical bytes need no diff: skip parsing the stored snapshot (the no-op path).
+    stored: Mapping[str, Any] | None = None
+    same = False
+    if state is not None:
+        # A stored snapshot that fails its own checksum (edited by hand, a partial
+        # restore) is what clients are rejecting: a sync must replace it, even
+        # with the content the meta hash claims, not refuse or call it unchanged.
+        intact = checksum(state.snapshot_bytes) == state.meta.checksum
+        same = intact and state.meta.checksum == checksum(data)
+        try:
+            # Identical bytes need no diff: skip parsing the stored snapshot (no-op path).
+            stored = snapshot if same else state.snapshot()
+        except SnapshotError as exc:
+            notes.append(f"replacing the unreadable snapshot stored in Redis ({exc})")
     the_plan = plan.compute(
         env,
-        snapshot if same else (state.snapshot() if state else None),
+        stored,
         snapshot,
         against=state.meta if state else None,
         overrides=list(state.active_overrides().values()) if state else (),

@@ -148,6 +148,19 @@ def test_edit_is_served_and_invalid_edit_is_rejected(client: FlagClient, flags: 
     assert client.get_value("limit", default=0) == 10
 
 
+def test_deleting_every_flag_file_keeps_the_last_flags(client: FlagClient, flags: Path) -> None:
+    revision = client.revision
+    assert client.get_value("limit", default=0) == 100
+    (flags / "flags.yaml").unlink()  # e.g. a branch switch in progress
+    wait_until(lambda: client.last_error is not None, timeout=2)
+    assert "now defines no flags" in (client.last_error or "")
+    assert client.revision == revision
+    assert client.get_value("limit", default=0) == 100
+    write_flags(flags, _flags())  # the files come back: served again, error cleared
+    wait_until(lambda: client.last_error is None, timeout=2)
+    assert client.get_value("limit", default=0) == 100
+
+
 def test_hooks_receive_exposures_and_cannot_break_evaluation(
     client: FlagClient, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping
 
 from flagsync import _walk
 from flagsync.checks._context import Context, at, where
+from flagsync.engine import MAX_PREREQUISITE_DEPTH
 from flagsync.findings import Finding
 
 
@@ -104,6 +105,72 @@ def prerequisite_cycle(ctx: Context) -> Iterator[Finding]:
                 "prerequisite-cycle",
                 f"prerequisite cycle: {chain}; such flags could never be on",
             )
+
+
+def prerequisite_depth(ctx: Context) -> Iterator[Finding]:
+    """A chain of prerequisites is at most 32 flags deep (``a`` requires ``b`` requires …).
+
+    The evaluator stops following a chain there and fails the prerequisite, so
+    a deeper chain would validate and then always serve ``off_variant``
+    (reason PREREQUISITE_FAILED). Checked per environment, with its
+    ``requires`` overrides applied; reported at the first ``requires`` entry
+    of each flag whose chain is too deep.
+    """
+    for env in ctx.repo.environments:
+        graph: dict[str, list[tuple[str, _walk.Path]]] = {}
+        for entry in ctx.flags():
+            scope: _walk.Path = ()
+            reqs = entry.data.get("requires")
+            envs = entry.data.get("environments")
+            override = envs.get(env) if isinstance(envs, Mapping) else None
+            if isinstance(override, Mapping) and "requires" in override:
+                scope, reqs = ("environments", env), override["requires"]
+            graph[entry.key] = [
+                (req["flag"], (*scope, "requires", index))
+                for index, req in enumerate(reqs if isinstance(reqs, list) else [])
+                if isinstance(req, Mapping) and isinstance(req.get("flag"), str)
+            ]
+        depths: dict[str, int] = {}
+        for key, edges in graph.items():
+            depth = _depth(key, graph, depths)
+            if depth > MAX_PREREQUISITE_DEPTH and edges:
+                yield at(
+                    ctx.repo.flags[key],
+                    (*edges[0][1], "flag"),
+                    "prerequisite-depth",
+                    f"flag '{key}' has a chain of {depth} prerequisites in environment "
+                    f"'{env}'; at most {MAX_PREREQUISITE_DEPTH} are followed, so it would "
+                    "always fail its prerequisites",
+                )
+
+
+def _depth(
+    start: str, graph: Mapping[str, list[tuple[str, _walk.Path]]], depths: dict[str, int]
+) -> int:
+    """Length of the longest prerequisite chain below ``start`` (iterative; cycles count 0).
+
+    Cycles are ``prerequisite-cycle``'s business: a flag met again on the
+    current path contributes nothing, so the walk always ends.
+    """
+    on_path: set[str] = set()
+    stack: list[tuple[str, int]] = [(start, 0)]
+    while stack:
+        node, index = stack.pop()
+        if node in depths and index == 0:
+            continue
+        on_path.add(node)
+        edges = graph.get(node, [])
+        if index < len(edges):
+            stack.append((node, index + 1))
+            child = edges[index][0]
+            if child in graph and child not in depths and child not in on_path:
+                stack.append((child, 0))
+            continue
+        on_path.discard(node)
+        depths[node] = max(
+            (depths.get(child, 0) + 1 for child, _ in edges if child in graph), default=0
+        )
+    return depths[start]
 
 
 def _cycles_from(

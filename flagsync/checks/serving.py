@@ -53,12 +53,16 @@ def serve_exclusive(ctx: Context) -> Iterator[Finding]:
 
 
 def rollout_shorthand(ctx: Context) -> Iterator[Finding]:
-    """``rollout: 10`` (percent on) is only for boolean flags.
+    """``rollout: 10`` (percent on) is only for boolean flags with variants ``on`` and ``off``.
 
     Other types list their variants: ``rollout: {control: 50, treatment: 50}``.
+    So does a boolean flag that names its own variants
+    (``variants: {enabled: true, disabled: false}``): the shorthand would serve
+    ``on``/``off``, which it does not have.
     """
     for entry in ctx.flags():
         if _walk.flag_type(entry.data) == "boolean":
+            yield from _shorthand_without_on_off(ctx, entry)
             continue
         for site in ctx.sites(entry):
             for path, rollout in _walk.rollouts(site):
@@ -74,6 +78,25 @@ def rollout_shorthand(ctx: Context) -> Iterator[Finding]:
                         f"{_walk.flag_type(entry.data)}: write weights per variant, e.g. "
                         f"rollout: {{{example}}}",
                     )
+
+
+def _shorthand_without_on_off(ctx: Context, entry: Any) -> Iterator[Finding]:
+    known = _walk.variants(entry.data)
+    if "on" in known and "off" in known:
+        return
+    names = list(known)[:2]
+    example = ", ".join(f"{name}: .." for name in names)
+    for site in ctx.sites(entry):
+        for path, rollout in _walk.rollouts(site):
+            if isinstance(rollout, (int, float)) and not isinstance(rollout, bool):
+                yield at(
+                    entry,
+                    path,
+                    "rollout-shorthand",
+                    f"{where(entry, site.path)}: 'rollout: {rollout}' means percent 'on' "
+                    f"(the rest 'off'), but this flag's variants are {', '.join(known)}: "
+                    f"write weights per variant, e.g. rollout: {{{example}}}",
+                )
 
 
 def rollout_sum(ctx: Context) -> Iterator[Finding]:

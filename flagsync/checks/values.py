@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -80,6 +81,52 @@ def operator_values(ctx: Context) -> Iterator[Finding]:
                 )
 
 
+def finite_number(ctx: Context) -> Iterator[Finding]:
+    """Variant values and condition values are finite numbers: no ``.inf``, ``-.inf``, ``.nan``.
+
+    YAML can write them (and ``1e400`` overflows to infinity), but a snapshot
+    is JSON, which cannot: ``type: float`` with ``variants: {max: .inf}`` would
+    validate and then fail to sync. Write a large finite number instead.
+    (Rollout weights and timestamps are checked by ``rollout-sum`` and
+    ``timestamp``.)
+    """
+    for entry in ctx.flags():
+        variants = entry.data.get("variants")
+        if isinstance(variants, Mapping):
+            for path, value in _numbers(variants, ("variants",)):
+                yield _not_finite(entry, path, value, f"flag '{entry.key}': variant value")
+    for entry, path, cond, owner in _all_conditions(ctx):
+        if cond.get("op") in TIME_OPS:
+            continue
+        for index, value in enumerate(_walk.condition_values(cond)):
+            if isinstance(value, float) and not math.isfinite(value):
+                yield _not_finite(
+                    entry, _value_path(path, cond, index), value, f"{owner}: condition value"
+                )
+
+
+def _numbers(value: Any, path: _walk.Path) -> Iterator[tuple[_walk.Path, float]]:
+    """Every non-finite float inside ``value`` (json variants nest), with its path."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _numbers(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _numbers(item, (*path, index))
+
+
+def _not_finite(entry: Entry, path: _walk.Path, value: float, what: str) -> Finding:
+    return at(
+        entry,
+        path,
+        "finite-number",
+        f"{what} {value!r} is not a finite number; snapshots are JSON, which has no "
+        "infinity or NaN",
+    )
+
+
 def regex(ctx: Context) -> Iterator[Finding]:
     """Values of ``matches`` are valid regular expressions (Python ``re`` syntax)."""
     for entry, path, cond, owner in _all_conditions(ctx):
@@ -135,7 +182,7 @@ def timestamp(ctx: Context) -> Iterator[Finding]:
                     _value_path(path, cond, index),
                     "timestamp",
                     f"{owner}: {value!r} is not a timestamp (RFC 3339 like "
-                    "2026-12-01T09:00:00Z, or Unix seconds)",
+                    "2026-12-01T09:00:00Z, or Unix seconds; years 1 to 9999 in UTC)",
                 )
     for entry in ctx.flags():
         for site in ctx.sites(entry):
@@ -149,7 +196,8 @@ def timestamp(ctx: Context) -> Iterator[Finding]:
                         (*site.path, "schedule", index, "at"),
                         "timestamp",
                         f"flag '{entry.key}': schedule step {index + 1} has invalid time "
-                        f"{when!r} (use RFC 3339 like 2026-12-01T09:00:00Z)",
+                        f"{when!r} (use RFC 3339 like 2026-12-01T09:00:00Z, "
+                        "years 1 to 9999 in UTC)",
                     )
         for field in ("created", "expires"):
             value = entry.data.get(field)

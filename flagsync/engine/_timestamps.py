@@ -2,7 +2,9 @@
 
 A timestamp is either an RFC 3339 date-time string with an explicit offset
 (``2026-11-30T09:00:00Z``, ``2026-11-30T10:00:00.5+01:00``) or a Unix time in
-seconds (int or float, not bool). Both become float Unix seconds.
+seconds (int or float, not bool). Both become float Unix seconds, and both
+must fall in the years 1 to 9999 once converted to UTC: the compiler writes
+schedule times as RFC 3339 UTC strings, which cannot name any other year.
 """
 
 from __future__ import annotations
@@ -19,13 +21,37 @@ _RFC3339_RE = re.compile(
     re.ASCII,
 )
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# The representable range, 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z (whole
+# seconds: a float this large cannot hold the last microsecond of year 9999).
+# '0001-01-01T00:00:00+01:00' is a valid RFC 3339 string but lies in year 0 UTC.
+MIN_SECONDS = (datetime(1, 1, 1, tzinfo=timezone.utc) - _EPOCH).total_seconds()
+MAX_SECONDS = (datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc) - _EPOCH).total_seconds()
+
+
+def _in_range(seconds: float, value: object) -> float:
+    if not MIN_SECONDS <= seconds <= MAX_SECONDS:
+        raise ValueError(f"timestamp {value!r} is outside the years 1 to 9999 (UTC)")
+    return seconds
+
+
+def to_rfc3339(seconds: float) -> str:
+    """``seconds`` as an RFC 3339 UTC string (``…Z``), exact to the microsecond.
+
+    Computed from the epoch with a timedelta, not ``fromtimestamp``, so the
+    result does not depend on the platform's ``time_t`` range.
+    """
+    moment = _EPOCH + timedelta(seconds=_in_range(seconds, seconds))
+    return moment.isoformat().replace("+00:00", "Z")
+
 
 def parse_timestamp(value: object) -> float:
     """Return ``value`` as Unix seconds; :class:`ValueError` when it is not a timestamp.
 
     Strings must be RFC 3339 date-times with ``Z`` or a numeric offset (leap
     second ``:60`` is not representable and is rejected); numbers must be
-    finite. Booleans are rejected although Python counts them as ints.
+    finite. Booleans are rejected although Python counts them as ints. Either
+    must lie in the years 1 to 9999 once converted to UTC.
     """
     if isinstance(value, bool):
         raise ValueError("a boolean is not a timestamp")
@@ -33,7 +59,7 @@ def parse_timestamp(value: object) -> float:
         seconds = float(value)
         if not math.isfinite(seconds):
             raise ValueError(f"timestamp is not finite: {value!r}")
-        return seconds
+        return _in_range(seconds, value)
     if not isinstance(value, str):
         raise ValueError(f"a timestamp must be a string or a number, not {type(value).__name__}")
     m = _RFC3339_RE.fullmatch(value)
@@ -51,4 +77,4 @@ def parse_timestamp(value: object) -> float:
     # datetime() checks the calendar (month 13, 30 February, second 60 …).
     moment = datetime(year, month, day, hour, minute, second, tzinfo=tz)
     fraction = m.group(7)
-    return moment.timestamp() + (float(fraction) if fraction else 0.0)
+    return _in_range(moment.timestamp() + (float(fraction) if fraction else 0.0), value)
