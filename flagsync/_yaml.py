@@ -11,7 +11,7 @@ checks itself, identically in every tool.
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from typing import Any
 
 import yaml
 import yaml.reader
@@ -21,6 +21,9 @@ from yaml.parser import Parser
 from yaml.reader import Reader
 from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner
+
+from flagsync.errors import YamlProblem
+from flagsync.findings import Loc
 
 # Alias expansion beyond this many nodes is treated as an attack (billion laughs).
 ALIAS_EXPANSION_LIMIT = 100_000
@@ -35,13 +38,6 @@ _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _MERGE = "tag:yaml.org,2002:merge"
 _ALLOWED_TAGS = frozenset({_STR, _INT, _FLOAT, _BOOL, _NULL, _MAP, _SEQ})
-
-
-class Loc(NamedTuple):
-    """A 1-based position in a file."""
-
-    line: int
-    column: int
 
 
 class LocatedMap(dict[str, Any]):
@@ -65,16 +61,6 @@ class LocatedList(list[Any]):
         super().__init__()
         self.loc = loc
         self.item_locs: list[Loc] = []
-
-
-class YamlProblem(Exception):
-    """A file cannot be read as flag YAML; carries the check id and position."""
-
-    def __init__(self, check: str, message: str, loc: Loc) -> None:
-        super().__init__(message)
-        self.check = check
-        self.message = message
-        self.loc = loc
 
 
 class _CoreResolver(BaseResolver):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 
+from flagsync.findings import Loc
+
 
 class ErrorCode(str, enum.Enum):
     """Why an evaluation fell back to the caller's default (OpenFeature's codes)."""
@@ -75,6 +77,16 @@ class InvalidFlagsError(FlagsyncError):
         self.result = result
 
 
+class YamlProblem(FlagsyncError):
+    """A file cannot be read as flag YAML; carries the check id and the position."""
+
+    def __init__(self, check: str, message: str, loc: Loc) -> None:
+        super().__init__(message)
+        self.check = check
+        self.message = message
+        self.loc = loc
+
+
 class SnapshotError(FlagsyncError):
     """A snapshot (from Redis or a cache file) is corrupt or fails its schema/checksum."""
 
@@ -87,12 +99,17 @@ class RefusedChangeError(FlagsyncError):
     """A sync or override was refused, e.g. a stale git revision (CLI exit code 1)."""
 
 
+class ConflictError(RefusedChangeError):
+    """Another writer changed the environment between our read and our write."""
+
+
 class ConfigurationError(FlagsyncError):
     """Bad arguments or settings given by the caller (CLI exit code 2)."""
 
 
 __all__ = [
     "ConfigurationError",
+    "ConflictError",
     "ErrorCode",
     "EvaluationError",
     "FlagNotFoundError",
@@ -107,4 +124,5 @@ __all__ = [
     "SnapshotError",
     "TargetingKeyMissingError",
     "TypeMismatchError",
+    "YamlProblem",
 ]

@@ -9,6 +9,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+
+class Loc(NamedTuple):
+    """A 1-based line and column in a file."""
+
+    line: int
+    column: int
 
 
 class Level(str, enum.Enum):
@@ -85,4 +93,4 @@ class Result:
         return 0 if self.ok else 1
 
 
-__all__ = ["PARSE_CHECKS", "Finding", "Level", "Result"]
+__all__ = ["PARSE_CHECKS", "Finding", "Level", "Loc", "Result"]

@@ -36,7 +36,7 @@ from typing import Any, cast
 
 import redis.exceptions
 
-from flagsync.errors import RefusedChangeError, SnapshotError
+from flagsync.errors import ConflictError, RefusedChangeError, SnapshotError
 from flagsync.redisconn import RedisClient, mapped_errors
 
 AUDIT_MAXLEN = 10_000
@@ -388,10 +388,6 @@ def _script_error(exc: redis.exceptions.ResponseError) -> RefusedChangeError | N
         if marker in text:
             return RefusedChangeError(text.split(marker, 1)[1].strip())
     return None
-
-
-class ConflictError(RefusedChangeError):
-    """Another writer changed the environment between our read and our write."""
 
 
 # --- reads ---------------------------------------------------------------------------------
