@@ -194,7 +194,7 @@ class Controller:
             except (InvalidFlagsError, ConfigurationError, SnapshotError, OSError) as exc:
                 self._note_error(f"cannot load flags from {s.flags_dir}: {exc}", logging.ERROR)
             else:
-                if loaded.engine.snapshot.get("flags"):
+                if loaded.engine.flag_keys:
                     self._swap(loaded, state)
                     if s.redis_url is not None:
                         log.warning("flagsync: serving flags from the files in %s", s.flags_dir)
@@ -281,7 +281,7 @@ class Controller:
         with self._lock:
             if self.current.source not in (Source.FILE, Source.DEFAULTS):
                 return
-            if not loaded.engine.snapshot.get("flags"):
+            if not loaded.engine.flag_keys:
                 if self.current.loaded is not None:
                     # Every flag gone at once is far likelier a branch switch or a
                     # half-finished copy than an intent: keep serving the last flags.
@@ -393,13 +393,8 @@ def _changed_flags(old: Current, new: Loaded) -> frozenset[str]:
     old_engine, new_engine = old.engine, new.engine
     if old.loaded is not None and old.loaded.checksum == new.checksum:
         return old_engine.killed ^ new_engine.killed
-    old_flags = old_engine.snapshot.get("flags", {})
-    new_flags = new_engine.snapshot.get("flags", {})
-    keys = old_flags.keys() | new_flags.keys()
-    changed = {k for k in keys if old_flags.get(k) != new_flags.get(k)}
-    if old_engine.snapshot.get("segments") != new_engine.snapshot.get("segments"):
-        changed |= set(new_flags)  # a segment change may affect any flag that uses it
-    return frozenset(changed | (old_engine.killed ^ new_engine.killed))
+    # Per-flag digests taken at compile time: no snapshot dict is kept to diff.
+    return new_engine.changed_flags(old_engine) | (old_engine.killed ^ new_engine.killed)
 
 
 # --- fork safety ----------------------------------------------------------------------

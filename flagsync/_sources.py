@@ -75,13 +75,16 @@ def from_redis(client: RedisClient, env: str, url: str, previous: Loaded | None)
         if engine.killed != killed:
             engine = engine.with_killed(killed)
     else:
-        snapshot = _parse_verified(state.snapshot_bytes, state.meta.checksum)
+        data = state.snapshot_bytes
+        snapshot = _parse_verified(data, state.meta.checksum)
         meta, stored_overrides = state.meta, state.overrides
-        del state  # the raw bytes (megabytes for big trees) are not needed past this point
+        del state
         _check_versions(snapshot.get("format"), snapshot.get("bucketing"), "snapshot in Redis")
         snapshot = validate_snapshot(snapshot)
         _check_env(snapshot, env, "Redis")
-        engine = Engine.from_snapshot(snapshot, killed=killed)
+        # The dict was parsed here for this engine alone: let compiling consume it.
+        engine = Engine.from_parsed(snapshot, data, killed=killed, consume=True)
+        del snapshot, data
         return Loaded(
             engine=engine,
             source=Source.REDIS,
@@ -146,8 +149,12 @@ def parse_shared(data: bytes) -> dict[str, Any]:
 
 
 def to_cached(loaded: Loaded, env: str) -> CachedSnapshot:
-    """What to persist for ``loaded`` (a snapshot that came from Redis)."""
-    snapshot_bytes = canonical_json(loaded.engine.snapshot)
+    """What to persist for ``loaded`` (a snapshot that came from Redis).
+
+    The bytes are those read from Redis, so the cache file holds exactly what
+    passed the meta checksum.
+    """
+    snapshot_bytes = loaded.engine.snapshot_bytes
     return CachedSnapshot(
         env=env,
         revision=loaded.revision,
@@ -165,8 +172,11 @@ def from_cache(path: Path, env: str) -> Loaded:
     _check_versions(parsed.get("format"), parsed.get("bucketing"), f"cache file {path}")
     snapshot = validate_snapshot(parsed)
     _check_env(snapshot, env, f"cache file {path}")
+    engine = Engine.from_parsed(
+        snapshot, cached.snapshot_bytes, killed=killed_flags(cached.overrides), consume=True
+    )
     return Loaded(
-        engine=Engine.from_snapshot(snapshot, killed=killed_flags(cached.overrides)),
+        engine=engine,
         source=Source.CACHE,
         revision=cached.revision,
         checksum=cached.checksum,
@@ -185,9 +195,11 @@ def from_files(flags_dir: str | os.PathLike[str], env: str) -> Loaded:
     from flagsync import pipeline
 
     snapshot = pipeline.build([flags_dir]).snapshot(env)
-    digest = checksum(canonical_json(snapshot))
+    data = canonical_json(snapshot)
+    digest = checksum(data)
     return Loaded(
-        engine=Engine.from_snapshot(snapshot),
+        # Not consumed: the dict belongs to the (discarded) build's cache.
+        engine=Engine.from_parsed(snapshot, data),
         source=Source.FILE,
         revision=digest,  # files have no sync revision: their content hash identifies them
         checksum=digest,

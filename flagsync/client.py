@@ -316,6 +316,14 @@ class FlagClient:
         """The declared type of ``flag`` (``boolean``, ``string``, …), ``None`` if unknown."""
         return self._current.engine.flag_type(_flag_name(flag))
 
+    def flag_kind(self, flag: FlagName) -> str | None:
+        """The ``kind`` of ``flag`` (``release``, ``experiment``, …), ``None`` if unknown."""
+        return self._current.engine.flag_kind(_flag_name(flag))
+
+    def flags_of_kind(self, kind: str) -> frozenset[str]:
+        """The served flags of ``kind``, e.g. ``"experiment"`` (a scan: not per evaluation)."""
+        return self._current.engine.flags_of_kind(kind)
+
     # --- extension points -----------------------------------------------------
 
     def on_change(self, listener: Callable[[ChangeEvent], object]) -> Callable[[], None]:

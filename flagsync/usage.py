@@ -57,7 +57,12 @@ from flagsync._hooks import Exposure
 from flagsync._state import ChangeEvent
 from flagsync.engine import Resolution
 from flagsync.errors import ConfigurationError, RedisUnavailableError
-from flagsync.exposures import ExposureExporter, PeriodicFlush, experiment_flags
+from flagsync.exposures import (
+    EXPERIMENT_KIND,
+    ExposureExporter,
+    PeriodicFlush,
+    experiment_flags,
+)
 from flagsync.redisconn import RedisClient, translate_errors
 from flagsync.store import format_time, keys
 
@@ -528,6 +533,8 @@ class _Client(Protocol):
 
     def on_change(self, listener: Callable[[ChangeEvent], object]) -> Callable[[], None]: ...
 
+    def flags_of_kind(self, kind: str) -> frozenset[str]: ...
+
 
 @dataclass(slots=True)
 class UsageAttachment:
@@ -562,9 +569,9 @@ def attach_usage(
     """Track ``client``'s evaluations (and export experiment exposures) via its hooks.
 
     Without a ``redis_url`` there is nowhere to flush, so nothing is tracked.
-    ``snapshot`` returns the served snapshot dict, from which the exporter
-    learns which flags are ``kind: experiment``; it is re-read on every change
-    notice of the client. Call :meth:`UsageAttachment.close` before (or
+    The exporter's experiment flags are ``client.flags_of_kind("experiment")``,
+    re-read on every change notice of the client; ``snapshot``, if given,
+    returns a snapshot dict to take them from instead. Call :meth:`UsageAttachment.close` before (or
     right after) ``client.close()``.
     """
     tracker: UsageTracker | None = None
@@ -585,11 +592,14 @@ def attach_usage(
             attachment._undo.append(client.attach_usage_tracker(tracker))
             tracker.start()
         if exposures is not None:
-            read = snapshot or (lambda: _served_snapshot(client))
             exporter = exposures
+            read = snapshot
 
             def refresh(_event: object = None) -> None:
-                exporter.set_experiments(experiment_flags(read()))
+                if read is not None:
+                    exporter.set_experiments(experiment_flags(read()))
+                else:
+                    exporter.set_experiments(client.flags_of_kind(EXPERIMENT_KIND))
 
             refresh()
             attachment._undo.append(client.on_change(refresh))
@@ -601,17 +611,6 @@ def attach_usage(
         attachment.close()  # all or nothing: no hook left attached, no thread running
         raise
     return attachment
-
-
-def _served_snapshot(client: object) -> Mapping[str, Any]:
-    """The snapshot ``client`` serves (FlagClient has no public accessor for it yet)."""
-    public = getattr(client, "snapshot", None)
-    if isinstance(public, Mapping):
-        return public
-    current = getattr(client, "_current", None)
-    engine = getattr(current, "engine", None)
-    found = getattr(engine, "snapshot", None)
-    return found if isinstance(found, Mapping) else {}
 
 
 __all__ = [

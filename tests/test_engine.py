@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import enum
+import json
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -573,3 +574,91 @@ def test_malformed_snapshot_raises_snapshot_error(path: str, value: Any, where: 
 def test_non_snapshot_raises_snapshot_error(bad: Any) -> None:
     with pytest.raises(SnapshotError):
         Engine.from_snapshot(bad)
+
+
+# --- the client's memory-lean form (from_parsed) and change detection -------
+
+
+def _json(s: Mapping[str, Any]) -> bytes:
+    return json.dumps(s, sort_keys=True, separators=(",", ":")).encode()
+
+
+def test_from_parsed_consumes_the_flags_and_keeps_the_json() -> None:
+    s = snap(
+        {
+            # "a" requires "b", which comes later: checked although consumed by then.
+            "a": flag(requires=[{"flag": "b", "variant": "on"}], default={"variant": "on"}),
+            "b": flag(default={"variant": "on"}, kind="experiment"),
+        },
+        {"seg": {"users": ["u"]}},
+    )
+    data = _json(s)
+    e = Engine.from_parsed(json.loads(data), data, consume=True)
+    assert ev(e, "a").variant == "on"
+    assert e.snapshot_bytes == data
+    assert e.snapshot == s
+    assert e.snapshot is not e.snapshot  # parsed on demand, not kept
+    owned = json.loads(data)
+    Engine.from_parsed(owned, data, consume=True)
+    assert owned["flags"] == {}  # each definition was freed once compiled
+    kept = json.loads(data)
+    Engine.from_parsed(kept, data)
+    assert kept == s  # not consumed unless asked
+
+
+@pytest.mark.parametrize("consume", [False, True])
+@pytest.mark.parametrize(
+    ("requires", "message"),
+    [
+        ({"flag": "zz", "variant": "on"}, "unknown prerequisite flag 'zz'"),
+        ({"flag": "b", "variant": "nope"}, "flag 'b' has no variant 'nope'"),
+    ],
+)
+def test_prerequisites_are_checked_when_consumed(
+    consume: bool, requires: dict[str, str], message: str
+) -> None:
+    s = snap({"b": flag(), "a": flag(requires=[requires])})  # "b" is consumed before "a"
+    with pytest.raises(SnapshotError, match=message):
+        Engine.from_parsed(s, _json(s), consume=consume)
+
+
+def test_flag_kind_and_flags_of_kind() -> None:
+    e = engine(
+        {
+            "x": flag(kind="experiment"),
+            "y": flag(kind="experiment"),
+            "r": flag(kind="release"),
+            "bare": flag(),
+        }
+    )
+    assert e.flags_of_kind("experiment") == {"x", "y"}
+    assert e.flags_of_kind("ops") == frozenset()
+    assert (e.flag_kind("r"), e.flag_kind("bare"), e.flag_kind("missing")) == (
+        "release",
+        None,
+        None,
+    )
+    assert e.with_killed(["x"]).flags_of_kind("experiment") == {"x", "y"}
+
+
+def test_changed_flags_reports_exactly_the_changed_definitions() -> None:
+    base = {"same": flag(), "edit": flag(), "gone": flag()}
+    old = engine(base)
+    new = engine({"same": flag(), "edit": flag(default={"variant": "on"}), "added": flag()})
+    assert new.changed_flags(old) == {"edit", "gone", "added"}
+    assert engine(base).changed_flags(old) == frozenset()  # equal content, other objects
+    assert old.with_killed(["same"]).changed_flags(old) == frozenset()  # kills are not edits
+    # A description-only edit is an edit (the served definition differs), as before.
+    assert engine({**base, "same": flag(description="x")}).changed_flags(old) == {"same"}
+    # Key order in the JSON does not matter; the lean and the dict form agree.
+    data = _json(snap(base))
+    assert Engine.from_parsed(json.loads(data), data, consume=True).changed_flags(old) == set()
+
+
+def test_a_segment_change_reports_every_flag() -> None:
+    seg = {"beta": {"users": ["u"]}}
+    rule = [{"name": "r", "segments": ["beta"], "serve": {"variant": "on"}}]
+    old = engine({"uses": flag(rules=rule), "other": flag()}, segments=seg)
+    new = engine({"uses": flag(rules=rule), "other": flag()}, segments={"beta": {"users": ["v"]}})
+    assert new.changed_flags(old) == {"uses", "other"}
+    assert engine({"uses": flag(rules=rule)}, segments=seg).changed_flags(old) == {"other"}

@@ -12,6 +12,8 @@ offending path (``flags.new_ui.rules[0].when[1]``), never KeyError/TypeError.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +51,7 @@ class CompiledFlag:
 
     key: str
     type: str
+    kind: str | None  # release, experiment, … (None: a hand-made snapshot without one)
     enabled: bool
     requires: tuple[tuple[str, str], ...]
     evaluate: FlagFn
@@ -344,6 +347,7 @@ class _FlagCompiler:
         return CompiledFlag(
             key=self.key,
             type=flag_type,
+            kind=kind if isinstance(kind := raw.get("kind"), str) else None,
             enabled=enabled,
             requires=tuple(requires),
             evaluate=evaluate,
@@ -433,28 +437,73 @@ def _flag_fn(rules: tuple[ServeFn, ...], default: ServeFn) -> FlagFn:
     return evaluate
 
 
-def compile_snapshot(snapshot: object) -> dict[str, CompiledFlag]:
-    """Compile every flag of ``snapshot``; :class:`SnapshotError` if it is malformed."""
+def compile_snapshot(
+    snapshot: object, *, consume: bool = False
+) -> tuple[dict[str, CompiledFlag], dict[str, bytes], bytes]:
+    """Compile every flag of ``snapshot``; :class:`SnapshotError` if it is malformed.
+
+    Returns the compiled flags, a digest of each flag's definition and one of
+    the segments (what change detection compares once the snapshot is gone).
+    With ``consume``, each flag is deleted from ``snapshot["flags"]`` as soon as
+    it is compiled: its memory is then reused by the compiled flags that
+    follow, instead of the whole parsed snapshot and the whole compiled one
+    being alive at once (which keeps a 10 000-flag client's RSS ~13 MB lower).
+    """
     root = _mapping(snapshot, "snapshot")
     if root.get("format") != SNAPSHOT_FORMAT:
         raise _fail("format", f"unsupported snapshot format {root.get('format')!r}")
     if root.get("bucketing") != BUCKETING_VERSION:
         # Evaluating with another algorithm would silently reshuffle users.
         raise _fail("bucketing", f"unsupported bucketing version {root.get('bucketing')!r}")
+    raw_segments = _mapping(root.get("segments", {}), "segments")
     segments = {
-        _str(name, "segments"): compile_segment(name, raw)
-        for name, raw in _mapping(root.get("segments", {}), "segments").items()
+        _str(name, "segments"): compile_segment(name, raw) for name, raw in raw_segments.items()
     }
+    raw_flags = _mapping(root.get("flags"), "flags")
+    consumable = raw_flags if consume and isinstance(raw_flags, dict) else None
+    if consume and consumable is None:
+        raise TypeError("consume=True needs snapshot['flags'] to be a dict")
+    # Flags named by a ``requires``: their variants are kept for the check below,
+    # which runs after their definitions may have been consumed.
+    targets = {
+        req.get("flag")
+        for raw in raw_flags.values()
+        if isinstance(raw, Mapping) and isinstance(raw.get("requires"), (list, tuple))
+        for req in raw["requires"]
+        if isinstance(req, Mapping) and isinstance(req.get("flag"), str)
+    }
+    variants_of: dict[str, frozenset[str]] = {}
     flags: dict[str, CompiledFlag] = {}
-    for key, raw in _mapping(root.get("flags"), "flags").items():
+    digests: dict[str, bytes] = {}
+    for key in list(raw_flags):
+        raw = raw_flags[key]
         _str(key, "flags")
         flags[key] = _FlagCompiler(key, _mapping(raw, f"flags.{key}"), segments).compile()
+        digests[key] = digest(raw)
+        if key in targets:
+            variants_of[key] = frozenset(raw["variants"])
+        if consumable is not None:
+            del consumable[key]
+        del raw
     for flag in flags.values():
         for i, (prerequisite, variant) in enumerate(flag.requires):
             where = f"flags.{flag.key}.requires[{i}]"
-            target = _mapping(root["flags"], "flags").get(prerequisite)
+            target = variants_of.get(prerequisite)
             if target is None:
                 raise _fail(where, f"unknown prerequisite flag {prerequisite!r}")
-            if variant not in target["variants"]:
+            if variant not in target:
                 raise _fail(where, f"flag {prerequisite!r} has no variant {variant!r}")
-    return flags
+    return flags, digests, digest(root.get("segments"))
+
+
+def digest(value: object) -> bytes:
+    """A 128-bit digest of ``value``'s canonical JSON; equal definitions, equal digests.
+
+    Same encoding as ``flagsync.snapshot.canonical_json`` (not imported: it
+    pulls in jsonschema). NaN is tolerated and anything not JSON is hashed by
+    its ``repr``: a digest only compares, so it must never raise.
+    """
+    text = json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
+    )
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
