@@ -8,34 +8,50 @@ renderers escape it for Markdown or HTML.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-# op -> (phrase when it holds, phrase when negated, how several values combine)
-_OPS: dict[str, tuple[str, str, str]] = {
-    "eq": ("is", "is not", "one of"),
-    "neq": ("is not", "is", "none of"),
-    "in": ("is", "is not", "one of"),
-    "not_in": ("is not", "is", "none of"),
-    "contains": ("contains", "does not contain", "or"),
-    "starts_with": ("starts with", "does not start with", "or"),
-    "ends_with": ("ends with", "does not end with", "or"),
-    "matches": ("matches", "does not match", "or"),
-    "gt": ("is greater than", "is not greater than", "or"),
-    "gte": ("is at least", "is not at least", "or"),
-    "lt": ("is less than", "is not less than", "or"),
-    "lte": ("is at most", "is not at most", "or"),
-    "semver_eq": ("is version", "is not version", "or"),
-    "semver_gt": ("is a version above", "is not a version above", "or"),
-    "semver_gte": ("is version", "is not version", "or"),
-    "semver_lt": ("is a version below", "is not a version below", "or"),
-    "semver_lte": ("is version", "is not version", "or"),
-    "before": ("is before", "is not before", "or"),
-    "after": ("is after", "is not after", "or"),
+from flagsync.engine import parse_timestamp
+
+# op -> (phrase when it holds, phrase when it does not). Several values mean
+# "any of them" (docs/flag-format.md, "Conditions"), except for ``neq`` and
+# ``not_in``, which read as the negation of ``eq``/``in``: "none of them".
+_OPS: dict[str, tuple[str, str]] = {
+    "eq": ("is", "is not"),
+    "neq": ("is", "is not"),
+    "in": ("is", "is not"),
+    "not_in": ("is", "is not"),
+    "contains": ("contains", "does not contain"),
+    "starts_with": ("starts with", "does not start with"),
+    "ends_with": ("ends with", "does not end with"),
+    "matches": ("matches", "does not match"),
+    "gt": ("is greater than", "is not greater than"),
+    "gte": ("is at least", "is not at least"),
+    "lt": ("is less than", "is not less than"),
+    "lte": ("is at most", "is not at most"),
+    "semver_eq": ("is", "is not"),
+    "semver_gt": ("is", "is not"),
+    "semver_gte": ("is", "is not"),
+    "semver_lt": ("is", "is not"),
+    "semver_lte": ("is", "is not"),
+    "before": ("is before", "is not before"),
+    "after": ("is after", "is not after"),
 }
-# Suffixes that make the inclusive semver operators read naturally.
-_SEMVER_SUFFIX = {"semver_gte": " or later", "semver_lte": " or earlier"}
+# Operators that hold when the attribute equals none of the values.
+_NONE_OF = frozenset({"neq", "not_in"})
+# Operators whose several values read as a list ("is one of a, b").
+_MEMBERSHIP = frozenset({"eq", "neq", "in", "not_in"})
+# How each version operator names one value, so "is version 5.2.0 or later"
+# reads naturally and still lists cleanly ("is none of version 1 or later, …").
+_SEMVER_VALUE = {
+    "semver_eq": "version {}",
+    "semver_gt": "a version above {}",
+    "semver_gte": "version {} or later",
+    "semver_lt": "a version below {}",
+    "semver_lte": "version {} or earlier",
+}
 
 
 def percent(thousandths: int) -> str:
@@ -60,31 +76,47 @@ def join(items: Sequence[str], word: str = "and") -> str:
 
 
 def condition(cond: Mapping[str, Any]) -> str:
-    """``country is one of US, GB``; ``email ends with @example.com``; ``plan is set``."""
+    """``country is one of US, GB``; ``email ends with @example.com``; ``plan is set``.
+
+    A negated condition always reads as a negation (``is not``, ``none of``),
+    and says ``is set and``: a missing attribute never matches, negated or not
+    (docs/flag-format.md), which a bare "is not" would suggest it does.
+    """
     attribute = str(cond.get("attribute"))
     op = str(cond.get("op"))
     negate = bool(cond.get("negate", False))
-    values = [value(v) for v in cond.get("values", [])]
     if op == "exists":
         return f"{attribute} is {'not set' if negate else 'set'}"
-    positive, negative, combine = _OPS.get(op, (op, f"not {op}", "or"))
-    verb = negative if negate else positive
-    suffix = _SEMVER_SUFFIX.get(op, "")
+    form = _SEMVER_VALUE.get(op, "{}")
+    values = [form.format(value(v)) for v in cond.get("values", [])]
+    positive, negative = _OPS.get(op, (op, f"not {op}"))
+    # neq/not_in hold for none of the values; negate flips that.
+    none_of = (op in _NONE_OF) != negate
     if len(values) == 1:
-        return f"{attribute} {verb} {values[0]}{suffix}"
-    if combine in ("one of", "none of"):
-        return f"{attribute} {verb} {combine} {', '.join(values)}"
-    return f"{attribute} {verb} {join([v + suffix for v in values], combine)}"
+        text = f"{negative if none_of else positive} {values[0]}"
+    elif op in _MEMBERSHIP:
+        text = f"is {'none of' if none_of else 'one of'} {', '.join(values)}"
+    elif none_of:
+        text = f"{positive} none of {', '.join(values)}"
+    else:
+        text = f"{positive} {join(values, 'or')}"
+    return f"{attribute} {'is set and ' if none_of else ''}{text}"
+
+
+def _live(spec: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """A rollout's ``(variant, thousandths)`` pairs without the 0 % ones, which nobody gets."""
+    return [(str(n), int(w)) for n, w in spec.get("variants", []) if int(w) > 0]
+
+
+def _split(weights: list[tuple[str, int]]) -> str:
+    if {name for name, _ in weights} == {"on", "off"}:
+        return f"{percent(dict(weights)['on'])} on"
+    return ", ".join(f"{name} {percent(w)}" for name, w in weights)
 
 
 def rollout(spec: Mapping[str, Any]) -> str:
     """``10 % on``; ``control 34 %, table 33 %`` (plus ``(by ATTR)`` when not user_id)."""
-    weights = [(str(name), int(w)) for name, w in spec.get("variants", [])]
-    names = {name for name, _ in weights}
-    if names == {"on", "off"}:
-        text = f"{percent(dict(weights)['on'])} on"
-    else:
-        text = ", ".join(f"{name} {percent(w)}" for name, w in weights)
+    text = _split(_live(spec))
     bucket_by = spec.get("bucket_by", "user_id")
     if bucket_by != "user_id":
         text += f" (by {bucket_by})"
@@ -96,8 +128,8 @@ def single_variant(serve: Mapping[str, Any]) -> str | None:
     if "variant" in serve:
         return str(serve["variant"])
     if "rollout" in serve:
-        live = [str(n) for n, w in serve["rollout"].get("variants", []) if int(w) > 0]
-        return live[0] if len(live) == 1 else None
+        live = _live(serve["rollout"])
+        return live[0][0] if len(live) == 1 else None
     return None
 
 
@@ -144,7 +176,7 @@ def targeted(who: str, spec: Mapping[str, Any], *, singular: bool = False) -> st
     """``who`` plus what they get: ``10 % of users in DE get on``; ``users … get control``."""
     get, are = ("gets", "is") if singular else ("get", "are")
     if "rollout" in spec and single_variant(spec) is None:
-        weights = [(str(n), int(w)) for n, w in spec["rollout"].get("variants", [])]
+        weights = _live(spec["rollout"])
         bucket_by = spec["rollout"].get("bucket_by", "user_id")
         by = "" if bucket_by == "user_id" else f", bucketed by {bucket_by}"
         if {n for n, _ in weights} == {"on", "off"}:
@@ -154,20 +186,65 @@ def targeted(who: str, spec: Mapping[str, Any], *, singular: bool = False) -> st
     return f"{who} {get} {serve(spec)}"
 
 
+def _rollouts(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The rollout serves of ``spec``: itself, or its schedule's rollout steps."""
+    if "rollout" in spec:
+        return [spec]
+    return [s["serve"] for s in spec.get("schedule", []) if "rollout" in s.get("serve", {})]
+
+
 def rule(spec: Mapping[str, Any]) -> str:
-    """A whole rule in one sentence, e.g. ``users in segment employees get on``."""
-    return targeted(audience(spec), spec.get("serve", {}))
+    """A whole rule in one sentence, e.g. ``users in segment employees get on``.
+
+    A rollout by an attribute other than ``user_id`` says that contexts without
+    it skip the rule, and a scheduled rule says when it starts to apply: in
+    both cases the next rule decides (docs/evaluation.md).
+    """
+    served = spec.get("serve", {})
+    text = targeted(audience(spec), served)
+    notes = sorted(
+        {
+            f"without {by} the rule does not apply"
+            for r in _rollouts(served)
+            if (by := str(r["rollout"].get("bucket_by", "user_id"))) != "user_id"
+        }
+    )
+    if served.get("schedule"):
+        notes.append(f"the rule does not apply before {timestamp(served['schedule'][0]['at'])}")
+    return text + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def default(spec: Mapping[str, Any], off_variant: str | None, *, after_rules: bool = True) -> str:
-    """The fallthrough: ``everyone else gets off``; ``10 % of everyone else get on``.
+    """The fallthrough: ``everyone else gets off``; ``10 % of everyone else gets on``.
 
     Without rules before it (``after_rules=False``) it speaks of ``everyone``.
+    A rollout gives contexts without its ``bucket_by`` attribute the
+    ``off_variant``; that is said unless the sentence already implies it
+    (``10 % of everyone gets on`` when the rest get ``off`` anyway).
     """
     text = targeted("everyone else" if after_rules else "everyone", spec, singular=True)
+    notes: list[str] = []
     if "schedule" in spec and off_variant is not None:
-        text += f" ({off_variant} before the first step)"
-    return text
+        notes.append(f"{off_variant} before the first step")
+    if off_variant is not None:
+        for by in sorted(
+            {
+                str(r["rollout"].get("bucket_by", "user_id"))
+                for r in _rollouts(spec)
+                if not _rest_is_off_variant(r, off_variant)
+            }
+        ):
+            notes.append(f"anyone without {by} gets {off_variant}")
+    return text + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _rest_is_off_variant(spec: Mapping[str, Any], off_variant: str) -> bool:
+    """Whether a rollout reads as "N % get on" and everyone else (the unbucketed too) gets off."""
+    rollout_spec = spec["rollout"]
+    if single_variant(spec) == off_variant:
+        return True
+    names = {n for n, _ in _live(rollout_spec)}
+    return names == {"on", "off"} and off_variant == "off"
 
 
 def requirement(req: Mapping[str, Any]) -> str:
@@ -175,20 +252,43 @@ def requirement(req: Mapping[str, Any]) -> str:
     return f"{req.get('flag')} is {req.get('variant', 'on')}"
 
 
-def state(flag: Mapping[str, Any], killed: bool = False) -> str:
-    """A flag's state in one environment, in a few words: ``10 % on + 1 rule``, ``off (killed)``."""
+def state(flag: Mapping[str, Any], killed: bool = False, *, now: dt.datetime | None = None) -> str:
+    """A flag's state in one environment, in a few words: ``10 % on + 1 rule``, ``off (killed)``.
+
+    A scheduled default is described at ``now`` (the catalogue's as-of date):
+    what is served then and the next step, not the whole schedule. Without
+    ``now`` the whole schedule is listed.
+    """
     off = str(flag.get("off_variant"))
     if killed:
         return f"{off} (killed)"
     if not flag.get("enabled", True):
         return f"{off} (switched off)"
-    text = serve(flag.get("default", {}))
-    if "schedule" in flag.get("default", {}):
-        text = f"scheduled: {text}"
+    spec = flag.get("default", {})
+    if "schedule" not in spec:
+        text = serve(spec)
+    elif now is None:
+        text = f"scheduled: {serve(spec)}"
+    else:
+        text = _schedule_state(spec["schedule"], off, now)
     rules = len(flag.get("rules", []))
     if rules:
         text += f" + {rules} rule{'s' if rules != 1 else ''}"
     return text
+
+
+def _schedule_state(steps: Sequence[Mapping[str, Any]], off: str, now: dt.datetime) -> str:
+    """``off until T, then 10 % on``; ``10 % on (on from T)``; ``on (schedule complete)``."""
+    moment = now.timestamp()
+    passed = sum(1 for step in steps if parse_timestamp(str(step["at"])) <= moment)
+    if passed == 0:
+        first = steps[0]
+        return f"{off} until {timestamp(str(first['at']))}, then {serve(first['serve'])}"
+    current = serve(steps[passed - 1]["serve"])
+    if passed == len(steps):
+        return f"{current} (schedule complete)"
+    upcoming = steps[passed]
+    return f"{current} ({serve(upcoming['serve'])} from {timestamp(str(upcoming['at']))})"
 
 
 def segment(spec: Mapping[str, Any]) -> str:

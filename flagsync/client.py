@@ -8,6 +8,7 @@ context dict. Loading, refreshing, fallbacks and threads live in
 
 from __future__ import annotations
 
+import copy
 import enum
 import itertools
 import os
@@ -582,6 +583,9 @@ def _details(
         )
     if wanted is float and type(value) is int:
         value = float(value)
+    elif isinstance(value, (dict, list)):
+        # json values are shared by every evaluation: the caller gets its own copy.
+        value = copy.deepcopy(value)
     details: EvaluationDetails[Any] = _new_details(
         flag,
         value,

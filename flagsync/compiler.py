@@ -54,7 +54,7 @@ def effective(flag: Mapping[str, Any], env: str) -> dict[str, Any]:
 def compile_flag(key: str, raw: Mapping[str, Any], env: str) -> dict[str, Any]:
     flag = effective(raw, env)
     kind = _walk.flag_type(flag)
-    variants = dict(_walk.variants(flag))
+    variants = {name: _plain(value, kind) for name, value in _walk.variants(flag).items()}
     boolean = kind == "boolean"
     out: dict[str, Any] = {
         "type": kind,
@@ -78,6 +78,22 @@ def compile_flag(key: str, raw: Mapping[str, Any], env: str) -> dict[str, Any]:
         if field in flag:
             out[field] = flag[field]
     return out
+
+
+def _plain(value: Any, kind: str) -> Any:
+    """A variant value as plain JSON data of the flag's type.
+
+    Float flags serve floats even when a value is written ``3`` (otherwise an
+    integer-typed caller would accept 3 but not 0.5 of the same flag), and
+    json values lose the loader's position-keeping container types.
+    """
+    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, "json") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v, "json") for v in value]
+    return value
 
 
 def _rule(key: str, index: int, rule: Mapping[str, Any], boolean: bool) -> dict[str, Any]:

@@ -64,67 +64,87 @@ class FlagsyncCollector:
         """Stop following the client's change notices."""
         self._undo()
 
-    def describe(self) -> list[Any]:
-        return []  # metrics are dynamic (labels appear as flags are evaluated)
+    def describe(self) -> Iterator[Any]:
+        """The metric families without samples: the registry learns their names.
+
+        With the names known, registering a second collector with the same
+        ``prefix`` in one registry fails at once instead of producing
+        duplicate families, which Prometheus refuses to scrape.
+        """
+        return self._families(sampled=False)
 
     def collect(self) -> Iterator[Any]:
+        return self._families(sampled=True)
+
+    def _families(self, *, sampled: bool) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+        def counter(name: str, documentation: str, value: Callable[[], float]) -> Any:
+            return CounterMetricFamily(name, documentation, value=value() if sampled else None)
+
+        def gauge(name: str, documentation: str, value: Callable[[], float]) -> Any:
+            return GaugeMetricFamily(name, documentation, value=value() if sampled else None)
+
         p = self._prefix
-        if self._usage is not None:
+        usage = self._usage
+        if usage is not None:
             evaluations = CounterMetricFamily(
                 f"{p}_evaluations",
                 "Flag evaluations by flag, variant and reason",
                 labels=["flag", "variant", "reason"],
             )
-            for (flag, variant, reason), n in sorted(
-                self._usage.totals().items(), key=lambda item: str(item[0])
-            ):
-                reason_text = str(getattr(reason, "value", reason))
-                evaluations.add_metric([flag, variant or "", reason_text], n)
+            if sampled:
+                for (flag, variant, reason), n in sorted(
+                    usage.totals().items(), key=lambda item: str(item[0])
+                ):
+                    reason_text = str(getattr(reason, "value", reason))
+                    evaluations.add_metric([flag, variant or "", reason_text], n)
             yield evaluations
-            yield CounterMetricFamily(
+            yield counter(
                 f"{p}_usage_dropped",
                 "Evaluations that usage tracking could not deliver to Redis",
-                value=self._usage.dropped,
+                lambda: usage.dropped,
             )
-            yield GaugeMetricFamily(
+            yield gauge(
                 f"{p}_usage_pending",
                 "Evaluations counted but not yet flushed to Redis",
-                value=self._usage.pending,
+                lambda: usage.pending,
             )
-            yield CounterMetricFamily(
+            yield counter(
                 f"{p}_usage_flush_failures",
                 "Usage flushes that failed (retried later)",
-                value=self._usage.failed_flushes,
+                lambda: usage.failed_flushes,
             )
-        if self._exposures is not None:
-            yield CounterMetricFamily(
+        exposures = self._exposures
+        if exposures is not None:
+            yield counter(
                 f"{p}_exposures_exported",
                 "Experiment exposure events appended to the Redis stream",
-                value=self._exposures.exported,
+                lambda: exposures.exported,
             )
-            yield CounterMetricFamily(
+            yield counter(
                 f"{p}_exposures_dropped",
                 "Experiment exposure events lost (queue full or undeliverable)",
-                value=self._exposures.dropped,
+                lambda: exposures.dropped,
             )
-        yield GaugeMetricFamily(
+        yield gauge(
             f"{p}_snapshot_age_seconds",
             "Seconds since the client last loaded a changed snapshot",
-            value=max(0.0, self._clock() - self._loaded_at),
+            lambda: max(0.0, self._clock() - self._loaded_at),
         )
         state = GaugeMetricFamily(
             f"{p}_client_state", "1 for the client's current state", labels=["state"]
         )
-        for member in ClientState:
-            state.add_metric([member.value], 1.0 if self._client.state is member else 0.0)
-        yield state
         source = GaugeMetricFamily(
             f"{p}_snapshot_source", "1 for where the served snapshot came from", labels=["source"]
         )
-        for origin in Source:
-            source.add_metric([origin.value], 1.0 if self._client.source is origin else 0.0)
+        if sampled:
+            current_state, current_source = self._client.state, self._client.source
+            for member in ClientState:
+                state.add_metric([member.value], 1.0 if current_state is member else 0.0)
+            for origin in Source:
+                source.add_metric([origin.value], 1.0 if current_source is origin else 0.0)
+        yield state
         yield source
 
 
@@ -136,13 +156,25 @@ def register_metrics(
     registry: Any = None,
     prefix: str = "flagsync",
 ) -> FlagsyncCollector:
-    """Register flagsync's collector with ``registry`` (default: the global one)."""
+    """Register flagsync's collector with ``registry`` (default: the global one).
+
+    Raises :class:`~flagsync.errors.ConfigurationError` when prometheus-client
+    is missing, or when metrics with this ``prefix`` are already registered in
+    ``registry`` (two clients in one registry need distinct prefixes).
+    """
     try:
         from prometheus_client import REGISTRY
     except ImportError:
         raise ConfigurationError(_MISSING) from None
     collector = FlagsyncCollector(client, usage, exposures, prefix=prefix)
-    (registry if registry is not None else REGISTRY).register(collector)
+    try:
+        (registry if registry is not None else REGISTRY).register(collector)
+    except ValueError:  # prometheus-client's "Duplicated timeseries"
+        collector.close()  # stop following the client: nothing half-registered
+        raise ConfigurationError(
+            f"flagsync metrics with prefix {prefix!r} are already registered in this "
+            "registry: give each client its own prefix= or registry="
+        ) from None
     return collector
 
 

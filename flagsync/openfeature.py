@@ -10,8 +10,17 @@ Install the extra: ``pip install 'flagsync[openfeature]'``. Then::
     client.get_boolean_value("new_ui", False, EvaluationContext("user-42", {"country": "DE"}))
 
 The evaluation context's ``targeting_key`` becomes flagsync's ``user_id``;
-its attributes are the rest of the context. Reasons and error codes carry
-over by name (flagsync's are OpenFeature's, plus ``PREREQUISITE_FAILED``).
+its attributes are the rest of the context. When both a targeting key and an
+attribute ``user_id`` are given, the targeting key wins; an empty targeting
+key counts as absent (as in the SDK's own context merging), so the
+attribute is used then. Reasons and error codes carry over by name
+(flagsync's are OpenFeature's, plus ``PREREQUISITE_FAILED``).
+
+Types: an integer flag asked as a float is served as a float (lossless); a
+float flag asked as an integer is a TYPE_MISMATCH whatever its value (a float
+variant written ``3`` in YAML included). Object resolution serves json flags
+holding an object or a list, as a fresh copy of plain dicts and lists, so a
+caller mutating it cannot change what other evaluations see.
 Client state changes become provider events: READY, STALE, ERROR, and
 CONFIGURATION_CHANGED (with ``flags_changed``) when new flags are served.
 """
@@ -167,13 +176,12 @@ class FlagsyncProvider(AbstractProvider):
             default=default_value,
             expected_type=object,
         )
-        if details.error_code is None and not isinstance(details.value, (Mapping, list)):
-            return FlagResolutionDetails(
-                value=default_value,
-                error_code=OFErrorCode.TYPE_MISMATCH,
-                error_message=f"flag {flag_key!r} is not an object flag",
-                reason=OFReason.ERROR,
-            )
+        if details.error_code is None:
+            if not isinstance(details.value, (Mapping, list)):
+                return _mismatch(details, default_value, "is not an object flag")
+            # The client hands out the snapshot's own object: copy it, so that a
+            # caller mutating the result cannot change it for everyone else.
+            return _resolution(details, value=_plain(details.value))
         return _resolution(details)
 
     def _resolve(
@@ -189,6 +197,15 @@ class FlagsyncProvider(AbstractProvider):
             default=default_value,
             expected_type=expected,
         )
+        if (
+            expected is int
+            and details.error_code is None
+            and self._client.flag_type(flag_key) == "float"
+        ):
+            # A float variant written as 3 in YAML is stored as an int: judge by
+            # the declared type, so get_integer_value does not work for some
+            # values of a float flag and fail for others.
+            return _mismatch(details, default_value, "is a float flag, not an integer flag")
         return _resolution(details)
 
 
@@ -196,24 +213,53 @@ def _context(evaluation_context: EvaluationContext | None) -> dict[str, object]:
     if evaluation_context is None:
         return {}
     context: dict[str, object] = dict(evaluation_context.attributes)
-    if evaluation_context.targeting_key is not None:
+    if evaluation_context.targeting_key:  # "" is absent, as in EvaluationContext.merge
         context["user_id"] = evaluation_context.targeting_key
     return context
 
 
-def _resolution(details: EvaluationDetails[Any]) -> FlagResolutionDetails[Any]:
+def _plain(value: object) -> Any:
+    """A deep copy of a json value as the plain dicts and lists OpenFeature expects."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _metadata(details: EvaluationDetails[Any]) -> dict[str, bool | int | float | str]:
     metadata: dict[str, bool | int | float | str] = {"source": details.source.value}
     if details.revision is not None:
         metadata["revision"] = details.revision
     if details.rule is not None:
         metadata["rule"] = details.rule
+    return metadata
+
+
+def _mismatch(
+    details: EvaluationDetails[Any], default_value: Any, problem: str
+) -> FlagResolutionDetails[Any]:
+    metadata = _metadata(details)
+    metadata.pop("rule", None)  # no rule decided what the caller receives
     return FlagResolutionDetails(
-        value=details.value,
+        value=default_value,
+        error_code=OFErrorCode.TYPE_MISMATCH,
+        error_message=f"flag {details.flag!r} {problem}",
+        reason=OFReason.ERROR,
+        flag_metadata=metadata,
+    )
+
+
+def _resolution(
+    details: EvaluationDetails[Any], *, value: Any = None
+) -> FlagResolutionDetails[Any]:
+    return FlagResolutionDetails(
+        value=details.value if value is None else value,
         error_code=None if details.error_code is None else _ERROR_CODES[details.error_code],
         error_message=details.error_message,
         reason=_REASONS[details.reason],
         variant=details.variant,
-        flag_metadata=metadata,
+        flag_metadata=_metadata(details),
     )
 
 

@@ -15,7 +15,9 @@ marked as an estimate.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -26,6 +28,10 @@ BUCKETS = 100_000
 Action = Literal["add", "change", "remove"]
 _SYMBOL = {"add": "+", "change": "~", "remove": "-"}
 _MAX_VALUE_TEXT = 120
+# Flag fields that describe a flag but play no part in evaluating it. (``kind``
+# only decides whether exposures are exported for experiments.)
+METADATA_FIELDS = frozenset({"description", "owner", "tags", "kind", "created", "expires"})
+_METADATA_NOTE = "metadata only: evaluation unchanged"
 
 
 class _Missing:
@@ -46,6 +52,8 @@ class FieldChange:
     text: str  # "old → new", human-readable
     share: float | None = None  # users (of those reaching this serve) changing variant
     share_exact: bool = True
+    # Why the share is not the whole story (who reaches the serve changed too).
+    caveat: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -57,6 +65,8 @@ class FieldChange:
         if self.share is not None:
             out["share_changing_variant"] = round(self.share, 6)
             out["share_exact"] = self.share_exact
+            if self.caveat is not None:
+                out["share_caveat"] = self.caveat
         return out
 
 
@@ -68,6 +78,14 @@ class Change:
     action: Action
     fields: tuple[FieldChange, ...] = ()
     kind: Literal["flag", "segment"] = "flag"
+    affects: tuple[str, ...] = ()  # segments: the flags whose rules use it (before or after)
+
+    @property
+    def evaluation_changed(self) -> bool:
+        """False when only descriptive fields changed (description, owner, tags, …)."""
+        if self.action != "change" or self.kind != "flag":
+            return True
+        return any(_top(f.path) not in METADATA_FIELDS for f in self.fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +132,19 @@ def compute(
     for name in ("format", "bucketing"):
         if old and old.get(name) != new.get(name):
             settings.append(_plain(name, old.get(name, MISSING), new.get(name, MISSING)))
+    old_flags, new_flags = old.get("flags", {}), new.get("flags", {})
+    segments = _compare_maps(old.get("segments", {}), new.get("segments", {}), "segment")
+    # A segment change changes every flag that targets it, although their own
+    # definitions (and so their entries here) are unchanged: name them.
+    segments = tuple(
+        dataclasses.replace(c, affects=_segment_users(c.key, old_flags, new_flags))
+        for c in segments
+    )
+    changed_segments = frozenset(c.key for c in segments)
     return Plan(
         env=env,
-        flags=_compare_maps(old.get("flags", {}), new.get("flags", {}), "flag"),
-        segments=_compare_maps(old.get("segments", {}), new.get("segments", {}), "segment"),
+        flags=_compare_maps(old_flags, new_flags, "flag", changed_segments),
+        segments=segments,
         settings=tuple(settings),
         against=against,
         overrides=tuple(sorted(overrides, key=lambda o: o.flag)),
@@ -125,7 +152,10 @@ def compute(
 
 
 def _compare_maps(
-    old: Mapping[str, Any], new: Mapping[str, Any], kind: Literal["flag", "segment"]
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    kind: Literal["flag", "segment"],
+    changed_segments: frozenset[str] = frozenset(),
 ) -> tuple[Change, ...]:
     changes = []
     for key in sorted(old.keys() | new.keys()):
@@ -135,9 +165,123 @@ def _compare_maps(
             changes.append(Change(key, "remove", (), kind))
         elif old[key] != new[key]:
             fields: list[FieldChange] = []
-            _diff("", old[key], new[key], fields)
+            audience = _Audience(old[key], new[key], changed_segments) if kind == "flag" else None
+            _diff("", old[key], new[key], fields, audience)
             changes.append(Change(key, "change", tuple(fields), kind))
     return tuple(changes)
+
+
+def _segment_users(name: str, *flag_maps: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(
+        sorted(
+            {
+                key
+                for flags in flag_maps
+                for key, flag in flags.items()
+                if any(name in _rule_segments(rule) for rule in _rules(flag))
+            }
+        )
+    )
+
+
+def _rules(flag: Any) -> list[Any]:
+    rules = flag.get("rules", []) if isinstance(flag, Mapping) else []
+    return [r for r in rules if isinstance(r, Mapping)] if isinstance(rules, list) else []
+
+
+def _rule_segments(rule: Mapping[str, Any]) -> list[str]:
+    segments = rule.get("segments", [])
+    return [str(s) for s in segments] if isinstance(segments, list) else []
+
+
+def _gate(rule: Mapping[str, Any]) -> Any:
+    """What decides whether a context matches ``rule`` (not what it then gets).
+
+    Besides ``users``/``segments``/``when``, the serve's form matters: a
+    rollout skips contexts without its ``bucket_by`` attribute, a schedule
+    skips everyone before its first step (docs/evaluation.md).
+    """
+    return (
+        {k: v for k, v in rule.items() if k not in ("name", "serve")},
+        _serve_gate(rule.get("serve")),
+    )
+
+
+def _serve_gate(serve: Any) -> Any:
+    if not isinstance(serve, Mapping):
+        return "variant"
+    if "rollout" in serve and isinstance(serve["rollout"], Mapping):
+        return ("rollout", serve["rollout"].get("bucket_by", "user_id"))
+    if "schedule" in serve and isinstance(serve["schedule"], list):
+        return (
+            "schedule",
+            [
+                (s.get("at"), _serve_gate(s.get("serve")))
+                for s in serve["schedule"]
+                if isinstance(s, Mapping)
+            ],
+        )
+    return "variant"
+
+
+class _Audience:
+    """Who reaches each serve of a changed flag, before and after, for share wording.
+
+    A share of users changing variant is computed from the bucket ranges of
+    one serve; it counts the users who reach that serve both before and after
+    the change. When anything deciding who reaches it changed too (a rule
+    before it, its own conditions, a segment it or an earlier rule uses,
+    ``requires``, ``enabled``), users also move in and out, which the share
+    cannot count: the plan says so and does not call the share exact.
+    """
+
+    def __init__(
+        self, old: Mapping[str, Any], new: Mapping[str, Any], changed_segments: frozenset[str]
+    ) -> None:
+        self.old, self.new = old, new
+        self.changed_segments = changed_segments
+
+    def who(self, path: str) -> str:
+        if path != "default":
+            return "users matching this rule"
+        if any(_rules(f) or f.get("requires") for f in (self.old, self.new)):
+            return "users reaching the default"
+        return "users"
+
+    def caveat(self, path: str) -> str | None:
+        reasons: list[str] = []
+        for name in ("enabled", "requires"):
+            if self.old.get(name) != self.new.get(name):
+                reasons.append(f"{name} changed")
+        old_rules, new_rules = _rules(self.old), _rules(self.new)
+        if path == "default":
+            old_before, new_before = old_rules, new_rules
+            own: list[Mapping[str, Any]] = []
+        else:
+            name = path[len("rules[") : -len("].serve")]
+            old_at = _index_of(old_rules, name)
+            new_at = _index_of(new_rules, name)
+            if old_at is None or new_at is None:  # names not unique: cannot tell
+                return "rule names are not unique"
+            old_before, new_before = old_rules[:old_at], new_rules[:new_at]
+            own = [old_rules[old_at], new_rules[new_at]]
+            if _gate(own[0])[0] != _gate(own[1])[0]:
+                reasons.append("this rule's conditions changed")
+        if [_gate(r) for r in old_before] != [_gate(r) for r in new_before]:
+            reasons.append("earlier rules changed")
+        segments = sorted(
+            {s for r in [*old_before, *new_before, *own] for s in _rule_segments(r)}
+            & self.changed_segments
+        )
+        if segments:
+            noun = "segment" if len(segments) == 1 else "segments"
+            reasons.append(f"{noun} {', '.join(segments)} changed")
+        return "; ".join(reasons) or None
+
+
+def _index_of(rules: list[Mapping[str, Any]], name: str) -> int | None:
+    found = [i for i, r in enumerate(rules, 1) if _rule_name(r, i) == name]
+    return found[0] - 1 if len(found) == 1 else None
 
 
 def _summarise_new(definition: Mapping[str, Any], kind: str) -> tuple[FieldChange, ...]:
@@ -162,21 +306,30 @@ def _summarise_new(definition: Mapping[str, Any], kind: str) -> tuple[FieldChang
     return tuple(out)
 
 
-def _diff(path: str, old: Any, new: Any, out: list[FieldChange]) -> None:
+def _diff(
+    path: str, old: Any, new: Any, out: list[FieldChange], audience: _Audience | None = None
+) -> None:
     if old == new:
         return
     if _is_serve(path) and isinstance(old, Mapping) and isinstance(new, Mapping):
-        out.append(serve_change(path, old, new))
+        if audience is None:
+            out.append(serve_change(path, old, new))
+        else:
+            out.append(
+                serve_change(path, old, new, who=audience.who(path), caveat=audience.caveat(path))
+            )
     elif isinstance(old, Mapping) and isinstance(new, Mapping):
         for key in sorted(old.keys() | new.keys()):
-            _diff(_join(path, key), old.get(key, MISSING), new.get(key, MISSING), out)
+            _diff(_join(path, key), old.get(key, MISSING), new.get(key, MISSING), out, audience)
     elif path == "rules" and isinstance(old, list) and isinstance(new, list):
-        _diff_rules(old, new, out)
+        _diff_rules(old, new, out, audience)
     else:
         out.append(_plain(path, old, new))
 
 
-def _diff_rules(old: list[Any], new: list[Any], out: list[FieldChange]) -> None:
+def _diff_rules(
+    old: list[Any], new: list[Any], out: list[FieldChange], audience: _Audience | None
+) -> None:
     old_names = [_rule_name(r, i) for i, r in enumerate(old, 1)]
     new_names = [_rule_name(r, i) for i, r in enumerate(new, 1)]
     if old_names != new_names:
@@ -188,7 +341,7 @@ def _diff_rules(old: list[Any], new: list[Any], out: list[FieldChange]) -> None:
         by_name = dict(zip(old_names, old, strict=True))
         for name, rule in zip(new_names, new, strict=True):
             if name in by_name:
-                _diff(f"rules[{name}]", by_name[name], rule, out)
+                _diff(f"rules[{name}]", by_name[name], rule, out, audience)
 
 
 def _rule_name(rule: Any, index: int) -> str:
@@ -199,6 +352,11 @@ def _rule_name(rule: Any, index: int) -> str:
 
 def _is_serve(path: str) -> bool:
     return path == "default" or (path.startswith("rules[") and path.endswith("].serve"))
+
+
+def _top(path: str) -> str:
+    """The top-level field of a path: ``tags`` for ``tags``, ``rules`` for ``rules[x].users``."""
+    return path.split(".", 1)[0].split("[", 1)[0]
 
 
 def _join(path: str, key: str) -> str:
@@ -263,8 +421,20 @@ def _pct(thousandths: int) -> str:
     return f"{thousandths / 1000:g}%"
 
 
-def serve_change(path: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> FieldChange:
-    """A changed serve, with the share of users changing variant when computable."""
+def serve_change(
+    path: str,
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    *,
+    who: str | None = None,
+    caveat: str | None = None,
+) -> FieldChange:
+    """A changed serve, with the share of users changing variant when computable.
+
+    ``who`` names the users the share is of (default: ``users`` for the
+    default, ``users matching this rule`` for a rule); ``caveat`` says why
+    users also move in or out of this serve, which makes the share partial.
+    """
     old_text, new_text = describe_serve(old), describe_serve(new)
     if (
         "rollout" in old
@@ -279,7 +449,10 @@ def serve_change(path: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> F
     if share is None:
         return FieldChange(path, old, new, text)
     fraction, exact = share
-    who = "users" if path == "default" else "users matching this rule"
+    if who is None:
+        who = "users" if path == "default" else "users matching this rule"
+    if caveat is not None:
+        who += " both before and after"
     if exact:
         text += f"; {fraction * 100:.1f}% of {who} change variant"
     else:
@@ -287,7 +460,9 @@ def serve_change(path: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> F
             f"; ~{fraction * 100:.1f}% of {who} expected to change variant "
             "(bucket_by/salt changed: users are reshuffled)"
         )
-    return FieldChange(path, old, new, text, fraction, exact)
+    if caveat is not None:
+        text += f"; not exact: {caveat}, so users also move in or out"
+    return FieldChange(path, old, new, text, fraction, exact and caveat is None, caveat)
 
 
 def changed_share(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[float, bool] | None:
@@ -359,10 +534,7 @@ def render_text(plan: Plan) -> str:
         lines.append(f"  ~ {item.path}: {item.text}")
     for change in (*plan.flags, *plan.segments):
         label = change.key if change.kind == "flag" else f"segment {change.key}"
-        suffix = ""
-        if change.action == "remove" and change.kind == "flag":
-            suffix = "  (apps fall back to their code defaults)"
-        lines.append(f"  {_SYMBOL[change.action]} {label}{suffix}")
+        lines.append(f"  {_SYMBOL[change.action]} {label}{_note(change)}")
         lines.extend(f"      {f.path}: {f.text}" for f in change.fields)
     if plan.overrides:
         lines += ["", "Active overrides (kept by sync):"]
@@ -390,14 +562,17 @@ def render_markdown(plan: Plan) -> str:
         for item in plan.settings:
             lines.append(f"| ~ | *{item.path}* | {_md(item.text)} |")
         for change in rows:
-            label = f"`{change.key}`" if change.kind == "flag" else f"segment `{change.key}`"
+            label = _code(change.key) if change.kind == "flag" else f"segment {_code(change.key)}"
+            parts = [f"{_code(f.path)}: {_md(f.text)}" for f in change.fields]
             if change.action == "remove":
-                detail = "removed" + (
-                    " (apps fall back to their code defaults)" if change.kind == "flag" else ""
-                )
-            else:
-                detail = "<br>".join(f"`{_md(f.path)}`: {_md(f.text)}" for f in change.fields)
-                detail = detail or change.action
+                parts.insert(0, "removed")
+            if change.kind == "flag" and not change.evaluation_changed:
+                parts.append(f"*{_METADATA_NOTE}*")
+            if change.affects:
+                parts.append("affects flags " + ", ".join(_code(k) for k in change.affects))
+            if change.action == "remove" and change.kind == "flag":
+                parts[0] += " (apps fall back to their code defaults)"
+            detail = "<br>".join(parts) or change.action
             lines.append(f"| {_SYMBOL[change.action]} | {label} | {detail} |")
     if plan.overrides:
         lines += ["", "Active overrides (kept by sync):", ""]
@@ -414,20 +589,36 @@ def as_json(plan: Plan) -> dict[str, Any]:
         else {"version": meta.version, "revision": meta.revision, "checksum": meta.checksum},
         "summary": {a: plan.count(a) for a in ("add", "change", "remove")},
         "settings": [f.as_dict() for f in plan.settings],
-        "changes": [
-            {
-                "kind": c.kind,
-                "key": c.key,
-                "action": c.action,
-                "fields": [f.as_dict() for f in c.fields],
-            }
-            for c in (*plan.flags, *plan.segments)
-        ],
+        "changes": [_change_json(c) for c in (*plan.flags, *plan.segments)],
         "overrides": [
             {"flag": o.flag, "reason": o.reason, "actor": o.actor, "expires_at": o.expires_at}
             for o in plan.overrides
         ],
     }
+
+
+def _change_json(change: Change) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "kind": change.kind,
+        "key": change.key,
+        "action": change.action,
+        "fields": [f.as_dict() for f in change.fields],
+        "evaluation_changed": change.evaluation_changed,
+    }
+    if change.kind == "segment":
+        out["affects"] = list(change.affects)
+    return out
+
+
+def _note(change: Change) -> str:
+    """What the text line of a change adds after its key."""
+    if change.action == "remove" and change.kind == "flag":
+        return "  (apps fall back to their code defaults)"
+    if change.kind == "flag" and not change.evaluation_changed:
+        return f"  ({_METADATA_NOTE})"
+    if change.affects:
+        return f"  (affects flags {', '.join(change.affects)})"
+    return ""
 
 
 def _describe_override(override: Override) -> str:
@@ -436,7 +627,33 @@ def _describe_override(override: Override) -> str:
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """``text`` as literal Markdown table-cell content (for a pull-request comment).
+
+    Every character that could end the cell (``|``, a line break), open a
+    code span that swallows the rest of the row (a backtick), or start
+    emphasis, a link or HTML is escaped; GitHub renders the escapes as the
+    characters themselves.
+    """
+    text = text.replace("\r", " ").replace("\n", " ")
+    return "".join(f"\\{c}" if c in _MD_SPECIAL else _HTML.get(c, c) for c in text)
+
+
+_MD_SPECIAL = frozenset("\\`*_[]|~")
+_HTML = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+
+
+def _code(text: str) -> str:
+    """``text`` as a Markdown code span inside a table cell.
+
+    The fence is one backtick longer than the longest run inside, so a
+    backtick cannot close it early; ``|`` is still escaped, since GitHub
+    splits table cells before it reads code spans.
+    """
+    text = text.replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+    longest = max((len(run) for run in re.findall("`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 __all__ = [

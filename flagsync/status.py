@@ -89,14 +89,25 @@ def render_text(status: Status) -> str:
         lines.append("drift:       none (Redis matches the files)")
     else:
         d = status.drift
-        lines.append(
-            f"drift:       {len(d.flags)} flag(s) differ from the files "
-            f"({d.count('add')} only in files, {d.count('change')} changed, "
-            f"{d.count('remove')} only in Redis)"
-        )
+        # Say what differs: flags, segments (which change every flag using
+        # them) and snapshot settings; a segment-only drift is not "0 flags".
+        parts = []
+        if d.flags:
+            parts.append(
+                f"{len(d.flags)} flag(s) differ from the files "
+                f"({d.count('add')} only in files, {d.count('change')} changed, "
+                f"{d.count('remove')} only in Redis)"
+            )
+        if d.segments:
+            parts.append(f"{len(d.segments)} segment(s) differ")
+        if d.settings:
+            parts.append(f"snapshot settings differ ({', '.join(f.path for f in d.settings)})")
+        lines.append(f"drift:       {'; '.join(parts)}")
         symbols = {"add": "+", "change": "~", "remove": "-"}
         lines.extend(f"  {symbols[c.action]} {c.key}" for c in d.flags)
-        lines.extend(f"  {symbols[c.action]} segment {c.key}" for c in d.segments)
+        for c in d.segments:
+            affects = f" (affects flags {', '.join(c.affects)})" if c.affects else ""
+            lines.append(f"  {symbols[c.action]} segment {c.key}{affects}")
     if status.overrides:
         lines.append("note:        active overrides are drift until unkilled or expired")
     return "\n".join(lines) + "\n"

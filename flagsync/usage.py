@@ -6,6 +6,7 @@ flushes the increments every ``flush_interval`` seconds to the environment's
 keys (``docs/usage.md``)::
 
     {flagsync:<env>}:usage:<yyyy-mm-dd>   hash  "flag|variant|reason" → count
+                                          (in the variant, "|" → "%7C", "%" → "%25")
     {flagsync:<env>}:usage:last_seen      hash  flag → RFC 3339 UTC time
 
 Counting is lock-free and exact, on two paths:
@@ -119,17 +120,35 @@ def last_seen_key(env: str) -> str:
     return f"{keys(env).tag}:usage:last_seen"
 
 
+def _escape_variant(variant: str) -> str:
+    # Flag and variant names may both contain "|" (the schema only asks for a
+    # non-empty string). The flag is the leftmost part and the reason never
+    # holds "|", so escaping the variant alone makes the field unambiguous;
+    # "%" is escaped first so that escapes round-trip. A variant without "|"
+    # or "%" is written as before, so fields flushed by older versions decode
+    # unchanged.
+    return variant.replace("%", "%25").replace(FIELD_SEPARATOR, "%7C")
+
+
+def _unescape_variant(text: str) -> str:
+    return text.replace("%7C", FIELD_SEPARATOR).replace("%25", "%")
+
+
 def encode_field(key: UsageKey) -> str:
-    """``flag|variant|reason`` (no variant: empty); parsed back by :func:`decode_field`."""
+    """``flag|variant|reason`` (no variant: empty); parsed back by :func:`decode_field`.
+
+    In the variant, ``%`` is written ``%25`` and ``|`` is written ``%7C``.
+    """
     flag, variant, reason = key
     reason_text = getattr(reason, "value", reason)  # Reason members count as their value
-    return f"{flag}{FIELD_SEPARATOR}{variant or ''}{FIELD_SEPARATOR}{reason_text}"
+    variant_text = _escape_variant(variant) if variant else ""
+    return f"{flag}{FIELD_SEPARATOR}{variant_text}{FIELD_SEPARATOR}{reason_text}"
 
 
 def decode_field(text: str) -> UsageKey:
     """Inverse of :func:`encode_field`; a flag name may itself contain ``|``."""
     flag, variant, reason = text.rsplit(FIELD_SEPARATOR, 2)
-    return flag, variant or None, reason
+    return flag, _unescape_variant(variant) or None, reason
 
 
 class _Cell:

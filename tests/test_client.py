@@ -370,3 +370,33 @@ def test_backoff_is_capped_exponential_with_jitter() -> None:
         ceiling = min(2.0, 0.1 * 2**n)
         assert ceiling / 2 <= delay <= ceiling
     assert len({round(d, 6) for d in delays[6:]}) > 1  # jitter: capped delays still differ
+
+
+def test_json_values_are_private_plain_copies(tmp_path: Path) -> None:
+    flags = write_flags(
+        tmp_path / "flags",
+        {
+            "config": flag_yaml(
+                type="json",
+                variants={"v1": {"weights": [1, 2], "mode": "fast"}},
+                off_variant="v1",
+                default="v1",
+            ),
+            "ratio": flag_yaml(
+                type="float",
+                variants={"whole": 3, "half": 0.5},
+                off_variant="half",
+                default="whole",
+            ),
+        },
+    )
+    with FlagClient(flags_dir=flags, watch=False) as client:
+        first = client.get_value("config", default={})
+        assert type(first) is dict
+        assert type(first["weights"]) is list
+        first["weights"].append(99)  # the caller's own copy
+        assert client.get_value("config", default={}) == {"weights": [1, 2], "mode": "fast"}
+        # A float flag serves floats, however its values are written.
+        assert client.get_value("ratio", default=0.0) == 3.0
+        assert type(client.get_value("ratio", default=0.0)) is float
+        assert client.evaluate("ratio", expected_type=int).error_code is ErrorCode.TYPE_MISMATCH

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 
+from flagsync import _describe
 from flagsync.catalogue import _banner
 from flagsync.catalogue.model import Behaviour, Catalogue, FlagDoc
 
@@ -161,7 +162,7 @@ def _behaviour(b: Behaviour) -> list[str]:
             f"<p>Switched off (<code>enabled: false</code>): everyone gets {_e(b.off_variant)}.</p>"
         )
     if b.requires:
-        needs = "; ".join(_e(r) for r in b.requires)
+        needs = _describe.join([_e(r) for r in b.requires])
         out.append(f"<p>Only when {needs}; otherwise everyone gets {_e(b.off_variant)}.</p>")
     if b.killed or b.switched_off:
         out.append("<p>While it is off, these rules do not apply:</p>")

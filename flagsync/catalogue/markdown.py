@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
+from flagsync import _describe
 from flagsync.catalogue import _banner
 from flagsync.catalogue.model import Behaviour, Catalogue, FlagDoc
 
@@ -150,7 +151,7 @@ def _behaviour(b: Behaviour) -> list[str]:
     if b.switched_off:
         out += [f"Switched off (`enabled: false`): everyone gets {text(b.off_variant)}.", ""]
     if b.requires:
-        needs = "; ".join(text(r) for r in b.requires)
+        needs = _describe.join([text(r) for r in b.requires])
         out += [f"Only when {needs}; otherwise everyone gets {text(b.off_variant)}.", ""]
     steps = [f"*{text(name)}*: {text(sentence)}" for name, sentence in b.rules]
     steps.append(text(b.default[0].upper() + b.default[1:]))

@@ -189,8 +189,10 @@ def _flag(
     first = next(iter(compiled.values()))
     kind = str(first.get("kind", "release"))
     lifetime = LIFETIME_DAYS.get(kind)
+    moment = dt.datetime.combine(as_of, dt.time(), tzinfo=dt.timezone.utc)
     states = tuple(
-        (env, _describe.state(flag, killed=key in kills[env])) for env, flag in compiled.items()
+        (env, _describe.state(flag, killed=key in kills[env], now=moment))
+        for env, flag in compiled.items()
     )
     attention: list[str] = []
     expires = raw.get("expires")
