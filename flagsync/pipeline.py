@@ -77,6 +77,8 @@ def build(
     today: datetime.date | None = None,
 ) -> Build:
     """Load, validate and prepare the flag files under ``paths`` (never raises for bad files)."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]  # one path, not a sequence of one-character paths
     with gc_paused():
         return _build(paths, strict=strict, today=today)
 

@@ -184,3 +184,11 @@ def test_unknown_environment_and_invalid_files_are_refused(tmp_path: Path) -> No
     broken = pipeline.build([tmp_path], today=TODAY)
     with pytest.raises(InvalidFlagsError, match="flag files are invalid"):
         broken.snapshot("production")
+
+
+def test_build_accepts_a_single_path(repo_root: Path) -> None:
+    # A plain string is one path, not a sequence of one-character paths.
+    single = pipeline.build(str(repo_root / "flags"), today=TODAY)
+    listed = pipeline.build([repo_root / "flags"], today=TODAY)
+    assert single.result == listed.result
+    assert single.result.files == 8

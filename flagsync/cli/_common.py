@@ -36,12 +36,13 @@ def add_env(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_redis_url(parser: argparse.ArgumentParser) -> None:
+def add_redis_url(parser: argparse.ArgumentParser, *, local_fallback: bool = True) -> None:
+    fallback = ", else redis://127.0.0.1:6379/0" if local_fallback else ""
     parser.add_argument(
         "--redis-url",
         default=None,
         metavar="URL",
-        help="Redis URL (default: $FLAGSYNC_REDIS_URL); see docs/redis.md for forms",
+        help=f"Redis URL (default: $FLAGSYNC_REDIS_URL{fallback}); see docs/redis.md for forms",
     )
 
 

@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     add_env(parser)
     add_flags_dir(parser)
-    add_redis_url(parser)
+    add_redis_url(parser, local_fallback=False)
     parser.set_defaults(func=run)
 
 

@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     kill.add_argument("flag", metavar="FLAG")
     kill.add_argument("--reason", required=True, help="why (recorded in the audit stream)")
     kill.add_argument("--ttl", metavar="DURATION", help="expire after e.g. 30m, 2h, 1d")
-    kill.add_argument("--actor", metavar="NAME", help="who (default: $USER)")
+    kill.add_argument(
+        "--actor", metavar="NAME", help="who (default: $FLAGSYNC_ACTOR, $GITHUB_ACTOR or $USER)"
+    )
     kill.add_argument(
         "--force", action="store_true", help="kill a flag the synced snapshot does not contain"
     )
@@ -36,7 +38,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     unkill.add_argument("flag", metavar="FLAG")
     unkill.add_argument("--reason", default="", help="why (recorded in the audit stream)")
-    unkill.add_argument("--actor", metavar="NAME", help="who (default: $USER)")
+    unkill.add_argument(
+        "--actor", metavar="NAME", help="who (default: $FLAGSYNC_ACTOR, $GITHUB_ACTOR or $USER)"
+    )
     add_env(unkill)
     add_redis_url(unkill)
     unkill.set_defaults(func=run_unkill)

@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--no-git", action="store_true", help="ignore git history; use 'created:' dates only"
     )
     add_env(parser)
-    add_redis_url(parser)
+    add_redis_url(parser, local_fallback=False)
     parser.add_argument(
         "--today",
         type=date_argument,

@@ -41,7 +41,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="remove flags that Redis has but the files no longer define",
     )
-    parser.add_argument("--actor", metavar="NAME", help="recorded as synced_by (default: $USER)")
+    parser.add_argument(
+        "--actor",
+        metavar="NAME",
+        help="recorded as synced_by (default: $FLAGSYNC_ACTOR, $GITHUB_ACTOR or $USER)",
+    )
     parser.set_defaults(func=run)
 
 
