@@ -8,6 +8,7 @@ which is what lets evaluation run without a lock.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -257,7 +258,7 @@ class Controller:
             killed = _sources.killed_flags(loaded.overrides)
             if killed != loaded.engine.killed:
                 self._swap(
-                    _replace_engine(loaded, loaded.engine.with_killed(killed)),
+                    dataclasses.replace(loaded, engine=loaded.engine.with_killed(killed)),
                     self.current.state,
                 )
             else:
@@ -356,18 +357,6 @@ class Controller:
     def _note_error(self, message: str, level: int) -> None:
         self.last_error = message
         log.log(level, "flagsync: %s", message)
-
-
-def _replace_engine(loaded: Loaded, engine: Engine) -> Loaded:
-    return Loaded(
-        engine=engine,
-        source=loaded.source,
-        revision=loaded.revision,
-        checksum=loaded.checksum,
-        version=loaded.version,
-        overrides=loaded.overrides,
-        synced_at=loaded.synced_at,
-    )
 
 
 def _next_expiry(overrides: Mapping[str, store.Override], killed: frozenset[str]) -> float | None:

@@ -21,7 +21,7 @@ from flagsync import store
 from flagsync._cache import CachedSnapshot, read_cache
 from flagsync._state import Loaded
 from flagsync.details import Source
-from flagsync.engine import Engine
+from flagsync.engine import BUCKETING_VERSION, SNAPSHOT_FORMAT, Engine
 from flagsync.errors import SnapshotError
 from flagsync.redisconn import RedisClient, translate_errors
 from flagsync.snapshot import canonical_json, checksum, validate_snapshot
@@ -206,12 +206,6 @@ def from_files(flags_dir: str | os.PathLike[str], env: str) -> Loaded:
     )
 
 
-# The snapshot format and bucketing algorithm this flagsync understands
-# (schema/snapshot.schema.json pins both to 1).
-SUPPORTED_FORMAT = 1
-SUPPORTED_BUCKETING = 1
-
-
 def _check_versions(format_: object, bucketing: object, where: str) -> None:
     """A snapshot written by a newer flagsync: say so, not "fails its schema".
 
@@ -219,8 +213,8 @@ def _check_versions(format_: object, bucketing: object, where: str) -> None:
     variants, so it is refused and the client keeps what it serves.
     """
     for name, value, supported in (
-        ("format", format_, SUPPORTED_FORMAT),
-        ("bucketing", bucketing, SUPPORTED_BUCKETING),
+        ("format", format_, SNAPSHOT_FORMAT),
+        ("bucketing", bucketing, BUCKETING_VERSION),
     ):
         if value != supported and isinstance(value, int) and not isinstance(value, bool):
             raise SnapshotError(

@@ -13,12 +13,10 @@ from decimal import Decimal
 from typing import Any
 
 from flagsync import _walk
-from flagsync.engine import BUCKETING_VERSION, parse_timestamp
-from flagsync.engine._timestamps import to_rfc3339
+from flagsync.engine import BUCKETING_VERSION, SNAPSHOT_FORMAT, parse_timestamp, to_rfc3339
 from flagsync.errors import ConfigurationError
 from flagsync.loader import Repository
 
-SNAPSHOT_FORMAT = 1
 TOTAL_WEIGHT = 100_000  # thousandths of a percent
 
 

@@ -22,10 +22,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openfeature import api
 from openfeature.evaluation_context import EvaluationContext
-from openfeature.event import EventDetails, ProviderEvent
 from openfeature.exception import ErrorCode as OFErrorCode
 from openfeature.flag_evaluation import Reason as OFReason
 from openfeature.provider import ProviderStatus
+from openfeature_fixtures import _sdk_event_thread  # noqa: F401  (autouse)
 from redis_fixtures import RedisServer, flag_yaml, write_flags
 
 from flagsync import Exposure, FlagClient, Reason, Source
@@ -88,21 +88,6 @@ def _of_flags() -> dict[str, object]:
             type="json", variants={"s": "text", "m": {"a": 1}}, off_variant="m", default="s"
         ),
     }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _sdk_event_thread() -> None:
-    """Start the SDK's process-wide handler worker before the per-test thread check
-    (the same warm-up as tests/test_openfeature.py: that thread is not ours to stop)."""
-    ran = threading.Event()
-
-    def handler(details: EventDetails) -> None:
-        ran.set()
-
-    client = api.get_client("flagsync-hunt-warmup")
-    client.add_handler(ProviderEvent.PROVIDER_READY, handler)
-    assert ran.wait(5)
-    client.remove_handler(ProviderEvent.PROVIDER_READY, handler)
 
 
 @pytest.fixture

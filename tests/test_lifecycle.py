@@ -120,6 +120,7 @@ def test_a_delayed_notice_never_brings_back_an_older_snapshot(redis_server: Redi
         # A notice for version 1 arriving late: a notice only triggers a read of what
         # Redis holds now, it never carries a snapshot of its own.
         notice = json.dumps({"version": 1, "revision": "rev-1", "kind": "sync"})
+        _settled(admin)  # the client subscribes in the background: publish once it listens
         assert admin.publish(store.channel(ENV), notice) == 1
         time.sleep(3 * POLL)
         assert client.revision == "rev-2"

@@ -14,6 +14,7 @@ from openfeature.event import EventDetails, ProviderEvent
 from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import Reason
 from openfeature.provider import ProviderStatus
+from openfeature_fixtures import _sdk_event_thread  # noqa: F401  (autouse)
 from redis_fixtures import RedisServer, flag_yaml, write_flags
 
 from flagsync import FlagClient
@@ -46,25 +47,6 @@ def _flags() -> dict[str, object]:
             default="a",
         ),
     }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _sdk_event_thread() -> None:
-    """Start the SDK's own handler thread pool before the per-test thread-leak check.
-
-    openfeature-sdk runs event handlers on a process-wide executor whose worker
-    thread lives until exit; it is not ours to stop. Registering a handler while
-    the default provider is READY runs it at once, which spawns that worker.
-    """
-    ran = threading.Event()
-
-    def handler(details: EventDetails) -> None:
-        ran.set()
-
-    client = api.get_client("flagsync-tests-warmup")
-    client.add_handler(ProviderEvent.PROVIDER_READY, handler)
-    assert ran.wait(5)
-    client.remove_handler(ProviderEvent.PROVIDER_READY, handler)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from flagsync.engine._engine import MAX_PREREQUISITE_DEPTH, Engine
 from flagsync.engine._operators import OPERATORS, compile_condition
 from flagsync.engine._resolution import Resolution
 from flagsync.engine._semver import parse_semver
-from flagsync.engine._timestamps import parse_timestamp
+from flagsync.engine._timestamps import parse_timestamp, to_rfc3339
 
 __all__ = [
     "BUCKETING_VERSION",
@@ -28,4 +28,5 @@ __all__ = [
     "compile_condition",
     "parse_semver",
     "parse_timestamp",
+    "to_rfc3339",
 ]
