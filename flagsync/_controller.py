@@ -174,8 +174,9 @@ class Controller:
         if loaded is None:
             self._note_error(_never_synced(s.env), logging.WARNING)
         else:
-            self._swap(loaded, ClientState.READY)
+            # Cache first: whoever sees the new revision served must find it on disk too.
             self._persist(loaded)
+            self._swap(loaded, ClientState.READY)
         return client
 
     def _initial_fallback(self) -> None:
@@ -228,8 +229,8 @@ class Controller:
                 self._note_error(message, logging.WARNING)
             self._set_state(ClientState.STALE)
             return
+        self._persist(loaded)  # before the swap, as in _initial_redis_load
         self._swap(loaded, ClientState.READY)
-        self._persist(loaded)
 
     def redis_unreachable(self, error: str) -> None:
         if self._closed:

@@ -101,7 +101,7 @@ def test_sigkill_mid_sync_leaves_old_or_new(
 
     thread = threading.Thread(target=writer, name="chaos-writer")
     thread.start()
-    time.sleep(fraction * duration)
+    time.sleep(fraction * duration)  # not a wait: it picks the moment of the fault
     server.kill()
     thread.join(timeout=30)
     assert outcome, "writer did not finish"
