@@ -31,7 +31,7 @@ def _expected(snap: dict[str, object]) -> dict[str, bool]:
     return {u: engine.evaluate("rollout", {"user_id": u}).value is True for u in USERS}
 
 
-def test_a_threads_keep_answering_while_redis_is_killed_and_restarted(
+def test_threads_keep_answering_while_redis_is_killed_and_restarted(
     redis_server: RedisServer,
 ) -> None:
     admin = redis_server.client()
@@ -92,7 +92,7 @@ def test_a_threads_keep_answering_while_redis_is_killed_and_restarted(
     admin.close()
 
 
-def test_b_cold_start_without_redis_serves_files_and_follows_edits(
+def test_cold_start_without_redis_serves_files_and_follows_edits(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     flags = write_flags(tmp_path / "flags", {"feature": flag_yaml(default="off")})
@@ -114,7 +114,7 @@ def test_b_cold_start_without_redis_serves_files_and_follows_edits(
         assert client.source is Source.FILE
 
 
-def test_c_client_returns_to_redis_within_one_poll_interval(tmp_path: Path) -> None:
+def test_client_returns_to_redis_within_one_poll_interval(tmp_path: Path) -> None:
     flags = write_flags(tmp_path / "flags", {"rollout": flag_yaml(default="off")})
     server = RedisServer(tmp_path / "redis")  # not started yet
     poll = 1.0
@@ -141,7 +141,7 @@ def test_c_client_returns_to_redis_within_one_poll_interval(tmp_path: Path) -> N
         server.stop()
 
 
-def test_d_garbage_and_schema_invalid_snapshots_are_rejected(
+def test_garbage_and_schema_invalid_snapshots_are_rejected(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     admin = redis_server.client()
@@ -194,7 +194,7 @@ def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_e_kill_takes_effect_within_one_second(redis_server: RedisServer) -> None:
+def test_kill_takes_effect_within_one_second(redis_server: RedisServer) -> None:
     admin = redis_server.client()
     publish(admin, snapshot(100), "rev-1")
     # A 30 s poll: only the kill's pub/sub notice can make this fast.
@@ -218,7 +218,7 @@ def test_e_kill_takes_effect_within_one_second(redis_server: RedisServer) -> Non
     admin.close()
 
 
-def test_f_forked_child_receives_later_updates(redis_server: RedisServer) -> None:
+def test_forked_child_receives_later_updates(redis_server: RedisServer) -> None:
     admin = redis_server.client()
     publish(admin, snapshot(0), "rev-1")
     with FlagClient(redis_server.url, ENV, flags_dir=None, poll_interval=POLL) as client:
