@@ -1,4 +1,4 @@
-"""Issue 5 acceptance (a) to (f): a FlagClient against real redis-server processes under faults."""
+"""A FlagClient against real redis-server processes: outages, restarts, bad data, forks."""
 
 from __future__ import annotations
 
