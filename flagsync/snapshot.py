@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 
 from flagsync.errors import SnapshotError
-from flagsync.schema import SNAPSHOT_SCHEMA, dotted, is_valid, validator
+from flagsync.schema import DISAGREEMENT, SNAPSHOT_SCHEMA, dotted, is_valid, validator
 
 
 def canonical_json(snapshot: Mapping[str, Any]) -> bytes:
@@ -31,6 +31,8 @@ def validate_snapshot(data: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
             parsed = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise SnapshotError(f"snapshot is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise SnapshotError("snapshot is nested too deeply to be read") from None
     else:
         parsed = dict(data)
     if not isinstance(parsed, dict):
@@ -38,12 +40,11 @@ def validate_snapshot(data: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
     if is_valid(SNAPSHOT_SCHEMA, parsed):
         return parsed
     error = jsonschema.exceptions.best_match(validator(SNAPSHOT_SCHEMA).iter_errors(parsed))
-    if error is not None:
-        raise SnapshotError(
-            f"snapshot fails its schema at {dotted(list(error.absolute_path))}: "
-            f"{error.message[:300]}"
-        )
-    return parsed
+    if error is None:  # the validators disagree: refuse rather than serve on one's word
+        raise SnapshotError(f"snapshot fails its schema: {DISAGREEMENT}")
+    raise SnapshotError(
+        f"snapshot fails its schema at {dotted(list(error.absolute_path))}: {error.message[:300]}"
+    )
 
 
 __all__ = ["canonical_json", "checksum", "validate_snapshot"]
