@@ -238,22 +238,10 @@ def check_document(display: str, doc: Any) -> tuple[list[Finding], set[tuple[str
         check = _check_id(path, error.validator)
         for loc, message in _describe(error, doc):
             findings.append(Finding(display, loc.line, loc.column, Level.ERROR, check, message))
-    if not findings:
-        # The two validators disagree (a regex dialect difference, say): the file
-        # is not accepted on one validator's word alone.
-        loc = getattr(doc, "loc", Loc(1, 1))
-        findings.append(Finding(display, loc.line, loc.column, Level.ERROR, "schema", DISAGREEMENT))
     return findings, invalid
 
 
-DISAGREEMENT = (
-    "jsonschema-rs rejects this document but python-jsonschema finds no error; "
-    "please report it to flagsync"
-)
-
-
 __all__ = [
-    "DISAGREEMENT",
     "FLAGS_SCHEMA",
     "SNAPSHOT_SCHEMA",
     "check_document",
