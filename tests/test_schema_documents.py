@@ -59,6 +59,10 @@ KNOWN_CHECKS = frozenset(
         "operator-values",
         "rollout-shorthand",
         "requires-variant",
+        "number-range",
+        "nesting-depth",
+        "environment-name",
+        "variant-name",
     }
 )
 
