@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 import yaml.reader
 from yaml.composer import Composer
+from yaml.events import MappingStartEvent, SequenceStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.parser import Parser
 from yaml.reader import Reader
@@ -141,8 +142,10 @@ class _ComposeOnly(_FastResolve, Reader, Scanner, Parser, Composer, _CoreResolve
         # recursion limit, wherever the caller's stack already is.
         self._depth += 1
         try:
-            if self._depth > MAX_NESTING:
-                event = self.peek_event()  # type: ignore[no-untyped-call]
+            # Scalars and aliases do not nest further (the builder counts aliases).
+            deep = self._depth > MAX_NESTING
+            if deep and self.check_event(SequenceStartEvent, MappingStartEvent):
+                event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in the stubs
                 raise YamlProblem("nesting-depth", _nesting_message(), _mark_loc(event))
             return Composer.compose_node(self, parent, index)
         finally:

@@ -309,7 +309,8 @@ def test_accepted_files_compile_sync_and_evaluate(
     (root / "flags.yaml").write_text(text, encoding="utf-8")
     build = pipeline.build([root], today=TODAY)
     for finding in build.result.findings:
-        assert finding.line >= 1 and finding.column >= 1, finding
+        assert finding.line >= 1, finding
+        assert finding.column >= 1, finding
         assert finding.file.endswith("flags.yaml"), finding
     event("accepted" if build.result.ok else f"rejected: {build.result.errors[0].check}")
     if build.result.ok:
@@ -357,6 +358,7 @@ def test_a_file_at_every_limit_syncs_to_redis_and_evaluates(tmp_path: Path, redi
     for env in ("production", "eu-west-1"):
         synced = subprocess.run(
             [sys.executable, "-m", "flagsync", "sync", "--env", env, "--flags-dir", str(flags)],
+            check=False,
             cwd=tmp_path,
             env={"FLAGSYNC_REDIS_URL": redis_url, "PATH": "/usr/bin:/bin", **_pythonpath()},
             capture_output=True,
@@ -368,7 +370,8 @@ def test_a_file_at_every_limit_syncs_to_redis_and_evaluates(tmp_path: Path, redi
             assert client.source.value == "redis"
             deep = client.get_value("limits", {"user_id": "u-2"}, default=None)
             for _ in range(MAX_NESTING - 4):
-                assert isinstance(deep, list) and len(deep) == 1
+                assert isinstance(deep, list)
+                assert len(deep) == 1
                 deep = deep[0]
             assert deep == MAX_SAFE_INTEGER
             staff = {"user_id": MAX_SAFE_INTEGER, "n": 0, "t": NOW}
