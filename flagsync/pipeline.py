@@ -58,16 +58,23 @@ class Build:
     def snapshot(self, env: str) -> dict[str, Any]:
         """The compiled snapshot of ``env``; refuses when the files have errors."""
         if not self.result.ok:
-            count = len(self.result.errors) or len(self.result.findings)
-            raise InvalidFlagsError(
-                f"flag files are invalid ({count} problem{'s' if count != 1 else ''}); "
-                "run 'flagsync validate' for details",
-                self.result,
-            )
+            raise InvalidFlagsError(invalid_message(self.result), self.result)
         if env not in self._cache:
             with gc_paused():
                 self._cache[env] = compile_snapshot(self.repository, env)
         return self._cache[env]
+
+
+def invalid_message(result: Result) -> str:
+    """Why files are unusable, naming the first problem as ``file:line: message``."""
+    problems = result.errors or result.findings  # strict: warnings count as errors
+    first = problems[0]
+    more = len(problems) - 1
+    rest = f"and {more} more problem{'s' if more != 1 else ''}; " if more else ""
+    return (
+        f"flag files are invalid: {first.file}:{first.line}: {first.message} "
+        f"({rest}run 'flagsync validate' for details)"
+    )
 
 
 def build(
@@ -108,4 +115,4 @@ def _build(
     return Build(Result.of(all_findings, len(files), strict), repo)
 
 
-__all__ = ["Build", "build"]
+__all__ = ["Build", "build", "invalid_message"]
