@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -26,6 +28,7 @@ from flagsync import FlagClient, pipeline
 from flagsync._sources import parse_shared
 from flagsync._yaml import MAX_NESTING, MAX_SAFE_INTEGER
 from flagsync.engine import Engine
+from flagsync.errors import SnapshotError
 from flagsync.snapshot import canonical_json, validate_snapshot
 
 TODAY = datetime.date(2026, 11, 25)
@@ -379,6 +382,12 @@ def test_a_file_at_every_limit_syncs_to_redis_and_evaluates(tmp_path: Path, redi
 
 
 def _pythonpath() -> dict[str, str]:
-    import os
-
     return {k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "HOME", "VIRTUAL_ENV")}
+
+
+def test_a_snapshot_nested_beyond_any_file_is_refused_not_a_traceback() -> None:
+    # Only Redis or a cache file can hold one: files stop at MAX_NESTING levels.
+    deep = b'{"format": 1, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    for read in (parse_shared, validate_snapshot):
+        with pytest.raises(SnapshotError, match="nested too deeply"):
+            read(deep)

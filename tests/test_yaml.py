@@ -137,35 +137,36 @@ def composer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     return str(request.param)
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "[" * 64 + "]" * 64,
-        "- " * 64 + "x",
-        "a: " + "{a: " * 63 + "1" + "}" * 63,
-        "a: &x " + "[" * 40 + "]" * 40 + "\nb: " + "[" * 23 + "*x" + "]" * 23,
-    ],
-    ids=["flow", "block", "mappings", "alias"],
-)
-def test_nesting_up_to_the_limit_loads(composer: str, text: str) -> None:
-    assert _yaml.load(text + "\n") is not None
+def _nested(shape: str, levels: int) -> str:
+    """A document ``levels`` deep (the document itself counting as one)."""
+    if shape == "flow":
+        return "[" * levels + "]" * levels
+    if shape == "block":
+        return "- " * levels + "x"
+    if shape == "mappings":
+        return "a: " + "{a: " * (levels - 1) + "1" + "}" * (levels - 1)
+    # A 40-level anchor, copied through an alias under the remaining levels.
+    rest = levels - 41
+    return "a: &x " + "[" * 40 + "]" * 40 + "\nb: " + "[" * rest + "*x" + "]" * rest
+
+
+SHAPES = ["flow", "block", "mappings", "alias"]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_nesting_up_to_the_limit_loads(composer: str, shape: str) -> None:
+    assert _yaml.load(_nested(shape, _yaml.MAX_NESTING) + "\n") is not None
 
 
 @pytest.mark.parametrize(
-    "text",
-    [
-        "[" * 65 + "]" * 65,
-        "- " * 65 + "x",
-        "a: " + "{a: " * 64 + "1" + "}" * 64,
-        "a: &x " + "[" * 40 + "]" * 40 + "\nb: " + "[" * 24 + "*x" + "]" * 24,
-        "[" * 100_000 + "]" * 100_000,
-        "- " * 100_000 + "x",
-    ],
-    ids=["flow", "block", "mappings", "alias", "flow-100k", "block-100k"],
+    ("shape", "levels"),
+    [(shape, _yaml.MAX_NESTING + 1) for shape in SHAPES] + [("flow", 100_000), ("block", 100_000)],
 )
-def test_nesting_beyond_the_limit_is_a_located_finding(composer: str, text: str) -> None:
+def test_nesting_beyond_the_limit_is_a_located_finding(
+    composer: str, shape: str, levels: int
+) -> None:
     with pytest.raises(YamlProblem) as info:
-        _yaml.load(text + "\n")
+        _yaml.load(_nested(shape, levels) + "\n")
     assert info.value.check == "nesting-depth"
     assert "more than 64 levels" in info.value.message
     assert info.value.loc.line >= 1
