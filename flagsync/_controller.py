@@ -74,6 +74,7 @@ class Controller:
         self._next_expiry: float | None = None
         self.last_error: str | None = None
         self._file_error: str | None = None  # why the flag files were last refused
+        self._unconfirmed: str | None = None  # a refusal awaiting a second reading
         self.current = Current(
             engine=Engine.from_snapshot({**_EMPTY_SNAPSHOT, "env": settings.env}),
             state=ClientState.ERROR,
@@ -298,8 +299,18 @@ class Controller:
                 prefix = (
                     "kept the previous flags" if kept else f"cannot load flags from {s.flags_dir}"
                 )
-                self._files_rejected(f"{prefix}: {problem}", unexpected)
+                message = f"{prefix}: {problem}"
+                if watcher is not None and message not in (self._file_error, self._unconfirmed):
+                    # What was read may be a save caught half-written (an in-place
+                    # write truncates first): a new problem counts once a second
+                    # reading, after the files were quiet, agrees.
+                    self._unconfirmed = message
+                    watcher.again()
+                    return
+                self._unconfirmed = None
+                self._files_rejected(message, unexpected)
                 return
+            self._unconfirmed = None
             if self.last_error is not None and self.last_error == self._file_error:
                 self.last_error = None  # a Redis problem, if any, stays reported
             self._file_error = None

@@ -130,6 +130,10 @@ class FileWatcher:
         self._observer = None
         self._thread = None
 
+    def again(self) -> None:
+        """Call ``on_change`` once more after the files have been quiet for ``debounce``."""
+        self._poke(self._debounce)
+
     def superseded(self) -> bool:
         """Whether the files changed again since ``on_change`` began (it will run again).
 
