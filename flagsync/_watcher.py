@@ -32,8 +32,10 @@ _WRITE_SETTLE = 1.0  # quiet time after an in-place write when no close event fo
 
 class _Handler(FileSystemEventHandler):
     def __init__(self, root: str, poke: Callable[[float, bool], None], debounce: float) -> None:
-        self._root = root
-        self._prefix = root.rstrip(os.sep) + os.sep
+        # The path given, and the directory it resolved to when last watched:
+        # the tree's events name the latter when the root is a symlink.
+        self._roots: tuple[str, ...] = (root,)
+        self._prefixes: tuple[str, ...] = (root.rstrip(os.sep) + os.sep,)
         self._poke = poke
         self._debounce = debounce
         # A file being written in place is truncated first: reloading then would
@@ -50,14 +52,19 @@ class _Handler(FileSystemEventHandler):
             if path and self._relevant(path, event.is_directory):
                 in_progress = kind in ("modified", "created") and not event.is_directory
                 # The directory itself deleted, recreated or swapped: watch it anew.
-                root_event = path == self._root and kind != "modified"
+                root_event = path in self._roots and kind in ("created", "deleted", "moved")
                 self._poke(self._settle if in_progress else self._debounce, root_event)
                 return
 
+    def resolved_to(self, real: str) -> None:
+        root = self._roots[0]
+        self._roots = (root, real)
+        self._prefixes = tuple(path.rstrip(os.sep) + os.sep for path in self._roots)
+
     def _relevant(self, path: str, is_directory: bool) -> bool:
-        if path == self._root:
+        if path in self._roots:
             return True  # the directory itself was replaced or removed
-        if not path.startswith(self._prefix):
+        if not path.startswith(self._prefixes):
             return False
         return is_directory or path.endswith(_RELEVANT_SUFFIXES)
 
@@ -148,8 +155,8 @@ class FileWatcher:
 
         After the directory was deleted and recreated, or a symlink to it was
         swapped, the old watch observes a directory that is gone (its emitter
-        stops when it is deleted): the new one gets a watch of its own. Seen
-        through the parent directory's watch.
+        stops when it is deleted) or no longer the root: the new one gets a
+        watch of its own. Seen through the parent directory's watch.
         """
         observer, handler = self._observer, self._handler
         if observer is None or handler is None:
@@ -157,8 +164,9 @@ class FileWatcher:
         try:
             info = os.stat(self._root)
             identity = (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
-        except OSError:
-            identity = None
+            real = os.path.realpath(self._root)
+        except (OSError, ValueError):
+            identity, real = None, ""
         watching = self._root_watch is not None and any(
             emitter.watch == self._root_watch and emitter.is_alive()
             for emitter in observer.emitters
@@ -172,7 +180,11 @@ class FileWatcher:
         if identity is None:
             return
         try:
-            self._root_watch = observer.schedule(handler, str(self._root), recursive=True)
+            # The resolved directory: a watch placed on a symlink watches the link
+            # itself (watchdog does not follow it, and following links further
+            # down the tree could loop).
+            handler.resolved_to(real)
+            self._root_watch = observer.schedule(handler, real, recursive=True)
         except OSError as exc:
             log.warning("flagsync: cannot watch %s: %s", self._root, exc)
             return
