@@ -88,7 +88,7 @@ def discover(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], list[
     seen: set[Path] = set()
     unique = []
     for item in found:
-        resolved = item.resolve()
+        resolved = Path(os.path.realpath(item))  # Path.resolve() raises on a symlink loop
         if resolved not in seen:
             seen.add(resolved)
             unique.append(item)

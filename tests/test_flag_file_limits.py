@@ -98,6 +98,14 @@ def test_symlink_loops_and_broken_symlinks_are_refused(flags: Path) -> None:
     assert "broken symlink" in errors["gone.yaml"]
 
 
+def test_a_symlink_loop_named_on_the_command_line_is_a_finding(flags: Path) -> None:
+    (flags / "self.yaml").symlink_to("self.yaml")
+    done = _validate(flags / "self.yaml")
+    assert done.returncode == 1, done.stderr
+    assert "self.yaml:1:1: error: symlink loop" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
 def test_a_fifo_never_blocks_the_reader(flags: Path) -> None:
     os.mkfifo(flags / "pipe.yaml")  # no writer: opening it for reading would block
     done = _validate(flags)
