@@ -131,7 +131,7 @@ class FlagRecord:
 
     @property
     def changed(self) -> When:
-        """The last commit that changed the definition (comments and layout aside)."""
+        """The last commit that changed the definition (comment lines and indentation aside)."""
         return self.versions[-1].when
 
     @classmethod
@@ -481,7 +481,13 @@ class _Reader:
                 continue
             now = segment(text) or {}
             before = self.blocks.get(path, {})
-            dirty.update(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+            dirty.update(
+                key
+                for key in before.keys() | now.keys()
+                if key not in before
+                or key not in now
+                or normalize(before[key]) != normalize(now[key])
+            )
         return dirty
 
 
@@ -563,16 +569,22 @@ def _parsed_blocks(text: str) -> dict[str, str] | None:
 
 
 def normalize(block: str) -> str:
-    """A block without its indentation and trailing blank or comment lines."""
-    lines = block.split("\n")
-    while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith("#")):
-        lines.pop()
+    """A block without its indentation, blank lines and whole-line comments.
+
+    So re-indenting a file, moving a flag to a file indented differently or
+    editing a comment is not a new version of the flag.
+    """
+    lines = [line for line in block.split("\n") if line.strip() and not _is_comment(line)]
     if not lines:
         return ""
     indent = len(lines[0]) - len(lines[0].lstrip(" "))
     return "\n".join(
         line[indent:] if line[:indent].isspace() else line.lstrip(" ") for line in lines
     )
+
+
+def _is_comment(line: str) -> bool:
+    return line.lstrip().startswith("#")
 
 
 def as_document(text: str) -> str:

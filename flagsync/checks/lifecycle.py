@@ -48,11 +48,15 @@ class Age:
     def days(self, today: datetime.date) -> int:
         return (today - self.born).days
 
-    def describe(self, today: datetime.date) -> str:
-        """``56 days old (created 2026-01-05)``; ``at least 56 days old (...)`` for a bound."""
+    def old(self, today: datetime.date) -> str:
+        """``56 days old``; ``at least 56 days old`` for a lower bound."""
         days = self.days(today)
         bound = "" if self.exact else "at least "
-        return f"{bound}{days} day{'' if days == 1 else 's'} old ({self.source})"
+        return f"{bound}{days} day{'' if days == 1 else 's'} old"
+
+    def describe(self, today: datetime.date) -> str:
+        """``56 days old (created 2026-01-05)``."""
+        return f"{self.old(today)} ({self.source})"
 
 
 def flag_age(raw: Mapping[str, Any], introduced: When | None) -> Age | None:
