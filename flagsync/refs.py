@@ -337,7 +337,9 @@ def _python(file: str, text: str, target: _Target) -> list[Reference]:
     found: list[Reference] = []
     claimed: set[int] = set()  # string nodes already counted as a call or a definition
     for node in ast.walk(tree):  # breadth first: a call comes before its arguments
-        if isinstance(node, ast.ClassDef) and node.name in target.enums:
+        if isinstance(node, ast.JoinedStr):
+            claimed.update(id(part) for part in node.values)  # f"{x}new_ui" names no flag
+        elif isinstance(node, ast.ClassDef) and node.name in target.enums:
             claimed.update(id(n) for n in ast.walk(node) if isinstance(n, ast.Constant))
         elif isinstance(node, ast.Call):
             name = _python_call_name(node.func)
