@@ -85,7 +85,8 @@ class Report:
 
     @property
     def unreferenced(self) -> list[str]:
-        return self.scan.unreferenced(self.keys)
+        # With no source file found, "never referenced" would say nothing true.
+        return self.scan.unreferenced(self.keys) if self.scan.files else []
 
     @property
     def weak(self) -> list[str]:
@@ -142,14 +143,18 @@ class Report:
 
     def summary(self) -> str:
         scan = self.scan
-        referenced = len(self.keys) - len(self.unreferenced)
-        parts = [
-            f"{len(scan.references)} reference{_s(len(scan.references))} in {scan.files} "
-            f"file{_s(scan.files)}; {referenced} of {len(self.keys)} flags referenced",
-            f"{len(self.unreferenced)} never",
-            f"{len(self.unknown)} undefined key{_s(len(self.unknown))}",
-            f"{len(self.stale_keys)} stale flag{_s(len(self.stale_keys))}",
-        ]
+        stale_count = f"{len(self.stale_keys)} stale flag{_s(len(self.stale_keys))}"
+        if scan.files:
+            referenced = len(self.keys) - len(self.unreferenced)
+            parts = [
+                f"{len(scan.references)} reference{_s(len(scan.references))} in {scan.files} "
+                f"file{_s(scan.files)}; {referenced} of {len(self.keys)} flags referenced",
+                f"{len(self.unreferenced)} never",
+                f"{len(self.unknown)} undefined key{_s(len(self.unknown))}",
+                stale_count,
+            ]
+        else:
+            parts = ["no source files found (references not checked)", stale_count]
         if scan.skipped:
             skipped = ", ".join(f"{count} {why}" for why, count in scan.skipped.items())
             parts.append(f"skipped: {skipped}")
