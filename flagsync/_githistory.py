@@ -33,8 +33,9 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -48,7 +49,8 @@ HISTORY_TIMEOUT = 600.0
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _FLAGS_LINE = re.compile(r"""^(?:flags|"flags"|'flags')[ \t]*:[ \t]*(#.*)?$""", re.M)
 _FLAGS_INLINE = re.compile(r"""^(?:flags|"flags"|'flags')[ \t]*:""", re.M)
-_TOP_LEVEL = re.compile(r"^[^\s#]", re.M)
+_TOP_LEVEL = re.compile(r"\n(?=[^\s#])")  # the newline before a top-level line
+_FIRST_LINE = re.compile(r"\n( *)([^ \n#])")  # the first line that is not blank or a comment
 _KEY = re.compile(
     r"""(?:"((?:[^"\\]|\\.)*)"|'((?:[^']|'')*)'|([^\s'"#?\-{\[][^:#]*?))[ \t]*:(?:[ \t\r\n]|$)"""
 )
@@ -491,8 +493,10 @@ class _Reader:
         return dirty
 
 
-def _first(paths: Iterable[str]) -> str:
+def _first(paths: Collection[str]) -> str:
     """The file whose definition wins when a key is in several: the loader's order."""
+    if len(paths) == 1:
+        return next(iter(paths))
     return min(paths, key=lambda path: PurePosixPath(path).parts)
 
 
@@ -511,35 +515,40 @@ def segment(text: str) -> dict[str, str] | None:
         if _FLAGS_INLINE.search(text) is None and not text.lstrip().startswith("{"):
             return {}
         return _parsed_blocks(text)
-    start = match.end() + 1
+    start = match.end()  # the newline ending the `flags:` line (or the end of the text)
     end_match = _TOP_LEVEL.search(text, start)
-    end = end_match.start() if end_match else len(text)
-    section = text[start:end]
-    indent = _first_indent(section)
-    if indent is None:
+    end = end_match.start() + 1 if end_match else len(text)
+    first = _FIRST_LINE.search(text, start, end)
+    if first is None:
         return {}
-    if indent == 0 or "\t" in section[: indent + 1]:
+    indent = len(first.group(1))
+    if indent == 0 or first.group(2) == "\t":
         return _parsed_blocks(text)
-    starts = [m.start() for m in re.finditer(rf"^ {{{indent}}}[^\s#]", section, re.M)]
+    lines = list(_key_lines(indent).finditer(text, start, end))
     blocks: dict[str, str] = {}
-    for position, begin in enumerate(starts):
-        key_match = _KEY.match(section, begin + indent)
-        if key_match is None:
-            return _parsed_blocks(text)
-        key = _key(key_match)
+    for position, line in enumerate(lines):
+        begin = line.start() + 1
+        key = line.group(1)  # a plain key, read by the same regex
+        if key is None:
+            key_match = _KEY.match(text, begin + indent)
+            if key_match is None:
+                return _parsed_blocks(text)
+            key = _key(key_match)
         if key in blocks:
             return _parsed_blocks(text)  # a duplicate key: let the parser decide
-        finish = starts[position + 1] if position + 1 < len(starts) else len(section)
-        blocks[key] = section[begin:finish]
+        finish = lines[position + 1].start() + 1 if position + 1 < len(lines) else end
+        blocks[key] = text[begin:finish]
     return blocks
 
 
-def _first_indent(section: str) -> int | None:
-    for line in section.split("\n"):
-        stripped = line.lstrip(" ")
-        if stripped and not stripped.startswith("#"):
-            return len(line) - len(stripped)
-    return None
+@cache
+def _key_lines(indent: int) -> re.Pattern[str]:
+    """Lines at the flags' indentation: a plain key captured, else (quoted...) just found.
+
+    The literal prefix ("\n" and the indent) lets the regex engine skip ahead fast.
+    """
+    plain = r"([a-zA-Z0-9_][^:#\n]*?)[ \t]*:(?=[ \t\r\n])"
+    return re.compile("\n" + " " * indent + rf"(?:{plain}|(?=[^\s#]))")
 
 
 def _key(match: re.Match[str]) -> str:
