@@ -438,16 +438,14 @@ class _Reader:
                 self.blocks[path] = new
             else:
                 self.blocks.pop(path, None)
-            for key in old.keys() | new.keys():
-                before, after = old.get(key), new.get(key)
-                if before == after:
-                    continue
+            # Set operations on the items run in C: only changed blocks reach the loop.
+            for key in {key for key, _ in old.items() ^ new.items()}:
                 changed.add(key)
                 places = self.where.setdefault(key, set())
-                if after is None:
-                    places.discard(path)
-                else:
+                if key in new:
                     places.add(path)
+                else:
+                    places.discard(path)
         for key in changed:
             found = self.where.get(key)
             if not found:

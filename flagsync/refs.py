@@ -33,12 +33,13 @@ import tokenize
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
 from flagsync import _git
 from flagsync.checks.names import KEY_PATTERN
+from flagsync.findings import Finding, Level
 from flagsync.loader import display_path
 
 # Evaluation calls whose first argument (or ``flag``/``flag_key``/``key``
@@ -114,6 +115,10 @@ class Reference:
     defined: bool
     written: str  # what the code says: "is_enabled", "Flag.NEW_UI", "'new_ui'"
 
+    def finding(self, check: str, message: str) -> Finding:
+        """A warning at this reference, for the shared reporters (GitHub annotations)."""
+        return Finding(self.file, self.line, self.column, Level.WARNING, check, message)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "flag": self.key,
@@ -126,13 +131,21 @@ class Reference:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Scan:
     """Every reference found, and what was read or skipped (reason → count)."""
 
     references: tuple[Reference, ...]
     files: int
     skipped: Mapping[str, int] = field(default_factory=dict)
+
+    @cached_property
+    def _by_key(self) -> dict[str, list[Reference]]:
+        index: dict[str, list[Reference]] = {}
+        for ref in self.references:
+            if ref.defined:
+                index.setdefault(ref.key, []).append(ref)
+        return index
 
     def counts(self) -> Counter[str]:
         """References per defined flag key."""
@@ -154,7 +167,8 @@ class Scan:
         return sorted(key for key in keys if seen[key] and key not in strong)
 
     def of(self, key: str) -> list[Reference]:
-        return [r for r in self.references if r.key == key and r.defined]
+        """The references to defined flag ``key``, in file order."""
+        return self._by_key.get(key, [])
 
 
 def enum_member(key: str) -> str:

@@ -60,6 +60,17 @@ class Repo:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
 
+    def shallow_clone(self, target: Path, depth: int) -> Path:
+        """``git clone --depth DEPTH`` of this repository into ``target``."""
+        subprocess.run(
+            ["git", "clone", "-q", "--depth", str(depth), f"file://{self.root}", str(target)],
+            check=True,
+            env=git_env(),
+            capture_output=True,
+            timeout=60,
+        )
+        return target
+
     def commit(self, when: dt.datetime, files: Mapping[str, str | None] | None = None) -> str:
         if files:
             self.write(files)

@@ -223,15 +223,7 @@ def test_a_shallow_clone_gives_lower_bounds(tmp_path: Path) -> None:
     origin.commit(day(1), {"flags/f.yaml": flag_file(flag("old"))})
     origin.commit(day(20), {"flags/f.yaml": flag_file(flag("old"), flag("mid"))})
     origin.commit(day(30), {"flags/f.yaml": flag_file(flag("old"), flag("mid"), flag("new"))})
-    clone = tmp_path / "clone"
-    subprocess.run(
-        ["git", "clone", "-q", "--depth", "2", f"file://{tmp_path / 'origin'}", str(clone)],
-        check=True,
-        env=git_env(),
-        capture_output=True,
-        timeout=60,
-    )
-    history = _history(clone)
+    history = _history(origin.shallow_clone(tmp_path / "clone", depth=2))
     assert history.shallow_at == day(20)
     old, mid, new = (_record(history, k) for k in ("old", "mid", "new"))
     # Already there at the cut: "at or before" the cut, not "added then".

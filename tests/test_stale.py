@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from _gitrepo import git_env
 
 from flagsync import _githistory, pipeline, stale
 from flagsync.cli import main
@@ -60,19 +60,13 @@ segments:
 
 
 def _git(repo: Path, *args: str, date: str | None = None) -> None:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "Test",
-        "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "Test",
-        "GIT_COMMITTER_EMAIL": "test@example.com",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_CONFIG_SYSTEM": os.devnull,
-    }
-    if date is not None:
-        env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = date
+    when = dt.datetime.fromisoformat(date.replace("Z", "+00:00")) if date else None
     subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, env=env, capture_output=True, timeout=30
+        ["git", "-C", str(repo), *args],
+        check=True,
+        env=git_env(when),
+        capture_output=True,
+        timeout=30,
     )
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from _gitrepo import Repo, day, flag, flag_file, git_env
+from _gitrepo import Repo, day, flag, flag_file
 
 from flagsync import pipeline, stale
 from flagsync._githistory import GitHistory
@@ -200,15 +199,7 @@ def test_a_shallow_clone_reports_lower_bounds_and_says_so(
     repo.commit(
         day(60), {"flags/f.yaml": flag_file(flag("old_one"), flag("fresh", default="{rollout: 5}"))}
     )
-    clone = tmp_path / "clone"
-    subprocess.run(
-        ["git", "clone", "-q", "--depth", "5", f"file://{repo.root}", str(clone)],
-        check=True,
-        env=git_env(),
-        capture_output=True,
-        timeout=60,
-    )
-    monkeypatch.chdir(clone)
+    monkeypatch.chdir(repo.shallow_clone(tmp_path / "clone", depth=5))
     assert main(["stale", "--today", "2026-04-30", "--format", "json"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["shallow_since"] == "2026-02-25"

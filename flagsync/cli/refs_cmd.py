@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from flagsync import refs, stale
 from flagsync.catalogue.markdown import code, text
@@ -72,12 +73,20 @@ class Report:
     scan: refs.Scan
     keys: tuple[str, ...]
 
+    @cached_property
+    def _stale(self) -> dict[str, list[stale.StaleFlag]]:
+        index: dict[str, list[stale.StaleFlag]] = {}
+        for found in self.judgement.found:
+            index.setdefault(found.key, []).append(found)
+        return index
+
     @property
     def stale_keys(self) -> list[str]:
-        return sorted({s.key for s in self.judgement.found})
+        return sorted(self._stale)
 
     def reasons(self, key: str) -> list[stale.StaleFlag]:
-        return [s for s in self.judgement.found if s.key == key]
+        """Why flag ``key`` is stale (one entry per reason), ``[]`` when it is not."""
+        return self._stale.get(key, [])
 
     @property
     def unknown(self) -> list[refs.Reference]:
@@ -101,30 +110,15 @@ class Report:
         their definition — for GitHub annotations."""
         out: list[Finding] = []
         for ref in self.unknown:
-            out.append(
-                Finding(
-                    ref.file,
-                    ref.line,
-                    ref.column,
-                    Level.WARNING,
-                    "refs-unknown-flag",
-                    f"no flag '{ref.key}' is defined{self.hint(ref)}: "
-                    "this evaluation always returns the default",
-                )
+            message = (
+                f"no flag '{ref.key}' is defined{self.hint(ref)}: "
+                "this evaluation always returns the default"
             )
+            out.append(ref.finding("refs-unknown-flag", message))
         for key in self.stale_keys:
             why = ", ".join(s.reason.value for s in self.reasons(key))
-            for ref in self.scan.of(key):
-                out.append(
-                    Finding(
-                        ref.file,
-                        ref.line,
-                        ref.column,
-                        Level.WARNING,
-                        "refs-stale-flag",
-                        f"flag '{key}' is stale ({why}): remove this reference, then the flag",
-                    )
-                )
+            message = f"flag '{key}' is stale ({why}): remove this reference, then the flag"
+            out += [ref.finding("refs-stale-flag", message) for ref in self.scan.of(key)]
         entries = self.judgement.build.repository.flags
         for key in self.unreferenced:
             entry = entries[key]
