@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flagsync import checks, loader, schema
+from flagsync._githistory import History
 from flagsync.compiler import compile_snapshot
 from flagsync.errors import InvalidFlagsError
 from flagsync.findings import Finding, Result
@@ -82,12 +83,17 @@ def build(
     *,
     strict: bool = False,
     today: datetime.date | None = None,
+    history: History | None = None,
 ) -> Build:
-    """Load, validate and prepare the flag files under ``paths`` (never raises for bad files)."""
+    """Load, validate and prepare the flag files under ``paths`` (never raises for bad files).
+
+    ``history`` supplies git dates for the lifetime check (the age rule in
+    :func:`flagsync.checks.lifecycle.flag_age`); without it only ``created:`` counts.
+    """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]  # one path, not a sequence of one-character paths
     with gc_paused():
-        return _build(paths, strict=strict, today=today)
+        return _build(paths, strict=strict, today=today, history=history)
 
 
 def _build(
@@ -95,6 +101,7 @@ def _build(
     *,
     strict: bool,
     today: datetime.date | None,
+    history: History | None = None,
 ) -> Build:
     files, findings = loader.discover(paths)
     sources: list[loader.SourceFile] = []
@@ -110,7 +117,7 @@ def _build(
         sources.append(source)
     repo, problems = loader.gather(sources, invalid)
     all_findings.extend(problems)
-    ctx = checks.Context(repo, today or datetime.date.today())
+    ctx = checks.Context(repo, today or datetime.date.today(), history=history)
     all_findings.extend(checks.run_checks(ctx))
     return Build(Result.of(all_findings, len(files), strict), repo)
 

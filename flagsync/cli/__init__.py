@@ -37,6 +37,7 @@ COMMANDS = (
     "kill",
     "docs",
     "stale",
+    "refs",
     "usage",
 )
 
