@@ -38,6 +38,8 @@ COMMANDS = (
     "docs",
     "stale",
     "usage",
+    "serve",
+    "keys",
 )
 
 

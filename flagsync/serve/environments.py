@@ -1,0 +1,151 @@
+"""The environments one server process serves: a ``FlagClient`` and a change hub each.
+
+Evaluation goes through :meth:`flagsync.FlagClient.evaluate`, the library's
+own path (usage counting included), so an OFREP answer is exactly what the
+Python library answers. A bulk evaluation reads the client's served value
+before and after and starts again if a swap happened in between, so every
+flag of one response comes from one snapshot, and its ETag describes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from bisect import bisect_right
+from collections.abc import Callable
+from typing import Any
+
+from flagsync._state import ChangeEvent, ClientState, Current
+from flagsync.client import FlagClient
+from flagsync.serve import ofrep
+from flagsync.serve.config import ServeConfig
+from flagsync.serve.sse import ChangeHub
+
+log = logging.getLogger("flagsync.serve")
+
+Evaluated = tuple[int, dict[str, Any]]
+
+
+class Environment:
+    """One served environment."""
+
+    def __init__(
+        self,
+        name: str,
+        client: FlagClient,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        count: Callable[[str, str, str | None], None],
+    ) -> None:
+        self.name = name
+        self.client = client
+        self._times: tuple[str | None, tuple[float, ...]] = (None, ())
+        self._count = count  # metrics: (env, flag, variant) evaluated
+        self.hub = ChangeHub(loop, self.tag)
+        self._schedule_task: asyncio.Task[None] | None = None
+        self._remove_listener = client.on_change(self._changed)
+
+    # --- state ------------------------------------------------------------------------
+
+    @property
+    def served(self) -> Current:
+        return self.client.served
+
+    @property
+    def ready(self) -> bool:
+        return self.served.state is not ClientState.ERROR
+
+    def schedule_times(self, served: Current) -> tuple[float, ...]:
+        """The snapshot's schedule step times, computed once per snapshot content."""
+        loaded = served.loaded
+        checksum = None if loaded is None else loaded.checksum
+        cached_for, times = self._times
+        if cached_for != checksum:
+            times = () if loaded is None else ofrep.schedule_times(served.engine.snapshot)
+            self._times = (checksum, times)
+        return times
+
+    def tag(self, served: Current | None = None, now: float | None = None) -> str:
+        """The configuration tag (see :func:`flagsync.serve.ofrep.config_tag`)."""
+        served = served or self.served
+        moment = time.time() if now is None else now
+        return ofrep.config_tag(self.name, served, self.schedule_times(served), moment)
+
+    def next_step(self, now: float) -> float | None:
+        times = self.schedule_times(self.served)
+        index = bisect_right(times, now)
+        return times[index] if index < len(times) else None
+
+    def _changed(self, event: ChangeEvent) -> None:
+        # In the client's thread: prepare the schedule times off the event loop, then push.
+        self.schedule_times(self.served)
+        log.info(
+            "flagsync serve: %s now serves revision %s (%s, %d flag(s) changed)",
+            self.name,
+            event.revision,
+            event.state.value,
+            len(event.flags_changed),
+        )
+        self.hub.notify_threadsafe()
+
+    # --- evaluation ---------------------------------------------------------------------
+
+    def evaluate(self, key: str, context: dict[str, Any]) -> Evaluated:
+        served = self.served
+        details = self.client.evaluate(key, context=context)
+        self._count(self.name, key, details.variant)
+        return ofrep.result(details, served.engine.flag_type(key))
+
+    def evaluate_all(self, context: dict[str, Any]) -> tuple[Current, list[dict[str, Any]]]:
+        """Every flag for ``context`` from one snapshot, sorted by key."""
+        evaluate, count, name = self.client.evaluate, self._count, self.name
+        for _ in range(5):
+            served = self.served
+            engine = served.engine
+            items = []
+            for key in sorted(engine.flag_keys):
+                details = evaluate(key, context=context)
+                count(name, key, details.variant)
+                items.append(ofrep.result(details, engine.flag_type(key))[1])
+            if self.served is served:
+                return served, items
+        return served, items  # five swaps in one request: serve the last complete pass
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._schedule_task = asyncio.get_running_loop().create_task(
+            self.hub.follow_schedule(self.next_step), name=f"flagsync-schedule-{self.name}"
+        )
+
+    async def close(self) -> None:
+        self._remove_listener()
+        self.hub.close()
+        if self._schedule_task is not None:
+            self._schedule_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._schedule_task
+        await asyncio.get_running_loop().run_in_executor(None, self.client.close)
+
+
+def open_clients(config: ServeConfig) -> dict[str, FlagClient]:
+    """One ``FlagClient`` per environment (blocking: each waits up to its init timeout)."""
+    clients: dict[str, FlagClient] = {}
+    try:
+        for env in config.envs:
+            clients[env] = FlagClient(
+                redis_url=config.redis_url,
+                env=env,
+                flags_dir=config.flags_dir,
+                poll_interval=config.poll_interval,
+            )
+    except BaseException:
+        for client in clients.values():
+            client.close()
+        raise
+    return clients
+
+
+__all__ = ["Environment", "Evaluated", "open_clients"]
