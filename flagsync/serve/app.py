@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -315,7 +316,36 @@ def create_app(config: ServeConfig, *, access_log: bool = True) -> Starlette:
             max_age=600,
         ),
     ]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={404: _unrouted, 405: _unrouted},
+    )
+
+
+_FLAG_PATH = re.compile(r"(?:/env/[^/]*)?/ofrep/v1/evaluate/flags/(.*)", re.DOTALL)
+
+
+async def _unrouted(request: Request, exc: Exception) -> Response:
+    """404/405 outside the routes: OFREP's error shape under /ofrep/ (a key no route
+    pattern accepts, such as one with a newline, is still FLAG_NOT_FOUND)."""
+    status = getattr(exc, "status_code", 404)
+    path = request.url.path
+    match = _FLAG_PATH.fullmatch(path)
+    if match and status == 404:
+        key = match.group(1)
+        return _error(OfrepRequestError(404, ofrep.FLAG_NOT_FOUND, f"flag {key!r} not found"), key)
+    if "/ofrep/" in path:
+        headers = dict(getattr(exc, "headers", None) or {})
+        detail = "method not allowed" if status == 405 else "no such OFREP endpoint"
+        return _error(OfrepRequestError(status, ofrep.GENERAL, detail, headers=headers), None)
+    return Response(
+        f"{'Not Found' if status == 404 else 'Method Not Allowed'}\n",
+        status,
+        media_type="text/plain",
+        headers=getattr(exc, "headers", None),
+    )
 
 
 __all__ = ["OfrepJSON", "Server", "create_app"]
