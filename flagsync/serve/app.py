@@ -24,6 +24,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlencode
 
+import anyio
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -189,10 +190,13 @@ class Server:
         except OfrepRequestError as exc:
             return _error(exc, None)
         request.scope[ENV_KEY] = name
+        shutdown = anyio.Event()  # set by sse-starlette when uvicorn starts shutting down
         return EventSourceResponse(
-            sse.events(environment.hub),
+            sse.events(environment.hub, shutdown=shutdown),
             ping=SSE_PING_SECONDS,
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            shutdown_event=shutdown,
+            shutdown_grace_period=1.0,
         )
 
     # --- operations ----------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 from typing import Any
 
@@ -38,9 +39,16 @@ def app_from_environment() -> Starlette:
     return create_app(ServeConfig.from_dict(settings), access_log=access_log)
 
 
+def _drained(signum: int, frame: object) -> None:
+    """SIGTERM after uvicorn's graceful shutdown: nothing left to do."""
+
+
 def run(config: ServeConfig, *, workers: int = 1, access_log: bool = True) -> None:
     """Serve until SIGTERM/SIGINT; open requests and event streams end gracefully."""
     configure_logging(access_log=access_log)
+    # uvicorn drains connections on SIGTERM/SIGINT, then raises the signal again
+    # with the handler it found installed: a no-op one makes a drained server exit 0.
+    signal.signal(signal.SIGTERM, _drained)
     options: dict[str, Any] = {
         "host": config.host,
         "port": config.port,

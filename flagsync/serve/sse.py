@@ -23,6 +23,8 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 
+import anyio
+
 from flagsync.serve.config import SSE_QUEUE
 
 Notice = dict[str, object]
@@ -101,19 +103,39 @@ class ChangeHub:
         self._changed.set()
 
 
-async def events(hub: ChangeHub, *, hello: bool = True) -> AsyncIterator[dict[str, str]]:
+async def events(
+    hub: ChangeHub, *, shutdown: anyio.Event | None = None, hello: bool = True
+) -> AsyncIterator[dict[str, str]]:
     """The SSE events of one stream (for sse-starlette's ``EventSourceResponse``).
 
     Starts with a notice when ``hello``: a client that connects after a change
     it has not fetched yet (ADR 0008 asks providers to re-fetch on connect
-    anyway) loses nothing.
+    anyway) loses nothing. Ends, cleanly, when ``shutdown`` is set: the server
+    is stopping and the client will reconnect to another process.
     """
     with hub.subscription() as queue:
-        if hello:
-            yield _event({"type": "refetchEvaluation", "etag": hub.tag()})
-        while True:
-            notice = await queue.get()
-            yield _event(notice)
+        watcher = None if shutdown is None else asyncio.ensure_future(_stop_on(shutdown, queue))
+        try:
+            if hello:
+                yield _event({"type": "refetchEvaluation", "etag": hub.tag()})
+            while True:
+                notice = await queue.get()
+                if notice is _STOP:
+                    return
+                yield _event(notice)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+
+_STOP: Notice = {}
+
+
+async def _stop_on(shutdown: anyio.Event, queue: asyncio.Queue[Notice]) -> None:
+    await shutdown.wait()
+    if queue.full():
+        queue.get_nowait()
+    queue.put_nowait(_STOP)
 
 
 def _event(notice: Notice) -> dict[str, str]:
