@@ -90,7 +90,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from flagsync import serve, store
-    from flagsync.serve.config import ServeConfig, is_loopback
+    from flagsync.serve.auth import check_exposure
+    from flagsync.serve.config import ServeConfig
 
     envs = tuple(dict.fromkeys(args.env or [default_env()]))
     for env in envs:
@@ -109,19 +110,14 @@ def run(args: argparse.Namespace) -> int:
     if args.poll_interval <= 0:
         raise ConfigurationError("--poll-interval must be > 0")
     keys_file = args.keys or os.environ.get("FLAGSYNC_KEYS_FILE") or None
-    if keys_file is None and not args.no_auth and not is_loopback(args.host):
-        raise ConfigurationError(
-            f"refusing to listen on {args.host}, which is not a loopback address, without "
-            "API keys: pass --keys FILE (see 'flagsync keys create'), or --no-auth to serve "
-            "the flags to anyone who can reach it"
-        )
+    check_exposure(args.host, keys_file, args.no_auth)
     serve.require_extra()
     from flagsync.serve import keys as keys_module
 
     if keys_file is not None:
-        loaded = keys_module.load(keys_file)  # a malformed file stops the start (exit 2)
         if not os.path.exists(keys_file):
             raise ConfigurationError(f"keys file {keys_file} does not exist (flagsync keys create)")
+        loaded = keys_module.load(keys_file)  # a malformed file stops the start (exit 2)
         if not any(r.role == "ofrep" and r.env in envs for r in loaded.records):
             print(
                 f"flagsync serve: warning: {keys_file} holds no key for {', '.join(envs)}: "

@@ -21,7 +21,8 @@ import time
 from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 
-from flagsync.errors import OfrepRequestError
+from flagsync.errors import ConfigurationError, OfrepRequestError
+from flagsync.serve.config import is_loopback
 from flagsync.serve.keys import KeyRecord, KeyRing, KeyStore
 
 DASHBOARD_REALM = 'Basic realm="flagsync dashboard", charset="UTF-8"'
@@ -33,6 +34,16 @@ class Caller:
 
     env: str
     key: KeyRecord | None
+
+
+def check_exposure(host: str, keys_file: str | None, no_auth: bool) -> None:
+    """Refuse (ConfigurationError, exit 2) a non-loopback address without keys or --no-auth."""
+    if keys_file is None and not no_auth and not is_loopback(host):
+        raise ConfigurationError(
+            f"refusing to listen on {host}, which is not a loopback address, without "
+            "API keys: pass --keys FILE (see 'flagsync keys create'), or --no-auth to serve "
+            "the flags to anyone who can reach it"
+        )
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:
@@ -203,6 +214,7 @@ __all__ = [
     "Caller",
     "Gate",
     "RateLimiter",
+    "check_exposure",
     "is_loopback_client",
     "presented_key",
 ]
