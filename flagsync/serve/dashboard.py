@@ -81,7 +81,7 @@ class FlagView:
     next_step: str | None
     killed: bool
     switched_off: bool
-    stale: tuple[str, ...]
+    stale: tuple[tuple[str, str], ...]  # (reason, the full sentence)
     today: tuple[tuple[str, int], ...]  # (variant, count)
     week: tuple[tuple[str, int], ...]
     days: tuple[DayUsage, ...]
@@ -216,8 +216,8 @@ def build_panel(
         off = str(flag.get("off_variant"))
         rollout_now, next_step = _rollout(flag, moment)
         stale = tuple(
-            message
-            for _reason, _since, message in _reasons(
+            (reason.value, message)
+            for reason, _since, message in _reasons(
                 key,
                 file="",
                 raw=flag,
@@ -307,16 +307,22 @@ class _RedisReader:
     def __init__(self, url: str) -> None:
         self._url = url
         self._clients: dict[str, redisconn.RedisClient] = {}
-        self._cache: dict[str, tuple[float, RedisFacts]] = {}
+        self._cache: dict[str, tuple[float, str, RedisFacts]] = {}
         self._lock = threading.Lock()
 
-    def facts(self, env: str, today: dt.date, *, fresh: bool = False) -> RedisFacts:
+    def facts(self, env: str, today: dt.date, tag: str) -> RedisFacts:
+        """The facts of ``env``, re-read when the configuration ``tag`` moved (a change
+        just announced must show its audit entry) or after a couple of seconds."""
         cached = self._cache.get(env)
-        if cached is not None and not fresh and time.monotonic() - cached[0] < _REDIS_CACHE_SECONDS:
-            return cached[1]
+        if (
+            cached is not None
+            and cached[1] == tag
+            and time.monotonic() - cached[0] < _REDIS_CACHE_SECONDS
+        ):
+            return cached[2]
         with self._lock:
             facts = self._read(env, today)
-        self._cache[env] = (time.monotonic(), facts)
+        self._cache[env] = (time.monotonic(), tag, facts)
         return facts
 
     def _read(self, env: str, today: dt.date) -> RedisFacts:
@@ -383,7 +389,11 @@ class Dashboard:
             raise LookupError(env)
         served = environment.served
         now = dt.datetime.now(dt.timezone.utc)
-        facts = RedisFacts() if self._redis is None else self._redis.facts(env, now.date())
+        facts = (
+            RedisFacts()
+            if self._redis is None
+            else self._redis.facts(env, now.date(), environment.tag(served))
+        )
         return build_panel(
             env,
             self._server.config.envs,
