@@ -320,12 +320,14 @@ def create_app(config: ServeConfig, *, access_log: bool = True) -> Starlette:
             max_age=600,
         ),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={404: _unrouted, 405: _unrouted},
     )
+    app.state.flagsync = server  # for embedding (benchmarks/bench_serve.py adds a route)
+    return app
 
 
 _FLAG_PATH = re.compile(r"(?:/env/[^/]*)?/ofrep/v1/evaluate/flags/(.*)", re.DOTALL)

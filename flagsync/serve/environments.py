@@ -42,6 +42,7 @@ class Environment:
         self.name = name
         self.client = client
         self._times: tuple[str | None, tuple[float, ...]] = (None, ())
+        self._keys: tuple[str | None, list[str], dict[str, str | None]] = (None, [], {})
         self._count = count  # metrics: (env, flag, variant) evaluated
         self.hub = ChangeHub(loop, self.tag)
         self._schedule_task: asyncio.Task[None] | None = None
@@ -100,18 +101,30 @@ class Environment:
 
     def evaluate_all(self, context: dict[str, Any]) -> tuple[Current, list[dict[str, Any]]]:
         """Every flag for ``context`` from one snapshot, sorted by key."""
-        evaluate, count, name = self.client.evaluate, self._count, self.name
+        evaluate, count, name, item = self.client.evaluate, self._count, self.name, ofrep.bulk_item
         for _ in range(5):
             served = self.served
-            engine = served.engine
+            keys, types = self._layout(served)
             items = []
-            for key in sorted(engine.flag_keys):
+            for key in keys:
                 details = evaluate(key, context=context)
                 count(name, key, details.variant)
-                items.append(ofrep.result(details, engine.flag_type(key))[1])
+                items.append(item(details, types[key]))
             if self.served is served:
                 return served, items
         return served, items  # five swaps in one request: serve the last complete pass
+
+    def _layout(self, served: Current) -> tuple[list[str], dict[str, str | None]]:
+        """The sorted keys and the type of each flag, computed once per snapshot content."""
+        loaded = served.loaded
+        checksum = None if loaded is None else loaded.checksum
+        cached_for, keys, types = self._keys
+        if cached_for != checksum or cached_for is None:
+            engine = served.engine
+            keys = sorted(engine.flag_keys)
+            types = {key: engine.flag_type(key) for key in keys}
+            self._keys = (checksum, keys, types)
+        return keys, types
 
     # --- lifecycle ------------------------------------------------------------------------
 
