@@ -435,7 +435,12 @@ def test_health_readiness_and_metrics(files_server: ServeProcess) -> None:
     assert ready["environments"]["production"]["state"] == "READY"
     assert set(ready["environments"]) == {"production", "staging"}
     post(files_server, "/ofrep/v1/evaluate/flags/new_ui", {"context": {"targetingKey": "m"}})
+    post(files_server, "/ofrep/v1/evaluate/flags", {"context": {"targetingKey": "m"}})
     text = httpx.get(files_server.url + "/metrics").text
+    assert (
+        'flagsync_serve_evaluations_total{env="production",flag="beta_feature",variant="off"}'
+        in text
+    )
     assert (
         'flagsync_serve_requests_total{method="POST",route="/ofrep/v1/evaluate/flags/{key:path}",status="200"}'
         in text

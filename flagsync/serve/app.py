@@ -16,7 +16,6 @@ nothing a client sends ends in a 500.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -61,7 +60,7 @@ class OfrepJSON(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+        return ofrep.dumps(content)
 
 
 class Server:
@@ -164,18 +163,31 @@ class Server:
             metadata["revision"] = loaded.revision
         if loaded is not None and loaded.version is not None:
             metadata["version"] = loaded.version
-        payload = {
-            "flags": flags,
-            "metadata": metadata,
-            "eventStreams": [
-                {
-                    "type": "sse",
-                    "endpoint": {"requestUri": self.events_uri(request, caller)},
-                    "inactivityDelaySec": SSE_INACTIVITY_DELAY,
-                }
-            ],
-        }
-        return OfrepJSON(payload, 200, headers={"ETag": etag, "Cache-Control": "no-cache"})
+        streams = [
+            {
+                "type": "sse",
+                "endpoint": {"requestUri": self.events_uri(request, caller)},
+                "inactivityDelaySec": SSE_INACTIVITY_DELAY,
+            }
+        ]
+        # The flags array is already JSON (kept per outcome): assemble, do not re-encode.
+        body = b"".join(
+            (
+                b'{"flags":',
+                flags,
+                b',"metadata":',
+                ofrep.dumps(metadata),
+                b',"eventStreams":',
+                ofrep.dumps(streams),
+                b"}",
+            )
+        )
+        return Response(
+            body,
+            200,
+            headers={"ETag": etag, "Cache-Control": "no-cache"},
+            media_type="application/json",
+        )
 
     async def events(self, request: Request) -> Response:
         name = request.query_params.get("env") or request.path_params.get("env")

@@ -1,10 +1,10 @@
 """The environments one server process serves: a ``FlagClient`` and a change hub each.
 
-Evaluation goes through :meth:`flagsync.FlagClient.evaluate`, the library's
-own path (usage counting included), so an OFREP answer is exactly what the
-Python library answers. A bulk evaluation reads the client's served value
-before and after and starts again if a swap happened in between, so every
-flag of one response comes from one snapshot, and its ETag describes it.
+A single evaluation goes through :meth:`flagsync.FlagClient.evaluate`, the
+library's own path; a bulk evaluation runs the same engine over every flag of
+the one snapshot the client serves at that instant (so its ETag describes it),
+counting usage the way the client does. Either way an OFREP answer is exactly
+what the Python library answers.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 from flagsync._state import ChangeEvent, ClientState, Current
 from flagsync.client import FlagClient
+from flagsync.engine import Resolution
 from flagsync.serve import ofrep
 from flagsync.serve.config import ServeConfig
 from flagsync.serve.sse import ChangeHub
@@ -26,6 +27,7 @@ from flagsync.serve.sse import ChangeHub
 log = logging.getLogger("flagsync.serve")
 
 Evaluated = tuple[int, dict[str, Any]]
+_MAX_FRAGMENTS = 100_000  # outcomes kept per snapshot (a few per flag in practice)
 
 
 class Environment:
@@ -43,6 +45,9 @@ class Environment:
         self.client = client
         self._times: tuple[str | None, tuple[float, ...]] = (None, ())
         self._keys: tuple[str | None, list[str], dict[str, str | None]] = (None, [], {})
+        # id(resolution) -> (resolution, its bulk JSON); the resolution is kept so the id
+        # cannot be reused by another object while the entry exists.
+        self._fragments: dict[int, tuple[Resolution, bytes]] = {}
         self._count = count  # metrics: (env, flag, variant) evaluated
         self.hub = ChangeHub(loop, self.tag)
         self._schedule_task: asyncio.Task[None] | None = None
@@ -99,20 +104,43 @@ class Environment:
         self._count(self.name, key, details.variant)
         return ofrep.result(details, served.engine.flag_type(key))
 
-    def evaluate_all(self, context: dict[str, Any]) -> tuple[Current, list[dict[str, Any]]]:
-        """Every flag for ``context`` from one snapshot, sorted by key."""
-        evaluate, count, name, item = self.client.evaluate, self._count, self.name, ofrep.bulk_item
-        for _ in range(5):
-            served = self.served
-            keys, types = self._layout(served)
-            items = []
-            for key in keys:
-                details = evaluate(key, context=context)
-                count(name, key, details.variant)
-                items.append(item(details, types[key]))
-            if self.served is served:
-                return served, items
-        return served, items  # five swaps in one request: serve the last complete pass
+    def evaluate_all(self, context: dict[str, Any]) -> tuple[Current, bytes]:
+        """The JSON array of every flag for ``context``, sorted by key, and what answered.
+
+        The same engine as :meth:`flagsync.FlagClient.evaluate`, read once, at one
+        instant for every flag, so a response never mixes two snapshots. Each flag's
+        JSON is kept per engine outcome (the engine preallocates one Resolution per
+        outcome), and evaluations are counted in the client's usage tracker through its
+        documented fast path (``UsageTracker.table``), as the client itself counts them.
+        """
+        served = self.served
+        engine = served.engine
+        keys, types = self._layout(served)
+        cache = self._fragments
+        tracker = self.client.usage
+        table, first_hit = (
+            (None, _not_counted) if tracker is None else (tracker.table, tracker.first_hit)
+        )
+        count, name, item = self._count, self.name, ofrep.bulk_item
+        now = time.time()
+        parts = []
+        for key in keys:
+            resolution = engine.evaluate(key, context, now)
+            if table is not None:
+                try:
+                    next(table[id(resolution)])
+                except KeyError:  # first evaluation of this outcome, or an error
+                    first_hit(key, resolution)
+            cached = cache.get(id(resolution))
+            if cached is None or cached[0] is not resolution:
+                fragment = item(key, resolution, types[key])
+                if resolution.error_code is None:  # error Resolutions are made per call
+                    cache[id(resolution)] = (resolution, fragment)
+            else:
+                fragment = cached[1]
+            count(name, key, resolution.variant)
+            parts.append(fragment)
+        return served, b"[" + b",".join(parts) + b"]"
 
     def _layout(self, served: Current) -> tuple[list[str], dict[str, str | None]]:
         """The sorted keys and the type of each flag, computed once per snapshot content."""
@@ -124,6 +152,9 @@ class Environment:
             keys = sorted(engine.flag_keys)
             types = {key: engine.flag_type(key) for key in keys}
             self._keys = (checksum, keys, types)
+            self._fragments = {}  # outcomes of the previous snapshot can go
+        elif len(self._fragments) > _MAX_FRAGMENTS:
+            self._fragments = {}
         return keys, types
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -141,6 +172,10 @@ class Environment:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._schedule_task
         await asyncio.get_running_loop().run_in_executor(None, self.client.close)
+
+
+def _not_counted(flag: str, resolution: Resolution) -> None:
+    """Usage counting of a client without a tracker (files only): nothing to count into."""
 
 
 def open_clients(config: ServeConfig) -> dict[str, FlagClient]:

@@ -25,7 +25,7 @@ from typing import Any
 
 from flagsync._state import Current
 from flagsync.details import EvaluationDetails, Reason
-from flagsync.engine import parse_timestamp
+from flagsync.engine import Resolution, parse_timestamp
 from flagsync.errors import ErrorCode, OfrepRequestError
 from flagsync.serve.config import MAX_CONTEXT_KEYS
 
@@ -143,28 +143,44 @@ def result(details: EvaluationDetails[Any], flag_type: str | None) -> tuple[int,
     }
 
 
-def bulk_item(details: EvaluationDetails[Any], flag_type: str | None) -> dict[str, Any]:
-    """One flag of a bulk response: as :func:`result`, with the revision and source left
-    to the response's own ``metadata`` (one snapshot answers them all) and flagsync's
-    reason only where OFREP's differs, so 1,000 flags stay a small payload."""
-    if details.error_code is not None:
-        return result(details, flag_type)[1]
-    value = details.value
-    if flag_type == "float" and type(value) is int:
-        value = float(value)
-    reason = details.reason
-    item = {
-        "key": details.flag,
-        "value": value,
-        "reason": REASONS[reason],
-        "variant": details.variant,
-    }
-    if reason.value != item["reason"] or details.rule is not None:
-        meta = {"reason": reason.value}
-        if details.rule is not None:
-            meta["rule"] = details.rule
-        item["metadata"] = meta
-    return item
+def bulk_item(key: str, resolution: Resolution, flag_type: str | None) -> bytes:
+    """One flag of a bulk response, as JSON: as :func:`result` says, with the revision and
+    source left to the response's own ``metadata`` (one snapshot answers them all) and
+    flagsync's reason only where OFREP's differs, so 1,000 flags stay a small payload.
+
+    Built from the engine's :class:`~flagsync.engine.Resolution`: most are preallocated
+    per outcome, so the caller can keep the bytes per resolution and reuse them.
+    """
+    code = resolution.error_code
+    if code is not None:
+        name = code.value if code.value in _FAILURE_CODES else GENERAL
+        item: dict[str, Any] = {
+            "key": key,
+            "errorCode": name,
+            "errorDetails": resolution.error_message or code.value,
+        }
+    else:
+        value = resolution.value
+        if flag_type == "float" and type(value) is int:
+            value = float(value)
+        reason = resolution.reason
+        item = {
+            "key": key,
+            "value": value,
+            "reason": REASONS[reason],
+            "variant": resolution.variant,
+        }
+        if reason.value != item["reason"] or resolution.rule is not None:
+            meta = {"reason": reason.value}
+            if resolution.rule is not None:
+                meta["rule"] = resolution.rule
+            item["metadata"] = meta
+    return dumps(item)
+
+
+def dumps(content: Any) -> bytes:
+    """JSON as OFREP clients get it: compact and ASCII-only (any string a client sent is safe)."""
+    return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 def failure_body(error: OfrepRequestError, key: str | None) -> dict[str, str]:
@@ -242,6 +258,7 @@ __all__ = [
     "bulk_etag",
     "bulk_item",
     "config_tag",
+    "dumps",
     "etag_matches",
     "failure_body",
     "metadata",
