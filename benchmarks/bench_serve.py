@@ -271,8 +271,9 @@ def main() -> None:
             )
             for name, loaded, alone, own in results:
                 print(
-                    f"{name:<32} {loaded['rps']:>10.0f} {loaded['p50']:>8.2f} {loaded['p99']:>8.2f} "
-                    f"{alone['p50']:>10.2f} {own:>13.2f} {loaded['errors']:>8.0f}"
+                    f"{name:<32} {loaded['rps']:>10.0f} {loaded['p50']:>8.2f} "
+                    f"{loaded['p99']:>8.2f} {alone['p50']:>10.2f} {own:>13.2f} "
+                    f"{loaded['errors']:>8.0f}"
                 )
             bare, single = results[0][1]["rps"], results[1][1]["rps"]
             print(
@@ -306,8 +307,8 @@ def main() -> None:
             for label, change in (("sync", do_sync), ("kill", do_kill)):
                 p50, worst = asyncio.run(sse_round(url, path, args.streams, change))
                 print(
-                    f"{args.streams} event streams, end of {label} → notice: p50 {p50 * 1000:.0f} ms, "
-                    f"last {worst * 1000:.0f} ms (target ≤ 1000 ms)"
+                    f"{args.streams} event streams, end of {label} → notice: "
+                    f"p50 {p50 * 1000:.0f} ms, last {worst * 1000:.0f} ms (target ≤ 1000 ms)"
                 )
             client.close()
         finally:

@@ -41,6 +41,53 @@ def require(what: str, present: bool, hint: str) -> None:
     pytest.skip(message)
 
 
+def sync_flags(
+    redis_url: str,
+    flags_dir: Path,
+    *,
+    env: str = "production",
+    revision: str = "r1",
+    actor: str = "test",
+) -> None:
+    """Sync ``flags_dir`` to Redis through the library path ``flagsync sync`` takes."""
+    from flagsync import pipeline, sync
+    from flagsync.redisconn import connect
+
+    client = connect(redis_url)
+    try:
+        sync.sync_snapshot(
+            client,
+            env,
+            pipeline.build([flags_dir]).snapshot(env),
+            sync.Revision(revision),
+            sync.SyncOptions(force=True, prune=True, actor=actor),
+        )
+    finally:
+        client.close()
+
+
+def run_flagsync(
+    *args: str, cwd: Path, code: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m flagsync ARGS`` (or ``python -c CODE``) with this checkout's code and no
+    FLAGSYNC_* setting from the caller's shell."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("FLAGSYNC_")}
+    command = (
+        [sys.executable, "-c", code]
+        if code is not None
+        else [sys.executable, "-m", "flagsync", *args]
+    )
+    return subprocess.run(
+        command,
+        env={**environ, "PYTHONPATH": str(REPO_ROOT)},
+        cwd=cwd,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def copy_example_flags(destination: Path) -> Path:
     """A private copy of the repository's example flags (tests may edit it)."""
     shutil.copytree(EXAMPLE_FLAGS, destination)
@@ -165,6 +212,8 @@ __all__ = [
     "ServeProcess",
     "copy_example_flags",
     "require",
+    "run_flagsync",
     "serve",
     "serve_factory",
+    "sync_flags",
 ]

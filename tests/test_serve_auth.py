@@ -7,17 +7,14 @@ import ast
 import base64
 import hmac
 import json
-import os
 import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from _runtime_helpers import wait_until
-from serve_fixtures import REPO_ROOT, ServeProcess, copy_example_flags, serve
+from serve_fixtures import ServeProcess, copy_example_flags, run_flagsync, serve
 
 from flagsync.cli import main
 from flagsync.errors import ConfigurationError
@@ -263,16 +260,7 @@ def test_a_non_loopback_address_needs_keys_or_no_auth() -> None:
 
 
 def test_serve_refuses_to_expose_the_flags_without_keys(tmp_path: Path) -> None:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("FLAGSYNC_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "flagsync", "serve", "--host", "0.0.0.0", "--port", "1"],
-        env={**environ, "PYTHONPATH": str(REPO_ROOT)},
-        cwd=tmp_path,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_flagsync("serve", "--host", "0.0.0.0", "--port", "1", cwd=tmp_path)
     assert done.returncode == 2
     assert "refusing to listen on 0.0.0.0" in done.stderr
     assert "--no-auth" in done.stderr
@@ -331,3 +319,15 @@ def test_the_keys_module_never_compares_secrets_with_equality() -> None:
                 offenders.append(ast.unparse(node))
     assert offenders == []
     assert "hmac.compare_digest" in source
+
+
+def test_a_missing_serve_extra_is_one_sentence(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['uvicorn'] = None; from flagsync.cli import main; "
+        "sys.exit(main(['serve']))"
+    )
+    done = run_flagsync(cwd=tmp_path, code=code)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "flagsync serve: error: flagsync serve needs the serve extra: pip install 'flagsync[serve]'"
+    )

@@ -5,9 +5,6 @@ Redis. Bulk evaluation, ETag/304, and a ``flagsync sync`` reaching the page with
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +14,7 @@ import pytest
 from _runtime_helpers import wait_until
 from browser_fixtures import chromium, static_site
 from redis_fixtures import RedisServer, require_redis
-from serve_fixtures import REPO_ROOT, ServeProcess, copy_example_flags, serve
+from serve_fixtures import ServeProcess, copy_example_flags, run_flagsync, serve
 
 from flagsync import FlagClient
 
@@ -28,28 +25,18 @@ __all__ = ["chromium", "static_site"]  # fixtures
 
 def flagsync_sync(redis_url: str, flags: Path) -> None:
     """The real command, as CI runs it on merge."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("FLAGSYNC_")}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "flagsync",
-            "sync",
-            "--env",
-            "production",
-            "--flags-dir",
-            str(flags),
-            "--redis-url",
-            redis_url,
-            "--force",
-            "--actor",
-            "ci",
-        ],
-        env={**environ, "PYTHONPATH": str(REPO_ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = run_flagsync(
+        "sync",
+        "--env",
+        "production",
+        "--flags-dir",
+        str(flags),
+        "--redis-url",
+        redis_url,
+        "--force",
+        "--actor",
+        "ci",
+        cwd=flags.parent,
     )
     assert done.returncode == 0, done.stderr
 

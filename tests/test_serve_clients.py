@@ -20,10 +20,9 @@ from typing import Any
 
 import pytest
 from redis_fixtures import RedisServer, require_redis
-from serve_fixtures import JS_DIR, ServeProcess, copy_example_flags, require, serve
+from serve_fixtures import JS_DIR, ServeProcess, copy_example_flags, require, serve, sync_flags
 
-from flagsync import FlagClient, pipeline, sync
-from flagsync.redisconn import connect
+from flagsync import FlagClient
 
 pytestmark = pytest.mark.redis
 
@@ -82,15 +81,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServeProc
     directory = tmp_path_factory.mktemp("serve-clients")
     redis_server = RedisServer(directory / "redis").start()
     flags = copy_example_flags(directory / "flags")
-    client = connect(redis_server.url)
-    sync.sync_snapshot(
-        client,
-        "production",
-        pipeline.build([flags]).snapshot("production"),
-        sync.Revision("r1"),
-        sync.SyncOptions(force=True, prune=True, actor="test"),
-    )
-    client.close()
+    sync_flags(redis_server.url, flags)
     server = serve(
         directory,
         "--flags-dir",

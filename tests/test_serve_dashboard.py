@@ -13,9 +13,9 @@ import pytest
 from _runtime_helpers import wait_until
 from browser_fixtures import chromium
 from redis_fixtures import RedisServer, require_redis
-from serve_fixtures import ServeProcess, copy_example_flags, serve
+from serve_fixtures import ServeProcess, copy_example_flags, serve, sync_flags
 
-from flagsync import FlagClient, overrides, pipeline, sync
+from flagsync import FlagClient, overrides
 from flagsync.engine import Engine
 from flagsync.redisconn import connect
 
@@ -30,14 +30,8 @@ def dashboard_app(tmp_path: Path) -> Iterator[tuple[ServeProcess, RedisServer]]:
     require_redis()
     redis_server = RedisServer(tmp_path / "redis").start()
     flags = copy_example_flags(tmp_path / "flags")
+    sync_flags(redis_server.url, flags, revision="0123abcd", actor="ci-bot")
     client = connect(redis_server.url)
-    sync.sync_snapshot(
-        client,
-        "production",
-        pipeline.build([flags]).snapshot("production"),
-        sync.Revision("0123abcd"),
-        sync.SyncOptions(force=True, prune=True, actor="ci-bot"),
-    )
     overrides.kill(
         client,
         "production",

@@ -20,9 +20,9 @@ from _runtime_helpers import wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis_fixtures import RedisServer, require_redis
-from serve_fixtures import ServeProcess, copy_example_flags, serve
+from serve_fixtures import ServeProcess, copy_example_flags, serve, sync_flags
 
-from flagsync import FlagClient, overrides, pipeline, sync
+from flagsync import FlagClient, overrides
 from flagsync.redisconn import connect
 
 pytestmark = pytest.mark.redis
@@ -55,15 +55,9 @@ FAILURE = {
     },
     "additionalProperties": False,
 }
-NOT_FOUND = {
-    "type": "object",
-    "required": ["key", "errorCode"],
-    "properties": {
-        "key": {"type": "string"},
-        "errorCode": {"const": "FLAG_NOT_FOUND"},
-        "errorDetails": {"type": "string"},
-    },
-    "additionalProperties": False,
+NOT_FOUND = {  # flagNotFound: the failure shape with its own code
+    **FAILURE,
+    "properties": {**FAILURE["properties"], "errorCode": {"const": "FLAG_NOT_FOUND"}},
 }
 BULK = {
     "type": "object",
@@ -134,31 +128,13 @@ def redis_for_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis
         server.stop()
 
 
-def sync_dir(url: str, flags_dir: Path, env: str = "production", revision: str = "r1") -> int:
-    """Sync ``flags_dir`` like ``flagsync sync`` does (same library path)."""
-    snapshot = pipeline.build([flags_dir]).snapshot(env)
-    client = connect(url)
-    try:
-        result = sync.sync_snapshot(
-            client,
-            env,
-            snapshot,
-            sync.Revision(revision),
-            sync.SyncOptions(force=True, prune=True, actor="test"),
-        )
-    finally:
-        client.close()
-    assert result.version is not None
-    return result.version
-
-
 @pytest.fixture(scope="module")
 def redis_served(
     tmp_path_factory: pytest.TempPathFactory, redis_for_module: RedisServer
 ) -> Iterator[tuple[ServeProcess, RedisServer, Path]]:
     directory = tmp_path_factory.mktemp("serve-redis-app")
     flags = copy_example_flags(directory / "flags")
-    sync_dir(redis_for_module.url, flags)
+    sync_flags(redis_for_module.url, flags)
     # A short poll interval caps the reconnect backoff (half of it) after the outage test.
     process = serve(
         directory,
@@ -356,7 +332,7 @@ def test_unknown_flags_get_404_flag_not_found(files_server: ServeProcess) -> Non
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     body=st.one_of(
@@ -538,7 +514,7 @@ def test_redis_outage_keeps_answering_and_reports_stale(
         assert post(server, "/ofrep/v1/evaluate/flags", body).json()["metadata"]["state"] == "STALE"
     finally:
         redis_server.start()  # empty: no persistence, so the environment must be synced again
-    sync_dir(redis_server.url, flags, revision="r2")
+    sync_flags(redis_server.url, flags, revision="r2")
     wait_until(
         lambda: (
             httpx.get(server.url + "/readyz").json()["environments"]["production"]["state"]

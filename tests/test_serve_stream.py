@@ -13,28 +13,14 @@ from typing import Any
 import httpx
 import pytest
 from redis_fixtures import RedisServer, require_redis
-from serve_fixtures import ServeProcess, copy_example_flags, serve
+from serve_fixtures import ServeProcess, copy_example_flags, serve, sync_flags
 
-from flagsync import overrides, pipeline, sync
+from flagsync import overrides
 from flagsync.redisconn import connect
 
 pytestmark = pytest.mark.redis
 
 NOTICE_WITHIN = 1.0  # seconds: the bound from a change to every stream
-
-
-def sync_dir(url: str, flags_dir: Path, revision: str) -> None:
-    client = connect(url)
-    try:
-        sync.sync_snapshot(
-            client,
-            "production",
-            pipeline.build([flags_dir]).snapshot("production"),
-            sync.Revision(revision),
-            sync.SyncOptions(force=True, prune=True, actor="test"),
-        )
-    finally:
-        client.close()
 
 
 def raise_rollout(flags: Path) -> None:
@@ -50,7 +36,7 @@ def redis_app(tmp_path: Path) -> Iterator[tuple[ServeProcess, RedisServer, Path]
     require_redis()
     redis_server = RedisServer(tmp_path / "redis").start()
     flags = copy_example_flags(tmp_path / "flags")
-    sync_dir(redis_server.url, flags, "r1")
+    sync_flags(redis_server.url, flags)
     server = serve(
         tmp_path / "app", "--flags-dir", str(flags), env={"FLAGSYNC_REDIS_URL": redis_server.url}
     )
@@ -118,7 +104,7 @@ def test_sync_kill_and_unkill_reach_every_stream_within_a_second(
 
     def edit_and_sync() -> None:
         raise_rollout(flags)
-        sync_dir(redis_server.url, flags, "r2")
+        sync_flags(redis_server.url, flags, revision="r2")
 
     def kill() -> None:
         client = connect(redis_server.url)

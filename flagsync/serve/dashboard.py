@@ -416,25 +416,21 @@ class Dashboard:
         return env if env in self._server.config.envs else self._server.config.default_env
 
     async def page(self, request: Request) -> Response:
-        refused = self._allowed(request)
-        if refused is not None:
-            return refused
-        try:
-            view = await run_in_threadpool(self._view, self._env(request))
-        except LookupError:
-            return HTMLResponse("<p>starting…</p>", 503, headers={"Retry-After": "1"})
-        html = _templates.get_template("dashboard.html").render(view=view)
-        return HTMLResponse(html, headers=_NO_STORE)
+        return await self._render(request, "dashboard.html")
 
     async def panel(self, request: Request) -> Response:
+        """The panel alone: what the page's script swaps in on each change."""
+        return await self._render(request, "panel.html")
+
+    async def _render(self, request: Request, template: str) -> Response:
         refused = self._allowed(request)
         if refused is not None:
             return refused
         try:
             view = await run_in_threadpool(self._view, self._env(request))
-        except LookupError:
-            return HTMLResponse("", 503, headers={"Retry-After": "1"})
-        html = _templates.get_template("panel.html").render(view=view)
+        except LookupError:  # the clients are still starting
+            return HTMLResponse("<p>starting…</p>", 503, headers={"Retry-After": "1"})
+        html = _templates.get_template(template).render(view=view)
         return HTMLResponse(html, headers=_NO_STORE)
 
     async def script(self, request: Request) -> Response:
