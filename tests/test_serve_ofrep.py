@@ -546,3 +546,13 @@ def test_nothing_to_serve_is_a_503_not_an_answer(tmp_path: Path) -> None:
     finally:
         server.stop()
         empty_redis.stop()
+
+
+def test_other_methods_get_405_and_keep_metric_labels_bounded(files_server: ServeProcess) -> None:
+    for method in ("GET", "BREW", "X-ANYTHING-1"):
+        response = httpx.request(method, files_server.url + "/ofrep/v1/evaluate/flags/new_ui")
+        assert response.status_code == 405, method
+        check(response.json(), BULK_FAILURE)
+    text = httpx.get(files_server.url + "/metrics").text
+    assert 'method="other"' in text
+    assert "BREW" not in text

@@ -26,6 +26,7 @@ access_log = logging.getLogger("flagsync.serve.access")
 
 ENV_KEY = "flagsync.env"  # scope entries the handlers fill in for the log line
 KEY_ID_KEY = "flagsync.key"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Observe:
@@ -58,7 +59,11 @@ class Observe:
             seconds = time.perf_counter() - start
             route = scope.get("route")
             template = getattr(route, "path", None) or "other"
-            self.metrics.observe(template, scope["method"], status, seconds)
+            method = scope["method"]
+            # Labels stay bounded whatever a client sends: unknown routes and methods are "other".
+            self.metrics.observe(
+                template, method if method in _METHODS else "other", status, seconds
+            )
             if self.log and access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client")
                 access_log.info(
