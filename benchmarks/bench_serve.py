@@ -1,6 +1,6 @@
 """``flagsync serve`` under load: OFREP throughput and latency, and change push to 1,000 streams.
 
-    python3 benchmarks/bench_serve.py [--seconds 3] [--connections 16] [--streams 1000]
+    python3 benchmarks/bench_serve.py [--seconds 3] [--connections 16] [--streams 1000] [--rounds 4]
 
 Starts a throwaway redis-server and one server process on 127.0.0.1 (every
 request goes to loopback; every run is bounded by ``--seconds``), with API
@@ -10,7 +10,9 @@ same process also answers ``POST /bench/bare``: the same middleware, the same
 key check and body read, and a constant JSON answer — the stack's own cost.
 
 ``wrk`` (Debian's package) drives each scenario twice: at ``--connections``
-for throughput and p50/p99, and at concurrency 1 for the unloaded p50. The
+for throughput and p50/p99, and at concurrency 1 for the unloaded p50; the
+bare endpoint and single evaluation are also run in interleaved rounds for
+their throughput ratio (a shared machine's load then weighs on both). The
 server's own time per request (the access log's ``ms``) is printed for the
 bulk of 1,000 flags. Then an asyncio client opens ``--streams`` event streams
 and the time from the end of a sync (and of a kill) to the last stream's
@@ -94,7 +96,17 @@ wrk.headers["X-API-Key"] = "{key}"
 """
 
 
-def wrk(url: str, script: Path, *, connections: int, seconds: int) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(
+    url: str, script: Path, *, connections: int, seconds: int, pid: int | None = None
+) -> dict[str, float]:
+    """One wrk run; with ``pid``, also the server's CPU µs per request."""
+    cpu_before = cpu_seconds(pid) if pid is not None else 0.0
     done = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True,
@@ -111,7 +123,10 @@ def wrk(url: str, script: Path, *, connections: int, seconds: int) -> dict[str, 
         value, unit = float(match.group(1)), match.group(2)
         latencies[pct] = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    total = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    cpu_us = (cpu_seconds(pid) - cpu_before) / total * 1e6 if pid is not None else float("nan")
     return {
+        "cpu_us": cpu_us,
         "rps": rps,
         "p50": latencies["50"],
         "p99": latencies["99"],
@@ -183,6 +198,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--streams", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=4, help="bare/single interleaved rounds")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench_serve needs wrk (apt-get install wrk)")
@@ -252,10 +268,44 @@ def main() -> None:
                     f'wrk.headers["If-None-Match"] = {json.dumps(etag)}',
                 ),
             ]
+            # Bare vs single, interleaved (ABBA…) so that a busy neighbour on a shared
+            # machine weighs on both alike; the ratio is the median of the rounds' ratios.
+            bare_script = script_for(work, "bare", key_prod)
+            single_script = script_for(work, "single", key_prod)
+            ratios, bare_rps, single_rps = [], [], []
+            cpu_ratios, cpu_single, cpu_bare = [], [], []
+            order = [
+                ("bare", bare_script, "/bench/bare"),
+                ("single", single_script, scenarios[1][1]),
+            ]
+            for round_ in range(args.rounds):
+                measured = {}
+                for label, script, target in order if round_ % 2 == 0 else order[::-1]:
+                    measured[label] = wrk(
+                        url + target,
+                        script,
+                        connections=args.connections,
+                        seconds=args.seconds,
+                        pid=server.pid,
+                    )
+                bare_rps.append(measured["bare"]["rps"])
+                single_rps.append(measured["single"]["rps"])
+                ratios.append(measured["single"]["rps"] / measured["bare"]["rps"])
+                # Capacity from the server's own CPU per request: what a neighbour's load
+                # on a shared machine cannot skew the way it skews wall-clock throughput.
+                cpu_ratios.append(measured["bare"]["cpu_us"] / measured["single"]["cpu_us"])
+                cpu_single.append(measured["single"]["cpu_us"])
+                cpu_bare.append(measured["bare"]["cpu_us"])
             results = []
             for index, (name, path, key, extra) in enumerate(scenarios):
                 script = script_for(work, f"s{index}", key, extra)
-                loaded = wrk(url + path, script, connections=args.connections, seconds=args.seconds)
+                loaded = wrk(
+                    url + path,
+                    script,
+                    connections=args.connections,
+                    seconds=args.seconds,
+                    pid=server.pid,
+                )
                 lines_before = len(log_path.read_text("utf-8", "replace").splitlines())
                 alone = wrk(url + path, script, connections=1, seconds=args.seconds)
                 own = server_ms(log_path, path, lines_before)
@@ -267,17 +317,28 @@ def main() -> None:
             )
             print(
                 f"{'scenario':<32} {'req/s @' + str(args.connections):>10} {'p50 ms':>8} "
-                f"{'p99 ms':>8} {'p50 ms @1':>10} {'server ms @1':>13} {'non-2xx':>8}"
+                f"{'p99 ms':>8} {'p50 ms @1':>10} {'server ms @1':>13} {'CPU µs/req':>11} "
+                f"{'non-2xx':>8}"
             )
             for name, loaded, alone, own in results:
                 print(
                     f"{name:<32} {loaded['rps']:>10.0f} {loaded['p50']:>8.2f} "
                     f"{loaded['p99']:>8.2f} {alone['p50']:>10.2f} {own:>13.2f} "
-                    f"{loaded['errors']:>8.0f}"
+                    f"{loaded['cpu_us']:>11.0f} {loaded['errors']:>8.0f}"
                 )
-            bare, single = results[0][1]["rps"], results[1][1]["rps"]
             print(
-                f"single evaluation / bare endpoint throughput: {single / bare:.0%} (target ≥ 70 %)"
+                f"single evaluation / bare endpoint throughput, {args.rounds} interleaved rounds: "
+                f"median {statistics.median(ratios):.0%} (rounds: "
+                f"{', '.join(f'{r:.0%}' for r in ratios)}; bare median "
+                f"{statistics.median(bare_rps):.0f} req/s, single median "
+                f"{statistics.median(single_rps):.0f} req/s) (target ≥ 70 %)"
+            )
+            print(
+                f"same, from the server's CPU time per request: bare "
+                f"{statistics.median(cpu_bare):.0f} µs, "
+                f"single {statistics.median(cpu_single):.0f} µs"
+                f" → capacity ratio median {statistics.median(cpu_ratios):.0%} (rounds: "
+                f"{', '.join(f'{r:.0%}' for r in cpu_ratios)})"
             )
             print(
                 f"bulk of 1,000 flags, server time p50 at concurrency 1: {results[3][3]:.2f} ms, "
