@@ -144,7 +144,7 @@ def find_stale(
     for key, entry in sorted(build.repository.flags.items()):
         kind = str(entry.data.get("kind", "release"))
         record = history.flag(key) if history is not None else None
-        for reason, since, exact, message in _reasons(
+        for reason, since, exact, message in reasons(
             key,
             raw=entry.data,
             snapshots=snapshots,
@@ -174,7 +174,7 @@ def find_stale(
     return found
 
 
-def _reasons(
+def reasons(
     key: str,
     *,
     raw: Mapping[str, Any],

@@ -39,6 +39,8 @@ COMMANDS = (
     "stale",
     "refs",
     "usage",
+    "serve",
+    "keys",
 )
 
 
