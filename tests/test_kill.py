@@ -205,11 +205,13 @@ def test_status_reports_drift_from_the_files(
     ]
     [field] = next(c for c in status["drift"] if c["key"] == "new_ui")["fields"]
     assert field["share_changing_variant"] == pytest.approx(0.4)
-    # Someone edits Redis by hand: the checksum no longer matches → exit 1, one line.
+    # Someone edits Redis by hand: status reports the damage (sync repairs it).
     client.set(store.keys(ENV).snapshot, b'{"format":1}')
-    assert main(base) == 1
-    [line] = capsys.readouterr().err.strip().splitlines()
-    assert "checksum mismatch" in line
+    assert main(base) == 0
+    out = capsys.readouterr().out
+    assert "drift:       unknown (the data in Redis is damaged" in out
+    assert "snapshot does not match the checksum in the meta hash" in out
+    assert main([*base, "--fail-on-drift"]) == 1
 
 
 def test_status_of_an_unsynced_environment(
