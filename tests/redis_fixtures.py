@@ -81,6 +81,19 @@ def write_flags(directory: Path, flags: dict[str, object], name: str = "flags.ya
     return directory
 
 
+def git(repo: Path, *args: str) -> str:
+    """Run real ``git`` in ``repo`` (a fixed author); its stdout, stripped."""
+    done = subprocess.run(
+        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return done.stdout.strip()
+
+
 def boolean_flag(default: dict[str, Any], *, description: str = "test flag") -> dict[str, Any]:
     """One compiled boolean flag as a snapshot holds it, serving ``default``."""
     return {
