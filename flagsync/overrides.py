@@ -93,7 +93,7 @@ def kill(
     now = now or store.utcnow()
     actor = actor or default_actor()
     if not force:
-        seen = store.inspect(client, env, today=now.date())
+        seen = store.inspect(client, env, usage=False)
         known = seen.flag_keys()
         if known is None and seen.synced:
             problems = "; ".join(d.message() for d in seen.damage) or "unreadable"

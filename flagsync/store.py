@@ -66,8 +66,10 @@ from flagsync.redisconn import RedisClient, mapped_errors
 AUDIT_MAXLEN = 10_000
 LOCK_TTL_MS = 60_000
 MAX_VERSION = 2**53
-# Usage days whose keys a sync checks for damage: a year and a month back.
-USAGE_DAYS_CHECKED = 400
+# Usage days whose keys a sync checks for damage: the days counters are kept by
+# default (flagsync.usage.DEFAULT_TTL_DAYS, 90) and a little more. A TYPE per day:
+# cheap, where a SCAN for the namespace would read the whole keyspace.
+USAGE_DAYS_CHECKED = 92
 META_FIELDS = (
     "version",
     "revision",
@@ -137,17 +139,20 @@ class Keys:
         """The keys a sync writes (not the channel, usage or exposures)."""
         return (self.snapshot, self.meta, self.overrides, self.audit, self.lock)
 
-    def expected_types(self, today: dt.date) -> dict[str, str]:
-        """Every key flagsync uses (usage days near ``today``) → the Redis type it must have."""
+    def expected_types(self, today: dt.date | None = None) -> dict[str, str]:
+        """Every key flagsync uses → the Redis type it must have; with ``today``, the
+        usage and exposure keys too (usage days up to :data:`USAGE_DAYS_CHECKED` back)."""
         expected = {
             self.snapshot: "string",
             self.meta: "hash",
             self.overrides: "hash",
             self.audit: "stream",
             self.lock: "string",
-            self.usage_last_seen: "hash",
-            self.exposures: "stream",
         }
+        if today is None:
+            return expected
+        expected[self.usage_last_seen] = "hash"
+        expected[self.exposures] = "stream"
         for back in range(-1, USAGE_DAYS_CHECKED):
             expected[self.usage(today - dt.timedelta(days=back))] = "hash"
         return expected
@@ -520,7 +525,10 @@ class Namespace:
 
     @property
     def synced(self) -> bool:
-        return self.snapshot_bytes is not None or self.meta is not None
+        """Whether a sync left anything here (a snapshot key, or a meta hash describing one)."""
+        return self.types.get(keys(self.env).snapshot, "none") != "none" or (
+            b"checksum" in self.raw_meta
+        )
 
     def damaged(self, key: str) -> bool:
         return any(d.key == key for d in self.damage)
@@ -955,11 +963,24 @@ def read_audit(client: RedisClient, env: str, count: int = 100) -> list[AuditEnt
 
 
 @mapped_errors
-def inspect(client: RedisClient, env: str, *, today: dt.date | None = None) -> Namespace:
+def inspect(
+    client: RedisClient,
+    env: str,
+    *,
+    today: dt.date | None = None,
+    usage: bool = True,
+    known: tuple[str, Mapping[str, Any]] | None = None,
+) -> Namespace:
     """Everything under ``env``'s keys in one MULTI/EXEC, damage described, never raising
-    for bad data (what ``sync``, ``kill`` and ``status`` start from)."""
+    for bad data (what ``sync``, ``kill`` and ``status`` start from).
+
+    ``usage=False`` leaves out the clients' usage and exposure keys (``kill`` does
+    not touch them). ``known`` is a (checksum, snapshot) pair the caller already
+    holds: stored bytes with that checksum are not parsed again (a no-op sync of
+    a large snapshot).
+    """
     k = keys(env)
-    expected = k.expected_types(today or utcnow().date())
+    expected = k.expected_types((today or utcnow().date()) if usage else None)
     names = list(expected)
     core = (k.snapshot, k.meta, k.overrides, k.audit)
 
@@ -992,8 +1013,13 @@ def inspect(client: RedisClient, env: str, *, today: dt.date | None = None) -> N
         if got not in (want, "none"):
             repair = repairs.get(name, "deleted it (its usage counts could not be read)")
             damage.append(Damage(name, f"holds a {got}, not a {want}", repair, delete_key=True))
-    meta_hash = cast("dict[bytes, bytes]", raw_meta) if types[k.meta] == "hash" else {}
-    snapshot_bytes = bytes(raw_snapshot) if types[k.snapshot] == "string" else None
+    # (isinstance: in the plain-pipeline fallback a type could change between commands)
+    meta_hash = raw_meta if types[k.meta] == "hash" and isinstance(raw_meta, dict) else {}
+    snapshot_bytes = (
+        bytes(raw_snapshot)
+        if types[k.snapshot] == "string" and isinstance(raw_snapshot, bytes)
+        else None
+    )
     meta: Meta | None = None
     problem: str | None = None
     if meta_hash and snapshot_bytes is not None:
@@ -1031,8 +1057,8 @@ def inspect(client: RedisClient, env: str, *, today: dt.date | None = None) -> N
         )
     overrides: dict[str, Override] = {}
     corrupt: dict[bytes, str] = {}
-    if types[k.overrides] == "hash":
-        overrides, corrupt = decode_overrides(cast("dict[bytes, bytes]", raw_overrides))
+    if types[k.overrides] == "hash" and isinstance(raw_overrides, dict):
+        overrides, corrupt = decode_overrides(raw_overrides)
         for name_bytes, why in sorted(corrupt.items()):
             damage.append(
                 Damage(
@@ -1050,9 +1076,12 @@ def inspect(client: RedisClient, env: str, *, today: dt.date | None = None) -> N
             damage.append(Damage(k.lock, lock.damaged, repairs[k.lock]))
     parsed: dict[str, Any] | None = None
     if meta is not None and snapshot_bytes is not None:
-        if "sha256:" + hashlib.sha256(snapshot_bytes).hexdigest() != meta.checksum:
+        actual = "sha256:" + hashlib.sha256(snapshot_bytes).hexdigest()
+        if actual != meta.checksum:
             found = "does not match the checksum in the meta hash (edited by hand?)"
             damage.append(Damage(k.snapshot, found, "replaced it"))
+        elif known is not None and known[0] == actual:
+            parsed = dict(known[1])
         else:
             try:
                 parsed = StoredState(meta, snapshot_bytes, {}).snapshot()
@@ -1295,7 +1324,9 @@ def acquire_lock(
             return value
         held = read_lock(client, env)
         if held is None:
-            continue  # released between our SET and our read: try again at once
+            if time.monotonic() < deadline:
+                continue  # released between our SET and our read: try again at once
+            held = HeldLock("string", b"", 0)  # it keeps coming and going: give up
         gone = held.holder_gone()
         if gone or held.damaged or time.monotonic() >= deadline:
             if held.damaged:

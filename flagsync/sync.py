@@ -159,8 +159,9 @@ def sync_snapshot(
     validate_snapshot(snapshot)
     data = canonical_json(snapshot)
     notes = _check_dirty(revision, options)
+    known = (checksum(data), snapshot)
     if options.dry_run:
-        seen = store.inspect(client, env)
+        seen = store.inspect(client, env, known=known)
         result = _decide(
             env, seen, snapshot=snapshot, data=data, revision=revision, options=options
         )
@@ -178,7 +179,7 @@ def sync_snapshot(
     try:
         store.acquire_lock(client, env, holder, wait=options.lock_wait)
         for attempt in range(_ATTEMPTS):
-            seen = store.inspect(client, env)
+            seen = store.inspect(client, env, known=known)
             result = _decide(
                 env, seen, snapshot=snapshot, data=data, revision=revision, options=options
             )
@@ -291,7 +292,7 @@ def _decide(
     # is what clients are rejecting: it is damage, which a sync replaces even with
     # the content the meta hash claims, never "unchanged".
     same = seen.parsed is not None and meta is not None and meta.checksum == checksum(data)
-    stored = snapshot if same else seen.parsed
+    stored = seen.parsed
     the_plan = plan.compute(
         env,
         stored,

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import redis
 from _runtime_helpers import wait_until
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from redis_fixtures import RedisServer, dump_namespace, flag_yaml, write_flags
 
 from flagsync import FlagClient, store, sync
@@ -356,3 +358,27 @@ def test_a_usage_flush_keeps_exactly_what_a_wrong_type_refused(admin: redis.Redi
         assert admin.hgetall(day_key) == {b"g|off|DEFAULT": b"1"}
     finally:
         tracker.close()
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    raw=st.one_of(
+        st.integers(min_value=-5, max_value=2**64).map(lambda n: str(n).encode()),
+        st.binary(max_size=24),
+        st.from_regex(rb"\A[0-9]{1,20}\Z"),
+        st.sampled_from([b"1e+14", b" 7", b"7 ", b"+7", b"007", b"0", b"9007199254740992"]),
+    )
+)
+def test_the_writers_lua_and_python_agree_on_what_a_valid_version_is(
+    raw: bytes, admin: redis.Redis
+) -> None:
+    """Python refuses exactly the versions the write scripts refuse (no Lua number drift)."""
+    try:
+        store.parse_version(raw)
+        python_ok = True
+    except ValueError:
+        python_ok = False
+    lua_ok = admin.eval(store._PRELUDE + "return valid_version(ARGV[1]) and 1 or 0", 0, raw)
+    assert bool(lua_ok) is python_ok, raw
