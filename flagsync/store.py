@@ -1022,16 +1022,18 @@ def inspect(
     )
     meta: Meta | None = None
     problem: str | None = None
-    if meta_hash and snapshot_bytes is not None:
-        try:
+    try:
+        for name, value in meta_hash.items():
+            _text(name), _text(value)
+        if meta_hash and snapshot_bytes is not None:
             meta = Meta.from_hash(meta_hash)
-        except SnapshotError as exc:
-            problem = str(exc).split("in Redis: ", 1)[-1]
-    elif b"version" in meta_hash:
-        try:  # a kill --force before the first sync leaves a meta hash with a version only
+        elif b"version" in meta_hash:
+            # A kill --force before the first sync leaves a meta hash with a version only.
             parse_version(meta_hash[b"version"])
-        except ValueError as exc:
-            problem = str(exc)
+    except SnapshotError as exc:
+        problem = str(exc).split("in Redis: ", 1)[-1]
+    except ValueError as exc:  # UnicodeDecodeError included
+        problem = str(exc)
     if problem is not None:
         try:
             parse_version(meta_hash.get(b"version", b""))

@@ -97,6 +97,10 @@ DAMAGE: dict[str, tuple[Callable[[redis.Redis], None], str]] = {
     "revision not UTF-8": (_set_meta_field("revision", b"\xc3\x28"), K.meta),
     "foreign meta field not UTF-8": (lambda r: r.hset(K.meta, b"\xff", b"\xfe"), K.meta),
     "checksum field deleted": (lambda r: r.hdel(K.meta, "checksum"), K.meta),
+    "snapshot evicted, meta has a field not UTF-8": (
+        lambda r: (r.delete(K.snapshot), r.hset(K.meta, b"\xfe", b"x")),
+        K.meta,
+    ),
     "snapshot edited by hand": (lambda r: r.set(K.snapshot, b'{"format":1}'), K.snapshot),
     "snapshot not JSON nor UTF-8": (_snapshot_not_json, K.snapshot),
     "snapshot is a list": (_replace(K.snapshot, "list"), K.snapshot),

@@ -93,7 +93,13 @@ def test_the_sync_user_syncs_kills_and_is_recorded_in_the_audit(
     assert (kinds["kill"]["actor"], kinds["kill"]["redis_user"]) == ("bob", "flagsync")
     assert kinds["unkill"]["redis_user"] == "flagsync"
     with _as(users.port, "flagsync") as sync_user:
-        for command in (("FLUSHALL",), ("KEYS", "*"), ("CONFIG", "GET", "requirepass")):
+        for command in (
+            ("FLUSHALL",),
+            ("KEYS", "*"),
+            ("CONFIG", "GET", "requirepass"),
+            ("SET", "outside", "x"),
+            ("PUBLISH", "other-channel", "x"),
+        ):
             with pytest.raises(redis.exceptions.NoPermissionError):
                 sync_user.execute_command(*command)
 
