@@ -1085,9 +1085,15 @@ def inspect(
         elif known is not None and known[0] == actual:
             parsed = dict(known[1])
         else:
+            # Deferred: the validator is heavy, and only writers and `status` inspect.
+            from flagsync.snapshot import validate_snapshot
+
             try:
-                parsed = StoredState(meta, snapshot_bytes, {}).snapshot()
+                parsed = validate_snapshot(StoredState(meta, snapshot_bytes, {}).snapshot())
+                if parsed.get("env") != env:
+                    raise SnapshotError(f"it is the snapshot of environment {parsed.get('env')!r}")
             except SnapshotError as exc:
+                parsed = None
                 damage.append(Damage(k.snapshot, f"cannot be served ({exc})", "replaced it"))
     return Namespace(
         env=env,

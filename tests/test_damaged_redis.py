@@ -20,11 +20,12 @@ import redis
 from _runtime_helpers import wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from redis_fixtures import RedisServer, dump_namespace, flag_yaml, write_flags
+from redis_fixtures import RedisServer, dump_namespace, flag_yaml, make_snapshot, write_flags
 
 from flagsync import FlagClient, store, sync
 from flagsync.cli import main
 from flagsync.details import Reason, Source
+from flagsync.snapshot import canonical_json, checksum
 
 pytestmark = pytest.mark.redis
 
@@ -78,10 +79,17 @@ def _replace(key: str, kind: str) -> Callable[[redis.Redis], None]:
     return damage
 
 
-def _snapshot_not_json(r: redis.Redis) -> None:
-    data = b"\xff\xfe not JSON, not even UTF-8"
-    r.set(K.snapshot, data)
-    r.hset(K.meta, "checksum", sync.checksum(data))
+def _snapshot_with_checksum(data: bytes) -> Callable[[redis.Redis], None]:
+    """Store ``data`` as the snapshot, with a matching checksum: only its content is bad."""
+
+    def damage(r: redis.Redis) -> None:
+        r.set(K.snapshot, data)
+        r.hset(K.meta, "checksum", checksum(data))
+
+    return damage
+
+
+_snapshot_not_json = _snapshot_with_checksum(b"\xff\xfe not JSON, not even UTF-8")
 
 
 # name → (damage, the key the repair message names)
@@ -103,6 +111,11 @@ DAMAGE: dict[str, tuple[Callable[[redis.Redis], None], str]] = {
     ),
     "snapshot edited by hand": (lambda r: r.set(K.snapshot, b'{"format":1}'), K.snapshot),
     "snapshot not JSON nor UTF-8": (_snapshot_not_json, K.snapshot),
+    "snapshot fails its schema": (_snapshot_with_checksum(b'{"format":1}'), K.snapshot),
+    "snapshot of another environment": (
+        _snapshot_with_checksum(canonical_json({**make_snapshot(1, "x"), "env": "staging"})),
+        K.snapshot,
+    ),
     "snapshot is a list": (_replace(K.snapshot, "list"), K.snapshot),
     "meta is a string": (_replace(K.meta, "string"), K.meta),
     "overrides is a string": (_replace(K.overrides, "string"), K.overrides),
