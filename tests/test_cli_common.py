@@ -70,7 +70,11 @@ def test_every_operational_error_has_one_exit_code() -> None:
         for cls in vars(errors).values()
         if isinstance(cls, type)
         and issubclass(cls, errors.FlagsyncError)
-        and not issubclass(cls, (errors.EvaluationError, errors.YamlProblem))
+        # Evaluation errors become error codes, YAML problems findings, and OFREP
+        # request errors HTTP responses: none of them ends a command.
+        and not issubclass(
+            cls, (errors.EvaluationError, errors.YamlProblem, errors.OfrepRequestError)
+        )
         and cls is not errors.FlagsyncError
     ]
     assert operational
