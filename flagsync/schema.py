@@ -8,14 +8,16 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-from jsonschema import Draft202012Validator
-
-from flagsync._yaml import Loc, LocatedList, LocatedMap
 from flagsync.errors import FlagsyncError
-from flagsync.findings import Finding, Level
+from flagsync.findings import Finding, Level, Loc
+
+if TYPE_CHECKING:
+    import jsonschema
+
+# python-jsonschema and the YAML layer are imported where they are used: a client
+# checking a snapshot from Redis needs only is_valid (jsonschema-rs), not them.
 
 FLAGS_SCHEMA = "flags.schema.json"
 SNAPSHOT_SCHEMA = "snapshot.schema.json"
@@ -48,18 +50,24 @@ def _exact_multiple_of(
     except (InvalidOperation, ValueError):
         exact = False
     if not exact:
+        import jsonschema
+
         yield jsonschema.ValidationError(f"{instance!r} is not a multiple of {divisor}")
 
 
-_Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
-    Draft202012Validator, {"multipleOf": _exact_multiple_of}
-)
+@functools.cache
+def _validator_class() -> Any:
+    import jsonschema
+
+    return jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+        jsonschema.Draft202012Validator, {"multipleOf": _exact_multiple_of}
+    )
 
 
 @functools.cache
 def validator(name: str) -> Any:
     """python-jsonschema (with exact multipleOf): slow, but explains every failure."""
-    return _Validator(load_schema(name))
+    return _validator_class()(load_schema(name))
 
 
 @functools.cache
@@ -81,6 +89,8 @@ def is_valid(name: str, instance: Any) -> bool:
 
 def locate(doc: Any, path: Sequence[str | int], *, key: bool = False) -> Loc:
     """Position of the value at ``path`` (or of its key, when ``key``), nearest known ancestor."""
+    from flagsync._yaml import LocatedList, LocatedMap
+
     node = doc
     loc: Loc = getattr(doc, "loc", Loc(1, 1))
     for index, step in enumerate(path):

@@ -7,10 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import jsonschema
-
 from flagsync.errors import SnapshotError
-from flagsync.schema import SNAPSHOT_SCHEMA, dotted, is_valid, validator
 
 
 def canonical_json(snapshot: Mapping[str, Any]) -> bytes:
@@ -26,6 +23,10 @@ def checksum(snapshot_bytes: bytes) -> str:
 
 def validate_snapshot(data: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
     """Parse (when given bytes) and validate a snapshot; raise :class:`SnapshotError` if corrupt."""
+    # Deferred, so that importing the runtime does not import the validation stack;
+    # a valid snapshot needs only the fast check (python-jsonschema explains failures).
+    from flagsync.schema import SNAPSHOT_SCHEMA, dotted, is_valid, validator
+
     if isinstance(data, (bytes, str)):
         try:
             parsed = json.loads(data)
@@ -39,6 +40,8 @@ def validate_snapshot(data: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
         raise SnapshotError("snapshot is not a JSON object")
     if is_valid(SNAPSHOT_SCHEMA, parsed):
         return parsed
+    import jsonschema
+
     error = jsonschema.exceptions.best_match(validator(SNAPSHOT_SCHEMA).iter_errors(parsed))
     if error is None:
         # jsonschema-rs refuses what python-jsonschema lets through (NaN, say):
