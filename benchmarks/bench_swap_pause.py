@@ -1,0 +1,301 @@
+"""Do evaluating threads stall while a client swaps in a new 10,000-flag snapshot?
+
+    python3 benchmarks/bench_swap_pause.py [--flags 10000] [--swaps 5] [--before 5]
+
+Generates a realistic flag tree (benchmarks/_generate.py), starts a
+throwaway redis-server and a *separate* syncer process (so that building and
+writing snapshots does not compete for this process's GIL), and opens one
+``FlagClient`` on that Redis with its default settings. Four threads call
+``is_enabled(flag, user_id=uid, context={"country": c})`` in a loop over the
+boolean flags and 10,000 rotating users, timing every call; a heartbeat thread
+sleeps 1 ms at a time and notes how long each sleep really took.
+
+First ``--before`` seconds with no change (the baseline), then ``--swaps``
+full re-syncs, each rewriting every flag (every description names the
+generation, so every flag's definition differs); the next starts once the
+client serves the previous one. For each phase it prints:
+
+* the longest interval in which **no** evaluating thread completed a call
+  (the stall a request would feel; issue 12's target is ≤ 10 ms during swaps);
+* the heartbeat's longest gap between two 1 ms sleeps;
+* p50 / p99 / max of single calls (a single call's maximum is dominated by
+  the GIL's hand-over between busy threads and is not the target);
+
+and, per swap, the time from the end of the sync to the client serving it.
+Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from array import array
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+
+from _generate import generate  # noqa: E402
+from redis_fixtures import RedisServer  # noqa: E402
+
+from flagsync import ChangeEvent, FlagClient, Source  # noqa: E402
+
+ENV = "production"
+USERS = 10_000
+THREADS = 4
+COUNTRIES = ("US", "DE", "CA", "FR", "GB", "NL")
+SILENCE_NS = 500_000  # per-thread silences shorter than this are not recorded
+BEFORE, DURING = 0, 1
+
+
+# --- the syncer process --------------------------------------------------------------------
+
+
+def sync_worker(url: str, flags_dir: str) -> None:
+    """Build the snapshot once; then, per line ``N`` on stdin, sync generation N."""
+    from flagsync import pipeline, sync
+    from flagsync.redisconn import connect
+
+    snapshot = pipeline.build([flags_dir]).snapshot(ENV)
+    descriptions = {key: flag["description"] for key, flag in snapshot["flags"].items()}
+    with connect(url) as client:
+        for line in sys.stdin:
+            generation = int(line)
+            for key, flag in snapshot["flags"].items():
+                flag["description"] = f"{descriptions[key]} (generation {generation})"
+            sync.sync_snapshot(client, ENV, snapshot, sync.Revision(f"gen-{generation}"))
+            print(time.time(), flush=True)
+
+
+class Syncer:
+    def __init__(self, url: str, flags_dir: Path) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--sync-worker", url, str(flags_dir)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+
+    def sync(self, generation: int) -> float:
+        """Sync ``generation``; the wall-clock time at which the sync returned."""
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(f"{generation}\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"the syncer exited with {self.process.wait()}")
+        return float(line)
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+# --- the measuring threads -------------------------------------------------------------------
+
+
+class Evaluator(threading.Thread):
+    """Calls ``is_enabled`` until stopped; per-phase call times and its own silences."""
+
+    def __init__(
+        self,
+        client: FlagClient,
+        work: Sequence[tuple[str, str, str]],
+        offset: int,
+        phase: list[int],
+        stop: threading.Event,
+    ) -> None:
+        super().__init__(name=f"evaluator-{offset}", daemon=True)
+        self.client, self.work, self.offset, self.phase, self.stop = (
+            client,
+            work,
+            offset,
+            phase,
+            stop,
+        )
+        self.durations = (array("q"), array("q"))
+        self.silences: list[tuple[int, int]] = []  # (last completion, next completion)
+
+    def run(self) -> None:
+        is_enabled = self.client.is_enabled
+        perf = time.perf_counter_ns
+        work, phase, stopped = self.work, self.phase, self.stop.is_set
+        durations, silences = self.durations, self.silences
+        size = len(work)
+        i = self.offset
+        last = perf()
+        while not stopped():
+            for _ in range(1000):
+                flag, uid, country = work[i % size]
+                i += 1
+                start = perf()
+                is_enabled(flag, user_id=uid, context={"country": country})
+                end = perf()
+                durations[phase[0]].append(end - start)
+                if end - last > SILENCE_NS:
+                    silences.append((last, end))
+                last = end
+
+
+class Heartbeat(threading.Thread):
+    def __init__(self, stop: threading.Event) -> None:
+        super().__init__(name="heartbeat", daemon=True)
+        self.stop = stop
+        self.beats = array("q")
+
+    def run(self) -> None:
+        perf = time.perf_counter_ns
+        while not self.stop.is_set():
+            self.beats.append(perf())
+            time.sleep(0.001)
+
+
+def longest_common_silence(
+    per_thread: Sequence[Sequence[tuple[int, int]]], start: int, end: int
+) -> float:
+    """Longest time (ms) within [start, end) in which no thread completed a call."""
+    events = sorted(
+        (max(a, start), max(b, start))
+        for silences in per_thread
+        for a, b in silences
+        if b > start and a < end
+    )
+    # Sweep: +1 when a thread falls silent, -1 when it completes a call again.
+    points = sorted([(a, 1) for a, _ in events] + [(b, -1) for _, b in events])
+    silent, longest, since = 0, 0, 0
+    for at, step in points:
+        if step == 1:
+            silent += 1
+            if silent == len(per_thread):
+                since = at
+        else:
+            if silent == len(per_thread):
+                longest = max(longest, min(at, end) - since)
+            silent -= 1
+    return longest / 1e6
+
+
+def longest_beat_gap(beats: array[int], start: int, end: int) -> float:
+    inside = [b for b in beats if start <= b < end]
+    return max((b - a for a, b in itertools.pairwise(inside)), default=0) / 1e6
+
+
+def percentiles(samples: Sequence[array[int]]) -> str:
+    merged = sorted(d for s in samples for d in s)
+    if not merged:
+        return "no calls"
+    p50 = merged[len(merged) // 2] / 1e3
+    p99 = merged[int(len(merged) * 0.99)] / 1e3
+    return f"{len(merged)} calls, p50 {p50:.1f} µs, p99 {p99:.1f} µs, max {merged[-1] / 1e6:.1f} ms"
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--flags", type=int, default=10_000)
+    parser.add_argument("--swaps", type=int, default=5)
+    parser.add_argument("--before", type=float, default=5.0, help="seconds with no swap")
+    parser.add_argument("--sync-worker", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.sync_worker:
+        sync_worker(*args.sync_worker)
+        return
+    load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    with tempfile.TemporaryDirectory() as tmp:
+        flags_dir = generate(Path(tmp) / "flags", flags=args.flags, files=max(1, args.flags // 10))
+        server = RedisServer(Path(tmp) / "redis").start()
+        syncer = Syncer(server.url, flags_dir)
+        try:
+            syncer.sync(0)
+            served = threading.Event()
+            wanted: list[str] = ["gen-0"]
+
+            def listener(event: ChangeEvent) -> None:
+                if event.revision == wanted[0]:
+                    served.set()
+
+            with FlagClient(server.url, ENV, flags_dir=None, init_timeout=30) as client:
+                if client.source is not Source.REDIS:
+                    raise SystemExit(f"client not fed by Redis: {client.last_error}")
+                client.on_change(listener)
+                report = measure(client, syncer, served, wanted, args)
+        finally:
+            syncer.close()
+            server.stop()
+    load_after = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load_before} "
+        f"-> {load_after}; {args.flags} flags, {THREADS} evaluating threads + heartbeat"
+    )
+    for line in report:
+        print(line)
+
+
+def measure(
+    client: FlagClient,
+    syncer: Syncer,
+    served: threading.Event,
+    wanted: list[str],
+    args: argparse.Namespace,
+) -> list[str]:
+    booleans = sorted(k for k in client.flag_keys if client.flag_type(k) == "boolean")
+    work = [
+        (booleans[i % len(booleans)], f"user-{i % USERS}", COUNTRIES[i % len(COUNTRIES)])
+        for i in range(max(USERS, len(booleans)))
+    ]
+    phase = [BEFORE]
+    stop = threading.Event()
+    evaluators = [Evaluator(client, work, n * 2_503, phase, stop) for n in range(THREADS)]
+    heartbeat = Heartbeat(stop)
+    for thread in (*evaluators, heartbeat):
+        thread.start()
+    time.sleep(0.5)  # let every thread reach its loop
+    before_start = time.perf_counter_ns()
+    time.sleep(args.before)
+    phase[0] = DURING
+    during_start = time.perf_counter_ns()
+    delays = []
+    for generation in range(1, args.swaps + 1):
+        served.clear()
+        wanted[0] = f"gen-{generation}"
+        synced_at = syncer.sync(generation)
+        if not served.wait(120):
+            raise SystemExit(f"generation {generation} was not served within 120 s")
+        delays.append(time.time() - synced_at)
+    during_end = time.perf_counter_ns()
+    stop.set()
+    for thread in (*evaluators, heartbeat):
+        thread.join(10)
+    silences = [e.silences for e in evaluators]
+    lines = []
+    for label, start, end, index in (
+        (f"before any swap ({args.before:.0f} s)", before_start, during_start, BEFORE),
+        (f"during {args.swaps} full re-syncs", during_start, during_end, DURING),
+    ):
+        lines.append(
+            f"{label}: longest with no call completed "
+            f"{longest_common_silence(silences, start, end):.1f} ms; heartbeat's longest gap "
+            f"{longest_beat_gap(heartbeat.beats, start, end):.1f} ms; "
+            f"{percentiles([e.durations[index] for e in evaluators])}"
+        )
+    lines.append(
+        "end of sync -> served, per swap: " + ", ".join(f"{d * 1000:.0f} ms" for d in delays)
+    )
+    return lines
+
+
+if __name__ == "__main__":
+    main()
