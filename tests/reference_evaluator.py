@@ -51,7 +51,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import mmh3
 
@@ -304,14 +304,14 @@ def operator_holds(op: str, x: object, values: Sequence[object]) -> bool | None:
     if op in ("gt", "gte", "lt", "lte"):
         if not _is_number(x):
             return None
-        numbers = [v for v in values if _is_number(v)]
+        number = cast(float, x)  # int or float: Python compares them exactly
+        numbers = [cast(float, v) for v in values if _is_number(v)]
         assert numbers, f"{op} needs a number in {values!r}"
-        low, high = min(numbers), max(numbers)  # type: ignore[type-var]
         return {
-            "gt": x > low,  # type: ignore[operator]
-            "gte": x >= low,  # type: ignore[operator]
-            "lt": x < high,  # type: ignore[operator]
-            "lte": x <= high,  # type: ignore[operator]
+            "gt": number > min(numbers),
+            "gte": number >= min(numbers),
+            "lt": number < max(numbers),
+            "lte": number <= max(numbers),
         }[op]
     if op.startswith("semver_"):
         version = parse_version(x)
@@ -320,13 +320,13 @@ def operator_holds(op: str, x: object, values: Sequence[object]) -> bool | None:
         bounds = _versions(values)
         if op == "semver_eq":
             return any(compare_versions(version, b) == 0 for b in bounds)
-        low = min(bounds, key=functools.cmp_to_key(compare_versions))
-        high = max(bounds, key=functools.cmp_to_key(compare_versions))
+        lowest = min(bounds, key=functools.cmp_to_key(compare_versions))
+        highest = max(bounds, key=functools.cmp_to_key(compare_versions))
         return {
-            "semver_gt": compare_versions(version, low) > 0,
-            "semver_gte": compare_versions(version, low) >= 0,
-            "semver_lt": compare_versions(version, high) < 0,
-            "semver_lte": compare_versions(version, high) <= 0,
+            "semver_gt": compare_versions(version, lowest) > 0,
+            "semver_gte": compare_versions(version, lowest) >= 0,
+            "semver_lt": compare_versions(version, highest) < 0,
+            "semver_lte": compare_versions(version, highest) <= 0,
         }[op]
     if op in ("before", "after"):
         instant = parse_instant(x)
@@ -446,7 +446,8 @@ class _Evaluation:
         return bool(segment["when"]) and all(self.condition(c) for c in segment["when"])
 
     def condition(self, condition: Mapping[str, Any]) -> bool:
-        attribute, op, negate = condition["attribute"], condition["op"], condition["negate"]
+        attribute, op = condition["attribute"], condition["op"]
+        negate: bool = condition["negate"]
         raw = self.context.get(attribute)
         present = raw is not None
         if op == "exists":

@@ -46,7 +46,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import reference_evaluator as ref
@@ -114,7 +114,7 @@ OPERATORS = tuple(SCHEMA["$defs"]["condition"]["properties"]["op"]["enum"])
 SCHEDULE_TIMES = (BASE - DAY, BASE, BASE + 1, BASE + DAY, BASE + 7 * DAY)
 NOWS = (BASE - DAY - 1, BASE - 1, BASE, BASE + 0.25, BASE + 1, BASE + DAY, BASE + 30 * DAY)
 
-FLAG_KINDS = {
+FLAG_KINDS: dict[str, dict[str, object]] = {
     "boolean": {"on": True, "off": False},
     "string": {"a": "x", "b": "y", "c": "z"},
     "integer": {"one": 1, "two": 2, "zero": 0},
@@ -436,7 +436,7 @@ def assert_agrees(
     for flag in [*snapshot["flags"], "missing"]:
         expected = ref.evaluate(snapshot, flag, context, now=now, killed=killed)
         for label, engine in engines.items():
-            got = engine.evaluate(flag, context, now)  # type: ignore[arg-type]
+            got = engine.evaluate(flag, cast(Mapping[str, object], context), now)
             assert answer(got) == answer(expected), (
                 f"{label}: flag {flag!r}, context {context!r}, now {now}, killed "
                 f"{sorted(killed)}\n  engine:    {answer(got)}\n  reference: {answer(expected)}\n"
@@ -720,7 +720,7 @@ def test_valid_flag_files_evaluate_as_the_reference_says(
                     # The client turns a missing context into an empty one.
                     as_given = {} if context is None else context
                     expected = ref.evaluate(snapshot, flag, as_given, now=now)
-                    got = client.evaluate(flag, context=context)  # type: ignore[arg-type]
+                    got = client.evaluate(flag, context=cast(Mapping[str, object], context))
                     assert answer(got) == answer(expected), (
                         f"env {env}, flag {flag!r}, context {context!r}\n"
                         f"  client:    {answer(got)}\n  reference: {answer(expected)}\n"
