@@ -126,7 +126,7 @@ scalars = st.sampled_from((*STRINGS, *NUMBERS, True, False))
 text = st.text(st.characters(blacklist_characters="\n\r", blacklist_categories=["Cs"]), max_size=6)
 
 
-def values_for(op: str) -> st.SearchStrategy[list[object]]:
+def values_for(op: str, *, in_file: bool = False) -> st.SearchStrategy[list[object]]:
     """Condition values an operator can use (what validation lets through)."""
     pool: st.SearchStrategy[Any]
     if op in ("eq", "neq", "in", "not_in", "contains"):
@@ -143,6 +143,8 @@ def values_for(op: str) -> st.SearchStrategy[list[object]]:
         pool = st.sampled_from(VERSIONS)
     else:
         pool = st.sampled_from(TIMESTAMPS)
+    if in_file:  # flag files hold integers within ±(2^53 - 1) only; snapshots any
+        pool = pool.filter(lambda v: not isinstance(v, int) or abs(v) < 2**53)
     return st.lists(pool, min_size=1, max_size=3)
 
 
@@ -159,7 +161,7 @@ def conditions(draw: st.DrawFn, *, in_file: bool = False) -> dict[str, Any]:
         if not in_file and draw(st.booleans()):
             condition["values"] = []
     else:
-        condition["values"] = draw(values_for(op))
+        condition["values"] = draw(values_for(op, in_file=in_file))
         if in_file and len(condition["values"]) == 1 and draw(st.booleans()):
             condition["values"] = condition["values"][0]  # a scalar is a one-element list
         if in_file and not condition["negate"] and draw(st.booleans()):
