@@ -31,6 +31,8 @@ def validate_snapshot(data: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
             parsed = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise SnapshotError(f"snapshot is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise SnapshotError("snapshot is nested too deeply to be a flag snapshot") from None
     else:
         parsed = dict(data)
     if not isinstance(parsed, dict):
