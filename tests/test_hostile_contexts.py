@@ -220,10 +220,12 @@ def _raise(*args: object, **kwargs: object) -> Any:
     raise Boom("hostile")
 
 
+# __repr__ stays: hypothesis prints failing examples with it. (Evaluation never
+# calls it: error messages name the type of what they cannot show.)
 HOSTILE_METHODS = {
     name: _raise
     for name in (
-        "__str__", "__repr__", "__hash__", "__eq__", "__ne__", "__lt__", "__le__",
+        "__str__", "__hash__", "__eq__", "__ne__", "__lt__", "__le__",
         "__gt__", "__ge__", "__bool__", "__len__", "__iter__", "__contains__",
         "__format__", "__float__", "__int__", "__index__", "__getitem__", "encode",
         "startswith", "endswith", "__add__", "__radd__",
@@ -235,6 +237,9 @@ class Explosive:
     """Every protocol it could be asked for raises."""
 
     locals().update(HOSTILE_METHODS)
+
+    def __repr__(self) -> str:
+        return "Explosive()"
 
 
 HostileStr = type("HostileStr", (str,), dict(HOSTILE_METHODS))
@@ -371,8 +376,18 @@ class NoisyKey:
         return 12345
 
 
+class Opaque:
+    """Holds a drawn value so that hypothesis never compares or hashes its content."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Opaque({self.value[2] if isinstance(self.value, tuple) else '…'})"
+
+
 @st.composite
-def contexts(draw: st.DrawFn) -> tuple[object, dict[str, object], str]:
+def _contexts(draw: st.DrawFn) -> tuple[object, dict[str, object], str]:
     """(hostile context, clean dict equivalent, kind)."""
     names = draw(st.lists(st.sampled_from(ATTRIBUTES), unique=True, max_size=6))
     items = {name: draw(hostile_items) for name in names}
@@ -391,16 +406,21 @@ def contexts(draw: st.DrawFn) -> tuple[object, dict[str, object], str]:
     return hostile, clean, kind
 
 
-flag_names = st.one_of(
-    st.sampled_from(FLAG_KEYS).map(lambda k: (k, k)),
-    st.sampled_from(FLAG_KEYS).map(lambda k: (HostileStr(k), k)),
-    st.sampled_from(list(Key)).map(lambda k: (k, k.value)),
-    st.sampled_from(["missing", "", "F_EQ"]).map(lambda k: (k, k)),
-    st.sampled_from([["f_eq"], {"f_eq": 1}, {"f_eq"}, 42, None, b"f_eq", 1.5]).map(
-        lambda k: (k, None)
-    ),
-    st.builds(Explosive).map(lambda k: (k, None)),
-)
+def contexts() -> st.SearchStrategy[Opaque]:
+    return _contexts().map(Opaque)
+
+
+def _enum_member(key: str) -> object:
+    return Key._value2member_map_.get(key, key)
+
+
+# How a real flag may be named: by its key, a str subclass whose every method
+# raises, or a str enum member.
+name_forms: list[Callable[[str], object]] = [str, HostileStr, _enum_member]
+NO_FLAG: list[object] = [
+    "missing", "", "F_EQ", ["f_eq"], {"f_eq": 1}, {"f_eq"}, 42, None, b"f_eq", 1.5,
+    Explosive(), HostileStr("missing"),
+]  # fmt: skip
 
 DEFAULT = object()
 
@@ -415,86 +435,110 @@ def _same_resolution(got: Any, want: Any) -> None:
 
 
 SETTINGS = settings(
-    max_examples=400,
+    max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
 
+def _clean_uid(user: Item) -> object:
+    # What no operator can use is replaced by a plain object, which none can either.
+    return object() if user.clean is UNUSABLE else user.clean
+
+
 @SETTINGS
-@given(context=contexts(), flag=flag_names, user=hostile_items)
+@given(context=contexts(), user=hostile_items, form=st.sampled_from(name_forms))
 def test_client_methods_never_raise_and_agree_with_the_clean_equivalent(
-    client: FlagClient, context: tuple[object, dict[str, object], str], flag: Any, user: Item
+    client: FlagClient, context: Opaque, user: Item, form: Any
 ) -> None:
-    hostile_ctx, clean_ctx, kind = context
-    hostile_flag, clean_flag = flag
-    uid_hostile, uid_clean = user.hostile, user.clean
-    clean_flag_arg = clean_flag if clean_flag is not None else "<no such flag>"
-
-    got = client.evaluate(hostile_flag, uid_hostile, hostile_ctx, DEFAULT)  # type: ignore[arg-type]
-    assert isinstance(got.flag, str)
-    if clean_flag is None:  # names no flag: the default, FLAG_NOT_FOUND
-        assert (got.value, got.reason, got.error_code) == (
-            DEFAULT,
-            Reason.ERROR,
-            ErrorCode.FLAG_NOT_FOUND,
-        )
-        assert client.is_enabled(hostile_flag, uid_hostile, hostile_ctx, DEFAULT) is DEFAULT  # type: ignore[arg-type]
-        assert client.variant(hostile_flag, uid_hostile, hostile_ctx) is None  # type: ignore[arg-type]
-        return
-
-    clean_uid = None if uid_clean is UNUSABLE else uid_clean
-    want = client.evaluate(clean_flag_arg, clean_uid, {**clean_ctx}, DEFAULT)
-    if kind == "get-raises":
-        # Either the flag read no attribute (same answer as for an empty context),
-        # or the caller's mapping failed it: the default with INVALID_CONTEXT.
-        if got.error_code is ErrorCode.INVALID_CONTEXT:
-            assert got.value is DEFAULT
-            assert "raised Boom" in (got.error_message or "")
-        else:
-            alone = {} if uid_hostile is None else {"user_id": uid_clean}
-            if uid_clean is UNUSABLE:
-                alone = {"user_id": object()}
-            _same_resolution(got, client.evaluate(clean_flag_arg, None, alone, DEFAULT))
-        return
-    if uid_clean is UNUSABLE:
-        clean_uid = object()  # type: ignore[assignment]
-        want = client.evaluate(clean_flag_arg, clean_uid, dict(clean_ctx), DEFAULT)  # type: ignore[arg-type]
-    _same_resolution(got, want)
-
-    enabled = client.is_enabled(hostile_flag, uid_hostile, hostile_ctx, DEFAULT)  # type: ignore[arg-type]
-    expected = want.value if type(want.value) is bool else DEFAULT
-    assert enabled is expected
-    assert client.variant(hostile_flag, uid_hostile, hostile_ctx) == want.variant  # type: ignore[arg-type]
-    value = client.get_value(hostile_flag, hostile_ctx, DEFAULT, user_id=uid_hostile)  # type: ignore[arg-type]
-    assert value == want.value
+    hostile_ctx, clean_ctx, kind = context.value
+    for key in FLAG_KEYS:
+        flag = form(key)
+        got = client.evaluate(flag, user.hostile, hostile_ctx, DEFAULT)  # type: ignore[arg-type]
+        assert got.flag == key
+        assert got.error_code is not ErrorCode.GENERAL, got.error_message  # GENERAL is a bug
+        if kind == "get-raises":
+            # Either the flag read no attribute the mapping had to look up (same answer
+            # as without the context), or the lookup failed: default, INVALID_CONTEXT.
+            if got.error_code is ErrorCode.INVALID_CONTEXT:
+                assert got.value is DEFAULT
+                assert "raised Boom" in (got.error_message or "")
+                continue
+            alone = {} if user.hostile is None else {"user_id": _clean_uid(user)}
+            _same_resolution(got, client.evaluate(key, None, alone, DEFAULT))
+            continue
+        want = client.evaluate(key, _clean_uid(user), dict(clean_ctx), DEFAULT)  # type: ignore[arg-type]
+        _same_resolution(got, want)
+        enabled = client.is_enabled(flag, user.hostile, hostile_ctx, DEFAULT)  # type: ignore[arg-type]
+        assert enabled is (want.value if type(want.value) is bool else DEFAULT)
+        assert client.variant(flag, user.hostile, hostile_ctx) == want.variant  # type: ignore[arg-type]
+        value = client.get_value(flag, hostile_ctx, DEFAULT, user_id=user.hostile)  # type: ignore[arg-type]
+        assert value == want.value
 
 
 @SETTINGS
-@given(context=contexts(), flag=flag_names, user=hostile_items, default=hostile_items)
+@given(context=contexts(), user=hostile_items, index=st.integers(0, len(NO_FLAG) - 1))
+def test_names_of_no_flag_give_the_default_and_flag_not_found(
+    client: FlagClient, context: Opaque, user: Item, index: int
+) -> None:
+    # Drawn by index: hypothesis compares the values it draws, which these refuse.
+    name = NO_FLAG[index]
+    hostile_ctx = context.value[0]
+    got = client.evaluate(name, user.hostile, hostile_ctx, DEFAULT)  # type: ignore[arg-type]
+    assert isinstance(got.flag, str)
+    assert (got.value, got.reason, got.error_code) == (
+        DEFAULT,
+        Reason.ERROR,
+        ErrorCode.FLAG_NOT_FOUND,
+    )
+    assert client.is_enabled(name, user.hostile, hostile_ctx, DEFAULT) is DEFAULT  # type: ignore[arg-type]
+    assert client.variant(name, user.hostile, hostile_ctx) is None  # type: ignore[arg-type]
+    assert client.get_value(name, hostile_ctx, DEFAULT, user_id=user.hostile) is DEFAULT  # type: ignore[arg-type]
+    assert client.flag_type(name) is None  # type: ignore[arg-type]
+    assert client.flag_kind(name) is None  # type: ignore[arg-type]
+
+
+OPENFEATURE_TYPES: list[tuple[str, type]] = [
+    ("resolve_boolean_details", bool),
+    ("resolve_string_details", str),
+    ("resolve_integer_details", int),
+    ("resolve_float_details", float),
+    ("resolve_object_details", object),
+]
+
+
+@SETTINGS
+@given(
+    context=contexts(),
+    user=hostile_items,
+    default=hostile_items,
+    form=st.sampled_from(name_forms),
+    unknown=st.integers(0, len(NO_FLAG) - 1),
+)
 def test_openfeature_resolution_never_raises(
-    client: FlagClient,
-    context: tuple[object, dict[str, object], str],
-    flag: Any,
-    user: Item,
-    default: Item,
+    client: FlagClient, context: Opaque, user: Item, default: Item, form: Any, unknown: int
 ) -> None:
     provider = FlagsyncProvider(client=client)
-    hostile_ctx, clean_ctx, kind = context
-    hostile_flag, clean_flag = flag
+    hostile_ctx = context.value[0]
     evaluation_context = EvaluationContext(user.hostile, hostile_ctx)  # type: ignore[arg-type]
-    for resolve in (
-        provider.resolve_boolean_details,
-        provider.resolve_string_details,
-        provider.resolve_integer_details,
-        provider.resolve_float_details,
-        provider.resolve_object_details,
-    ):
-        details = resolve(hostile_flag, default.hostile, evaluation_context)  # type: ignore[arg-type]
-        if details.error_code is not None:
-            assert details.value is default.hostile
-        if clean_flag is None:
-            assert details.error_code == "FLAG_NOT_FOUND"
+    targeting = user.hostile
+    if isinstance(targeting, str) and str.__len__(targeting) == 0:
+        targeting = None  # an empty targeting key is absent, as in the SDK
+    for method, wanted in OPENFEATURE_TYPES:
+        resolve = getattr(provider, method)
+        for flag in [*(form(key) for key in FLAG_KEYS), NO_FLAG[unknown]]:
+            details = resolve(flag, default.hostile, evaluation_context)
+            if details.error_code is not None:
+                assert details.value is default.hostile
+                assert details.reason == "ERROR"
+                assert details.error_code != "GENERAL", details.error_message
+                continue
+            # Without an error, the provider serves what the client does.
+            direct = client.evaluate(
+                flag, targeting, hostile_ctx, default.hostile, expected_type=wanted
+            )
+            assert direct.error_code is None
+            assert (details.value, details.variant) == (direct.value, direct.variant)
     # Not an EvaluationContext at all, and attributes that are no mapping.
     for odd in (Explosive(), EvaluationContext("u-1", Explosive())):  # type: ignore[arg-type]
         details = provider.resolve_boolean_details("f_eq", False, odd)  # type: ignore[arg-type]

@@ -57,24 +57,25 @@ def parse_timestamp(value: object) -> float:
     years 1 to 9999 once converted to UTC. Subclasses of ``str``, ``int`` and
     ``float`` are read by value, without calling their overridable methods.
     """
-    if isinstance(value, bool):
+    t = type(value)
+    if t is bool:
         raise ValueError("a boolean is not a timestamp")
-    if isinstance(value, int):
+    if issubclass(t, int):
         try:
-            seconds = int.__float__(value)
+            seconds = int.__float__(value)  # type: ignore[arg-type]
         except OverflowError:  # beyond any float: certainly beyond year 9999
             raise ValueError("timestamp is outside the years 1 to 9999 (UTC)") from None
         return _in_range(seconds, seconds)
-    if isinstance(value, float):
-        seconds = float.__float__(value)
+    if issubclass(t, float):
+        seconds = float.__float__(value)  # type: ignore[arg-type]
         if not math.isfinite(seconds):
             raise ValueError(f"timestamp is not finite: {seconds!r}")
         return _in_range(seconds, seconds)
-    if not isinstance(value, str):
-        raise ValueError(f"a timestamp must be a string or a number, not {type(value).__name__}")
-    if len(value) > MAX_TIMESTAMP_CHARS:
-        raise ValueError(f"a timestamp string is at most {MAX_TIMESTAMP_CHARS} characters long")
+    if not issubclass(t, str):
+        raise ValueError(f"a timestamp must be a string or a number, not {t.__name__}")
     text = str.__str__(value)
+    if len(text) > MAX_TIMESTAMP_CHARS:
+        raise ValueError(f"a timestamp string is at most {MAX_TIMESTAMP_CHARS} characters long")
     m = _RFC3339_RE.fullmatch(text)
     if m is None:
         raise ValueError(f"not an RFC 3339 date-time with offset: {text!r}")
