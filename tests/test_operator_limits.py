@@ -1,4 +1,4 @@
-"""Evaluation work is bounded whatever a context holds: the documented limits, and exactness below them.
+"""Evaluation work is bounded whatever a context holds: documented limits, exact answers below them.
 
 Operators whose answer is exact in bounded work (``eq``, ``in``,
 ``starts_with``, ``ends_with``, comparisons) stay exact for values of any
@@ -33,12 +33,12 @@ from flagsync.engine import (
     MAX_SEMVER_CHARS,
     MAX_TIMESTAMP_CHARS,
     Engine,
+    _semver,
     bucket_value,
     compile_condition,
     copy_json,
     parse_timestamp,
 )
-from flagsync.engine import _semver
 from flagsync.engine._limits import SEMVER_CACHE_BYTES
 from flagsync.errors import SnapshotError
 
@@ -338,7 +338,8 @@ def test_json_variants_nest_at_most_the_limit() -> None:
     value = Engine.from_snapshot(snap).evaluate("j", {}).value
     assert value == deepest
     copy = copy_json(value)
-    assert copy == deepest and copy is not value
+    assert copy == deepest
+    assert copy is not value
     snap["flags"]["j"]["variants"] = {"a": nested(MAX_JSON_DEPTH + 1)}
     with pytest.raises(SnapshotError, match=rf"flags\.j\.variants\.a.*{MAX_JSON_DEPTH} levels"):
         Engine.from_snapshot(snap)
