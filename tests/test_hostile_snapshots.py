@@ -1,4 +1,4 @@
-"""Snapshots in Redis nested past any sane depth, or with numbers beyond floats, never break clients.
+"""Snapshots in Redis nested past any sane depth, or with numbers beyond floats, break no client.
 
 Whoever can write Redis can change what flags serve, but must not be able to
 crash a client's refresh thread or make evaluation raise: such a snapshot is
