@@ -279,9 +279,13 @@ class Engine:
         anything else, which would be a bug. A context value that an operator
         cannot use is not an error: the condition simply does not match.
         """
-        fn = self._table.get(flag) if type(flag) is str else self._lookup(flag)
-        if fn is None:
-            return _not_found(flag)
+        try:
+            fn = self._table[flag]
+        except Exception:  # no such key, unhashable, or a caller's __hash__/__eq__ raised
+            found = self._lookup(flag)
+            if found is None:
+                return _not_found(flag)
+            fn = found
         if type(context) is not dict:
             guarded = _guard(context)
             if guarded is None:
@@ -298,7 +302,7 @@ class Engine:
             return _unexpected(flag, context, exc)
 
     def _lookup(self, flag: object) -> FlagFn | None:
-        """The table entry of a flag named by anything but an exact ``str``.
+        """The table entry of ``flag`` when a plain lookup found none or raised.
 
         ``str`` subclasses and ``str``-valued enum members name the flag of
         their value; no method of the caller's class runs (a hostile
