@@ -13,6 +13,7 @@ import datetime
 import decimal
 import fractions
 import json
+import re
 import sys
 import tracemalloc
 from pathlib import Path
@@ -33,6 +34,7 @@ from flagsync.engine import (
     MAX_SEMVER_CHARS,
     MAX_TIMESTAMP_CHARS,
     Engine,
+    _limits,
     _semver,
     bucket_value,
     compile_condition,
@@ -377,3 +379,17 @@ def test_integers_too_long_for_json_are_a_snapshot_error_not_a_crash() -> None:
         Engine.from_snapshot(snap)
     with pytest.raises(SnapshotError, match="not valid JSON"):
         parse_shared(b'{"n": ' + b"1" * 5000 + b"}")
+
+
+def test_the_documented_limits_are_the_engines() -> None:
+    docs = (Path(__file__).parent.parent / "docs" / "evaluation.md").read_text("utf-8")
+    table_row = r"^\| `(MAX_\w+|SEMVER_CACHE_BYTES)` \| ([^|]+) \|"
+    rows = dict(re.findall(table_row, docs, re.MULTILINE))
+    constants = {name: getattr(_limits, name) for name in dir(_limits) if name.isupper()}
+    constants.pop("REGEX_MAX_MEM")  # RE2's own default, not a limit callers meet
+    assert set(rows) == set(constants)
+    for name, shown in rows.items():
+        if shown.strip() == "1 MiB":
+            assert constants[name] == 1 << 20
+        else:
+            assert int(shown.replace(" ", "")) == constants[name], name
