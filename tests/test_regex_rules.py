@@ -127,7 +127,8 @@ def test_pathological_backtracking_patterns_terminate() -> None:
         ("a++", "a possessive quantifier `++`", 2),
         (r"abc\Z", r"\Z (RE2 writes the end of the text as \z) `\Z`", 4),
         ("(?x) a b", "the inline flag `(?x` (RE2 knows i, m, s and U)", 1),
-        ("a{1001}", "a repetition count above 1000 `{1001}`", 2),
+        ("a{1001}", "a repetition count above 1000 (nested counts multiply) `{1001}`", 2),
+        ("(a{100}){100}", "a repetition count above 1000 (nested counts multiply) `{100}`", 3),
     ],
 )
 def test_refused_constructs_are_named(pattern: str, construct: str, column: int) -> None:
@@ -165,6 +166,11 @@ def test_pattern_length_is_capped(tmp_path: Path) -> None:
     [(_, check, message)] = validate(tmp_path, ["a" * (MAX_PATTERN_CHARS + 1)])
     assert check == "regex"
     assert f"the limit is {MAX_PATTERN_CHARS}" in message
+
+
+def test_patterns_too_large_for_re2_are_refused() -> None:
+    with pytest.raises(ValueError, match="too complex for RE2"):
+        check_pattern(r"\pL{1000}")
 
 
 def test_program_size_is_capped(tmp_path: Path) -> None:

@@ -109,7 +109,8 @@ def _construct(pattern: str, what: str, arg: str) -> tuple[str, int]:
     if what == "bad repetition operator" and arg.endswith("+") and len(arg) >= 2:
         return f"a possessive quantifier `{arg}`", position
     if what == "invalid repetition size":
-        return f"a repetition count above 1000 `{arg}`", position
+        # RE2 multiplies nested counts: (a{100}){100} is 10 000 repetitions.
+        return f"a repetition count above 1000 (nested counts multiply) `{arg}`", position
     return f"{what} `{arg}`", position
 
 
@@ -123,12 +124,15 @@ def _compile(pattern: str, options: re2.Options) -> _re2.RE2:
     if compiled.ok():
         return compiled
     message = compiled.error().decode("utf-8", "replace")
+    if message.startswith("pattern too large"):
+        raise ValueError(
+            f"it is too complex for RE2: its program exceeds RE2's {REGEX_MAX_MEM >> 20} MiB "
+            "budget (fewer Unicode classes or counted repetitions)"
+        )
     found = _ERROR.fullmatch(message)
     if found is None:
         raise ValueError(f"RE2 cannot compile it: {message}")
     what, arg = found.group("what"), found.group("arg")
-    if what == "pattern too large - compile failed":
-        raise ValueError(f"it is too complex for RE2 (more than {REGEX_MAX_MEM >> 20} MiB)")
     construct, position = _construct(pattern, what, arg)
     where = f" at character {position + 1}" if position >= 0 else ""
     raise ValueError(
