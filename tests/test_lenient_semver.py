@@ -5,12 +5,12 @@ The same grammar in flag files (``validate``), in snapshots and in contexts.
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 
+import _one_rule
 import pytest
 
-from flagsync import FlagClient, pipeline
+from flagsync import FlagClient
 from flagsync.engine import MAX_SEMVER_CHARS, compile_condition, parse_semver
 
 
@@ -66,29 +66,10 @@ def test_conditions_compare_lenient_versions_on_both_sides(
     assert compile_condition("v", op, values)({"v": attr}) is expected
 
 
-def _flags(tmp_path: Path, values: str) -> Path:
-    flags = tmp_path / "flags"
-    flags.mkdir()
-    (flags / "mobile.yaml").write_text(
-        "flags:\n"
-        "  new_ui:\n"
-        "    description: d\n"
-        "    owner: o\n"
-        "    tags: [t]\n"
-        "    rules:\n"
-        "      - when:\n"
-        f"          - {{attribute: app_version, op: semver_gte, values: {values}}}\n"
-        "        serve: on\n",
-        encoding="utf-8",
-    )
-    return flags
-
-
 def test_flag_files_accept_lenient_versions_and_evaluate_them(tmp_path: Path) -> None:
-    flags = _flags(tmp_path, '["5.2", "v6"]')
-    build = pipeline.build([flags], today=datetime.date(2026, 11, 25))
-    assert build.result.errors == ()
-    with FlagClient(flags_dir=flags, watch=False) as client:
+    condition = {"attribute": "app_version", "op": "semver_gte", "values": ["5.2", "v6"]}
+    assert _one_rule.validate(tmp_path, condition) == []
+    with FlagClient(flags_dir=tmp_path / "flags", watch=False) as client:
         assert client.is_enabled("new_ui", context={"app_version": "5.2"}) is True
         assert client.is_enabled("new_ui", context={"app_version": "v5.1"}) is False
         assert client.is_enabled("new_ui", context={"app_version": "5.1.9"}) is False
@@ -96,8 +77,7 @@ def test_flag_files_accept_lenient_versions_and_evaluate_them(tmp_path: Path) ->
 
 
 def test_an_unquoted_version_is_a_number_and_refused_with_a_hint(tmp_path: Path) -> None:
-    flags = _flags(tmp_path, "[5.2]")
-    build = pipeline.build([flags], today=datetime.date(2026, 11, 25))
-    [finding] = build.result.errors
+    condition = {"attribute": "app_version", "op": "semver_gte", "values": [5.2]}
+    [finding] = _one_rule.validate(tmp_path, condition)
     assert (finding.line, finding.check) == (8, "semver")
     assert "quote it" in finding.message

@@ -9,21 +9,19 @@ size; ``contains`` on a string, ``matches`` and bucketing examine at most
 
 from __future__ import annotations
 
-import datetime
 import decimal
 import fractions
-import json
 import re
 import sys
 import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import _one_rule
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flagsync import pipeline
 from flagsync._sources import parse_shared
 from flagsync.details import Reason
 from flagsync.engine import (
@@ -139,16 +137,8 @@ def test_search_operators_take_at_most_the_limit_of_values(tmp_path: Path) -> No
             compile_condition("a", op, [*values, "one more"])
     compile_condition("a", "in", [*values] * 20)  # a set: any number is cheap
 
-    flags = tmp_path / "flags"
-    flags.mkdir()
-    cond = {"attribute": "email", "op": "ends_with", "values": [*values, "x"]}
-    (flags / "f.yaml").write_text(
-        "flags:\n  f:\n    description: d\n    owner: o\n    tags: [t]\n    rules:\n"
-        f"      - when:\n          - {json.dumps(cond)}\n        serve: on\n",
-        encoding="utf-8",
-    )
-    build = pipeline.build([flags], today=datetime.date(2026, 11, 25))
-    [finding] = build.result.errors
+    condition = {"attribute": "email", "op": "ends_with", "values": [*values, "x"]}
+    [finding] = _one_rule.validate(tmp_path, condition)
     assert (finding.line, finding.check) == (8, "operator-values")
     assert f"the limit is {MAX_CONDITION_VALUES}" in finding.message
 
@@ -330,21 +320,14 @@ def nested(depth: int) -> Any:
 
 def test_json_variants_nest_at_most_the_limit() -> None:
     deepest = nested(MAX_JSON_DEPTH)
-    snap = {
-        "format": 1,
-        "bucketing": 1,
-        "flags": {
-            "j": {"type": "json", "variants": {"a": deepest}, "off_variant": "a", "default": "a"}
-        },
-    }
-    value = Engine.from_snapshot(snap).evaluate("j", {}).value
-    assert value == deepest
-    copy = copy_json(value)
+    value = Engine.from_snapshot(_one_rule.snapshot(variants={"a": deepest})).evaluate("f", {})
+    assert value.value == deepest
+    copy = copy_json(value.value)
     assert copy == deepest
-    assert copy is not value
-    snap["flags"]["j"]["variants"] = {"a": nested(MAX_JSON_DEPTH + 1)}
-    with pytest.raises(SnapshotError, match=rf"flags\.j\.variants\.a.*{MAX_JSON_DEPTH} levels"):
-        Engine.from_snapshot(snap)
+    assert copy is not value.value
+    too_deep = _one_rule.snapshot(variants={"a": nested(MAX_JSON_DEPTH + 1)})
+    with pytest.raises(SnapshotError, match=rf"flags\.f\.variants\.a.*{MAX_JSON_DEPTH} levels"):
+        Engine.from_snapshot(too_deep)
 
 
 def test_json_copies_need_no_stack_whatever_the_callers_depth() -> None:
@@ -363,20 +346,8 @@ def test_snapshot_bytes_nested_past_the_parser_are_a_snapshot_error() -> None:
 
 
 def test_integers_too_long_for_json_are_a_snapshot_error_not_a_crash() -> None:
-    snap = {
-        "format": 1,
-        "bucketing": 1,
-        "flags": {
-            "n": {
-                "type": "integer",
-                "variants": {"a": 10**5000},
-                "off_variant": "a",
-                "default": "a",
-            }
-        },
-    }
     with pytest.raises(SnapshotError, match="not serialisable"):
-        Engine.from_snapshot(snap)
+        Engine.from_snapshot(_one_rule.snapshot(variants={"a": 10**5000}))
     with pytest.raises(SnapshotError, match="not valid JSON"):
         parse_shared(b'{"n": ' + b"1" * 5000 + b"}")
 

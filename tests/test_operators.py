@@ -6,6 +6,7 @@ import enum
 import math
 from typing import Any
 
+import _one_rule
 import pytest
 
 from flagsync.engine import OPERATORS, Engine, compile_condition, parse_semver, parse_timestamp
@@ -317,19 +318,6 @@ def test_compile_condition_rejects(op: str, values: list[Any]) -> None:
 
 
 def test_bad_condition_in_snapshot_is_a_snapshot_error_with_its_path() -> None:
-    snapshot = {
-        "format": 1,
-        "bucketing": 1,
-        "flags": {
-            "f": {
-                "type": "boolean",
-                "variants": {"on": True, "off": False},
-                "off_variant": "off",
-                "rules": [{"when": [{"attribute": "a", "op": "matches", "values": ["("]}],
-                           "serve": {"variant": "on"}}],
-                "default": {"variant": "off"},
-            }
-        },
-    }  # fmt: skip
+    snapshot = _one_rule.snapshot({"attribute": "a", "op": "matches", "values": ["("]})
     with pytest.raises(SnapshotError, match=r"flags\.f\.rules\[0\]\.when\[0\]"):
         Engine.from_snapshot(snapshot)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
-import json
 from pathlib import Path
 from typing import Any
 
+import _one_rule
 import pytest
 
-from flagsync import pipeline
 from flagsync.engine import (
     MAX_ATTRIBUTE_CHARS,
     MAX_PATTERN_CHARS,
@@ -18,8 +16,6 @@ from flagsync.engine import (
     compile_condition,
 )
 from flagsync.errors import SnapshotError
-
-TODAY = datetime.date(2026, 11, 25)
 
 
 def matches(patterns: list[str], text: object, *, negate: bool = False) -> bool:
@@ -30,23 +26,8 @@ def matches(patterns: list[str], text: object, *, negate: bool = False) -> bool:
 
 def validate(tmp_path: Path, values: Any) -> list[tuple[int, str, str]]:
     """Validate one flag whose only rule is ``matches`` ``values``; (line, check, message)."""
-    flags = tmp_path / "flags"
-    flags.mkdir(exist_ok=True)
-    rule = {"attribute": "user_agent", "op": "matches", "values": values}
-    (flags / "web.yaml").write_text(
-        "flags:\n"
-        "  new_ui:\n"
-        "    description: d\n"
-        "    owner: o\n"
-        "    tags: [t]\n"
-        "    rules:\n"
-        "      - when:\n"
-        f"          - {json.dumps(rule)}\n"
-        "        serve: on\n",
-        encoding="utf-8",
-    )
-    build = pipeline.build([flags], today=TODAY)
-    return [(f.line, f.check, f.message) for f in build.result.errors]
+    condition = {"attribute": "user_agent", "op": "matches", "values": values}
+    return [(f.line, f.check, f.message) for f in _one_rule.validate(tmp_path, condition)]
 
 
 # --- the dialect --------------------------------------------------------------
@@ -211,24 +192,7 @@ def test_str_subclasses_are_matched_by_value() -> None:
 
 
 def test_a_snapshot_with_a_refused_pattern_is_a_snapshot_error_naming_it() -> None:
-    snapshot = {
-        "format": 1,
-        "bucketing": 1,
-        "flags": {
-            "f": {
-                "type": "boolean",
-                "variants": {"on": True, "off": False},
-                "off_variant": "off",
-                "rules": [
-                    {
-                        "when": [{"attribute": "a", "op": "matches", "values": ["(a)\\1"]}],
-                        "serve": {"variant": "on"},
-                    }
-                ],
-                "default": {"variant": "off"},
-            }
-        },
-    }
+    snapshot = _one_rule.snapshot({"attribute": "a", "op": "matches", "values": ["(a)\\1"]})
     with pytest.raises(SnapshotError, match=r"flags\.f\.rules\[0\]\.when\[0\].*backreference"):
         Engine.from_snapshot(snapshot)
 

@@ -96,6 +96,13 @@ def _scalar(value: object) -> str | int | float | bool | None:
     return None
 
 
+def _text(value: object) -> str | None:
+    """``value`` as an exact ``str`` when it is a string (a subclass read by value)."""
+    if type(value) is str:
+        return value
+    return str.__str__(value) if issubclass(type(value), str) else None
+
+
 class _ScalarSet:
     """Set membership without Python's cross-type equality, in bounded time.
 
@@ -319,8 +326,9 @@ def _contains_test(values: list[object]) -> _Test:
             if len(value) > MAX_LIST_ITEMS:  # type: ignore[arg-type]
                 return None
             return in_items(value)  # type: ignore[arg-type]
-        if issubclass(t, str):
-            return in_text(str.__str__(value))
+        text = _text(value)
+        if text is not None:
+            return in_text(text)
         for base in _SEQUENCES:
             if issubclass(t, base):
                 # The base type's own length and iterator: a subclass's may lie or never end.
@@ -340,12 +348,8 @@ def _semver_test(op: str, values: list[object]) -> _Test:
         keys.append(parse_semver(str.__str__(value)))
 
     def key_of(value: object) -> SemverKey | None:
-        t = type(value)
-        if t is str:
-            return semver_key_or_none(value)  # type: ignore[arg-type]
-        if issubclass(t, str):
-            return semver_key_or_none(str.__str__(value))
-        return None
+        text = value if type(value) is str else _text(value)
+        return None if text is None else semver_key_or_none(text)
 
     if op == "semver_eq":
         key_set = frozenset(keys)
@@ -407,12 +411,8 @@ def _matches_test(values: list[object]) -> _Test:
     search = searcher(_require_strings("matches", values))
 
     def test(value: object) -> bool | None:
-        t = type(value)
-        if t is str:
-            return search(value)  # type: ignore[arg-type]
-        if issubclass(t, str):
-            return search(str.__str__(value))
-        return None
+        text = value if type(value) is str else _text(value)
+        return None if text is None else search(text)
 
     return test
 
