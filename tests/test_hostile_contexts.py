@@ -191,7 +191,7 @@ ATTRIBUTES = [
 ]  # fmt: skip
 
 
-FLAGS = FLAGS.replace("DEEP_VALUE", "[" * 90 + "1" + "]" * 90)
+FLAGS = FLAGS.replace("DEEP_VALUE", "[" * 55 + "1" + "]" * 55)  # files allow about 60
 
 
 @pytest.fixture(scope="module")
@@ -601,7 +601,7 @@ def _at_depth(depth: int, fn: Callable[[], object]) -> object:
 
 def test_a_caller_deep_in_its_own_recursion_gets_deep_json_values(client: FlagClient) -> None:
     # Copying a json value takes no stack (copy.deepcopy took two frames per
-    # level); a caller 40 frames short of the limit still gets a 90-deep value.
+    # level); a caller 40 frames short of the limit still gets a 55-deep value.
     expected = client.get_value("f_deep", default=None)
     got = _at_depth(sys.getrecursionlimit() - 40, lambda: client.evaluate("f_deep", default=None))
     assert got.value == expected  # type: ignore[attr-defined]

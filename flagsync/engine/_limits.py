@@ -50,7 +50,7 @@ REGEX_MAX_MEM = 8 << 20
 SEMVER_CACHE_BYTES = 1 << 20
 """Upper bound on the memory of the cache of versions parsed from contexts."""
 
-MAX_JSON_DEPTH = 100
+MAX_JSON_DEPTH = 64
 """Deepest nesting of a ``json`` variant value (an object or list inside another
 counts one level). Deeper snapshots are refused when compiled, so copying a value
 for the caller never meets Python's recursion limit."""
