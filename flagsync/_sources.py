@@ -143,8 +143,8 @@ def parse_shared(data: bytes) -> dict[str, Any]:
         parsed = json.loads(data, object_pairs_hook=pairs_hook)
     except (ValueError, UnicodeDecodeError) as exc:
         raise SnapshotError(f"snapshot is not valid JSON: {exc}") from None
-    except RecursionError:  # nesting deeper than the parser's stack: far past MAX_JSON_DEPTH
-        raise SnapshotError("snapshot is nested too deeply to be a flag snapshot") from None
+    except RecursionError:  # JSON nested deeper than any flag file may be
+        raise SnapshotError("snapshot is nested too deeply to be read") from None
     if not isinstance(parsed, dict):
         raise SnapshotError("snapshot is not a JSON object")
     return parsed

@@ -449,6 +449,13 @@ def read_marker(client: RedisClient, env: str) -> Marker | None:
 
 
 @mapped_errors
+def read_meta(client: RedisClient, env: str) -> Meta | None:
+    """The meta hash of ``env`` with one plain ``HGETALL`` (no script); ``None`` if empty."""
+    raw: dict[bytes | str, bytes | str] = client.hgetall(keys(env).meta)
+    return Meta.from_hash(raw) if raw else None
+
+
+@mapped_errors
 def read_overrides(client: RedisClient, env: str) -> dict[str, Override]:
     """Every stored override of ``env``, expired ones included."""
     raw = cast("dict[bytes, bytes]", client.hgetall(keys(env).overrides))
@@ -632,6 +639,7 @@ __all__ = [
     "purge_expired_overrides",
     "read_audit",
     "read_marker",
+    "read_meta",
     "read_overrides",
     "read_state",
     "read_version",

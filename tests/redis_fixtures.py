@@ -194,7 +194,7 @@ def wait_for_ping(port: int, process: subprocess.Popen[bytes] | None = None) -> 
                     return
         except (redis.exceptions.ConnectionError, redis.exceptions.BusyLoadingError):
             pass
-        time.sleep(0.05)
+        time.sleep(0.05)  # poll interval of a deadline-bounded wait
     raise RuntimeError(f"redis-server on port {port} did not start")
 
 
@@ -306,7 +306,7 @@ def _wait_cluster_ok(nodes: Sequence[RedisServer]) -> None:
                 states.append("cluster_state:ok" in text)
         if all(states):
             return
-        time.sleep(0.1)
+        time.sleep(0.1)  # poll interval of a deadline-bounded wait
     raise RuntimeError("Redis Cluster did not reach cluster_state:ok")
 
 
@@ -355,7 +355,7 @@ def _wait_sentinel_knows(port: int, service: str) -> None:
         with redis.Redis(host="127.0.0.1", port=port) as c:
             if c.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", service):
                 return
-        time.sleep(0.05)
+        time.sleep(0.05)  # poll interval of a deadline-bounded wait
     raise RuntimeError("Sentinel did not learn its primary")
 
 

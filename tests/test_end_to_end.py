@@ -30,7 +30,7 @@ CLIENT_SCRIPT = textwrap.dedent(
                 print("CHANGED", client.source.value, client.revision,
                       client.is_enabled("checkout", "u1"), flush=True)
                 break
-            time.sleep(0.01)
+            time.sleep(0.01)  # poll interval of a deadline-bounded wait
         else:
             print("TIMEOUT", flush=True)
     """

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from _runtime_helpers import wait_until
 from redis_fixtures import RedisServer, flag_yaml, free_port, write_flags
 
 from flagsync import overrides, store
@@ -121,7 +121,10 @@ def test_ttl_expiry(
     # Readers stop applying it at expires_at, before any cleanup ran...
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1.5)
     assert state.active_overrides(later) == {}
-    time.sleep(1.1)
+    expires_at = state.overrides["new_ui"].expires_at
+    assert expires_at is not None
+    ends = store.parse_time(expires_at)
+    wait_until(lambda: dt.datetime.now(dt.timezone.utc) > ends, timeout=5)
     # ...and the next status removes it (lazy cleanup, audited).
     capsys.readouterr()
     assert main(["status", "--redis-url", redis_url, "--flags-dir", str(synced)]) == 0

@@ -160,7 +160,7 @@ class TLSRedisServer(RedisServer):
                         return self
             except (redis.exceptions.ConnectionError, ssl.SSLError) as exc:
                 last = exc
-            time.sleep(0.05)
+            time.sleep(0.05)  # poll interval of a deadline-bounded wait
         self.stop()
         _unavailable(f"redis-server does not answer TLS on --tls-port (built without TLS?): {last}")
         raise AssertionError("unreachable")

@@ -471,7 +471,7 @@ def test_runtime_user_from_the_docs(
         deadline = time.monotonic() + 5
         while client.evaluate("checkout", "u-1").reason != Reason.DISABLED:
             assert time.monotonic() < deadline, "the kill notice never arrived"
-            time.sleep(0.02)
+            time.sleep(0.02)  # poll interval of a deadline-bounded wait
     finally:
         client.close()  # flushes the usage counters
     with acl_server.client(password=ADMIN_PW) as admin:

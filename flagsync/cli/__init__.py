@@ -37,7 +37,10 @@ COMMANDS = (
     "kill",
     "docs",
     "stale",
+    "refs",
     "usage",
+    "serve",
+    "keys",
 )
 
 

@@ -68,5 +68,13 @@ def date_argument(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
+def output_format(args: argparse.Namespace) -> str:
+    """``--format``, else ``github`` inside GitHub Actions (``GITHUB_ACTIONS=true``), else text."""
+    chosen = getattr(args, "format", None)
+    if chosen:
+        return str(chosen)
+    return "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text"
+
+
 def redis_url(args: argparse.Namespace) -> str | None:
     return getattr(args, "redis_url", None) or os.environ.get("FLAGSYNC_REDIS_URL") or None

@@ -10,7 +10,7 @@ documented in docs/evaluation.md.
 from flagsync.engine._bucketing import BUCKET_SPACE, BUCKETING_VERSION, bucket, bucket_value
 from flagsync.engine._compiled import FLAG_TYPES, SNAPSHOT_FORMAT
 from flagsync.engine._engine import MAX_PREREQUISITE_DEPTH, Engine, flag_key
-from flagsync.engine._jsonvalue import copy_json, json_depth
+from flagsync.engine._jsonvalue import copy_json, json_problem
 from flagsync.engine._limits import (
     MAX_ATTRIBUTE_CHARS,
     MAX_CONDITION_VALUES,
@@ -50,7 +50,7 @@ __all__ = [
     "compile_condition",
     "copy_json",
     "flag_key",
-    "json_depth",
+    "json_problem",
     "parse_semver",
     "parse_timestamp",
     "to_rfc3339",

@@ -24,8 +24,8 @@ import mmh3
 
 from flagsync.details import Reason
 from flagsync.engine._bucketing import BUCKET_SPACE, BUCKETING_VERSION, bucket_value
-from flagsync.engine._jsonvalue import json_depth
-from flagsync.engine._limits import MAX_ATTRIBUTE_CHARS, MAX_JSON_DEPTH
+from flagsync.engine._jsonvalue import json_problem
+from flagsync.engine._limits import MAX_ATTRIBUTE_CHARS
 from flagsync.engine._operators import Context, Predicate, compile_condition, shown
 from flagsync.engine._resolution import Resolution
 from flagsync.engine._timestamps import parse_timestamp
@@ -208,11 +208,9 @@ class _FlagCompiler:
             raise _fail(f"{self.where}.variants", "a flag needs at least one variant")
         for name, value in variants.items():
             _str(name, f"{self.where}.variants")
-            if json_depth(value) > MAX_JSON_DEPTH:
-                raise _fail(
-                    f"{self.where}.variants.{name}",
-                    f"the value is nested more than {MAX_JSON_DEPTH} levels deep",
-                )
+            problem = json_problem(value)
+            if problem is not None:
+                raise _fail(f"{self.where}.variants.{name}", problem)
         self.variants = variants
         self._cache: dict[tuple[str, Reason, str | None], Resolution] = {}
 

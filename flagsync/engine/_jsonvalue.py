@@ -1,4 +1,4 @@
-"""``json`` flag values: their nesting bound, and copies made without recursion.
+"""``json`` flag values: what makes one unservable, and copies made without recursion.
 
 A json variant is shared by every evaluation, so each caller gets a copy.
 ``copy.deepcopy`` recurses once per level (twice, in fact), so a value nested
@@ -8,34 +8,36 @@ would meet ``RecursionError``; these walks use an explicit stack instead.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from flagsync.engine._limits import MAX_JSON_DEPTH
 
 
-def json_depth(value: object, limit: int = MAX_JSON_DEPTH) -> int:
-    """Nesting depth of ``value`` (a scalar is 0, ``[1]`` is 1), counted up to ``limit + 1``.
+def json_problem(value: object, limit: int = MAX_JSON_DEPTH) -> str | None:
+    """What makes ``value`` unfit to serve as a ``json`` variant, or ``None``.
 
-    Stops as soon as the depth exceeds ``limit``, so the walk is bounded by
-    the size of the value, whatever its depth.
+    Nested more than ``limit`` levels (a scalar is 0, ``[1]`` is 1), or holding
+    a number JSON cannot write (``1e400`` parses as infinity; NaN). The walk
+    stops at the first problem, so it is bounded by the size of the value
+    whatever its depth.
     """
-    deepest = 0
     stack: list[tuple[object, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return f"holds {item!r}, which JSON cannot represent"
         if isinstance(item, Mapping):
             children: Any = item.values()
         elif isinstance(item, (list, tuple)):
             children = item
         else:
             continue
-        depth += 1
-        if depth > limit:
-            return depth
-        deepest = max(deepest, depth)
-        stack.extend((child, depth) for child in children)
-    return deepest
+        if depth + 1 > limit:
+            return f"the value is nested more than {limit} levels deep"
+        stack.extend((child, depth + 1) for child in children)
+    return None
 
 
 def copy_json(value: Any) -> Any:
