@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import mmh3
 
+from flagsync.engine._exact import exact_scalar
 from flagsync.engine._limits import MAX_ATTRIBUTE_CHARS
 
 BUCKETING_VERSION = 1
@@ -53,10 +54,7 @@ def bucket_value(value: object) -> str | None:
         return value if len(value) <= MAX_ATTRIBUTE_CHARS else None  # type: ignore[arg-type,return-value]
     if t is int:
         return str(value) if -_INT_LIMIT < value < _INT_LIMIT else None
-    if t is bool:
+    if t is bool or t is float:
         return None
-    if issubclass(t, str):  # a StrEnum member, say
-        return bucket_value(str.__str__(value))
-    if issubclass(t, int):  # IntEnum and friends, by numeric value
-        return bucket_value(int.__int__(value))  # type: ignore[arg-type]
-    return None
+    scalar = exact_scalar(value)  # a StrEnum or IntEnum member, say, by value
+    return None if scalar is None or type(scalar) is float else bucket_value(scalar)

@@ -24,6 +24,7 @@ import mmh3
 
 from flagsync.details import Reason
 from flagsync.engine._bucketing import BUCKET_SPACE, BUCKETING_VERSION, bucket_value
+from flagsync.engine._exact import exact_text
 from flagsync.engine._jsonvalue import json_problem
 from flagsync.engine._limits import MAX_ATTRIBUTE_CHARS
 from flagsync.engine._operators import Context, Predicate, compile_condition, shown
@@ -86,9 +87,8 @@ def _str(value: object, where: str) -> str:
 def _user_key(value: object) -> str | None:
     """How a user id is compared with ``users`` lists: its bucketing string, but
     any string (of any length) as itself; ``None`` if it cannot be an id."""
-    if issubclass(type(value), str):
-        return str.__str__(value)
-    return bucket_value(value)
+    text = exact_text(value)
+    return bucket_value(value) if text is None else text
 
 
 def _user_set(users: object, where: str) -> frozenset[str]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from flagsync.details import Reason
 from flagsync.engine._compiled import CompiledFlag, FlagFn, compile_snapshot
+from flagsync.engine._exact import exact_text
 from flagsync.engine._operators import Context, shown
 from flagsync.engine._resolution import Resolution
 from flagsync.errors import ErrorCode, InvalidContextError
@@ -103,9 +104,7 @@ def flag_key(flag: object) -> str | None:
             flag = object.__getattribute__(flag, "_value_")
         except AttributeError:
             return None
-    if issubclass(type(flag), str):
-        return str.__str__(flag)
-    return None
+    return exact_text(flag)
 
 
 _flag_key = flag_key

@@ -18,6 +18,7 @@ import operator
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from flagsync.engine._exact import exact_scalar, exact_text
 from flagsync.engine._limits import MAX_ATTRIBUTE_CHARS, MAX_CONDITION_VALUES, MAX_LIST_ITEMS
 from flagsync.engine._regex import literal_searcher, searcher
 from flagsync.engine._semver import SemverKey, parse_semver, semver_key_or_none
@@ -76,33 +77,6 @@ def shown(value: object) -> str:
     return text if len(text) <= 80 else f"{text[:60]}… ({len(text)} characters)"
 
 
-def _scalar(value: object) -> str | int | float | bool | None:
-    """``value`` as an exact ``str``/``int``/``float``/``bool``; ``None`` if it is not a scalar.
-
-    Subclasses (enum members, numpy floats, …) are read by value through the
-    base type's own slot, so no overridable ``__hash__``/``__eq__``/``__str__``
-    of the caller's class ever runs. ``issubclass(type(...))`` rather than
-    ``isinstance``: an object can lie about its ``__class__``.
-    """
-    t = type(value)
-    if t is str or t is int or t is float or t is bool:
-        return value  # type: ignore[return-value]
-    if issubclass(t, str):
-        return str.__str__(value)
-    if issubclass(t, int):  # bool cannot be subclassed, so this is a number
-        return int.__int__(value)  # type: ignore[arg-type]
-    if issubclass(t, float):
-        return float.__float__(value)  # type: ignore[arg-type]
-    return None
-
-
-def _text(value: object) -> str | None:
-    """``value`` as an exact ``str`` when it is a string (a subclass read by value)."""
-    if type(value) is str:
-        return value
-    return str.__str__(value) if issubclass(type(value), str) else None
-
-
 class _ScalarSet:
     """Set membership without Python's cross-type equality, in bounded time.
 
@@ -122,7 +96,7 @@ class _ScalarSet:
         nums: set[int | float] = set()
         bools: set[bool] = set()
         for value in values:
-            scalar = _scalar(value)
+            scalar = exact_scalar(value)
             if scalar is None:
                 raise ValueError(f"values must be strings, numbers or booleans, not {shown(value)}")
             if isinstance(scalar, bool):  # exact types from here on
@@ -152,7 +126,7 @@ class _ScalarSet:
             return value in self.nums
         if t is bool:
             return value in self.bools
-        scalar = _scalar(value)
+        scalar = exact_scalar(value)
         return None if scalar is None else self.contains(scalar)
 
 
@@ -166,7 +140,7 @@ def _number(value: object) -> int | float | None:
         return None if value != value else value  # type: ignore[return-value]  # noqa: PLR0124
     if t is bool:
         return None
-    scalar = _scalar(value)
+    scalar = exact_scalar(value)
     if type(scalar) is int:
         return scalar
     if type(scalar) is float:
@@ -192,7 +166,7 @@ def _value_list(values: object) -> list[object]:
 def _require_strings(op: str, values: list[object]) -> tuple[str, ...]:
     strings: list[str] = []
     for value in values:
-        scalar = _scalar(value)
+        scalar = exact_scalar(value)
         if type(scalar) is not str:
             raise ValueError(f"{op} needs string values, got {shown(value)}")
         strings.append(scalar)
@@ -296,7 +270,7 @@ _SEQUENCES: tuple[type[Any], ...] = (list, tuple, set, frozenset)
 def _contains_test(values: list[object]) -> _Test:
     members = _ScalarSet(values)
     member = members.contains
-    substrings = tuple(v for v in map(_scalar, values) if type(v) is str)
+    substrings = tuple(v for v in map(exact_scalar, values) if type(v) is str)
     total = sum(map(len, substrings))
     search = literal_searcher(substrings)
 
@@ -326,7 +300,7 @@ def _contains_test(values: list[object]) -> _Test:
             if len(value) > MAX_LIST_ITEMS:  # type: ignore[arg-type]
                 return None
             return in_items(value)  # type: ignore[arg-type]
-        text = _text(value)
+        text = exact_text(value)
         if text is not None:
             return in_text(text)
         for base in _SEQUENCES:
@@ -347,15 +321,11 @@ def _semver_test(op: str, values: list[object]) -> _Test:
             raise ValueError(f"{op} needs version strings, got {shown(value)}")
         keys.append(parse_semver(str.__str__(value)))
 
-    def key_of(value: object) -> SemverKey | None:
-        text = value if type(value) is str else _text(value)
-        return None if text is None else semver_key_or_none(text)
-
     if op == "semver_eq":
         key_set = frozenset(keys)
 
         def test(value: object) -> bool | None:
-            key = key_of(value)
+            key = semver_key_or_none(value)
             return None if key is None else key in key_set
 
         return test
@@ -364,7 +334,7 @@ def _semver_test(op: str, values: list[object]) -> _Test:
     bound = max(keys) if use_max else min(keys)
 
     def test_order(value: object) -> bool | None:
-        key = key_of(value)
+        key = semver_key_or_none(value)
         return None if key is None else cmp(key, bound)
 
     return test_order
@@ -400,7 +370,7 @@ def _affix(attribute: str, op: str, values: list[object], negate: bool) -> Predi
     def holds(context: Context) -> bool:
         value = context.get(attribute)
         # str.startswith reads a subclass's characters without calling its methods.
-        if type(value) is not str and not issubclass(type(value), str):
+        if type(value) is not str and exact_text(value) is None:
             return False  # missing, null or wrong type
         return method(value, affixes) is not negate  # type: ignore[arg-type]
 
@@ -411,7 +381,7 @@ def _matches_test(values: list[object]) -> _Test:
     search = searcher(_require_strings("matches", values))
 
     def test(value: object) -> bool | None:
-        text = value if type(value) is str else _text(value)
+        text = exact_text(value)
         return None if text is None else search(text)
 
     return test

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import sys
 
+from flagsync.engine._exact import exact_text
 from flagsync.engine._limits import MAX_SEMVER_CHARS, SEMVER_CACHE_BYTES
 
 # An identifier part of the key: numeric identifiers sort before alphanumeric
@@ -78,13 +79,15 @@ def _size(key: SemverKey | None) -> int:
     return size
 
 
-def semver_key_or_none(text: str) -> SemverKey | None:
-    """:func:`parse_semver` for the hot path: ``None`` when unparsable, memoised.
+def semver_key_or_none(value: object) -> SemverKey | None:
+    """:func:`parse_semver` for the hot path: the key of a context value, memoised.
 
-    ``text`` must be an exact ``str`` (callers convert subclasses first, so
-    no user-defined ``__hash__`` or ``__eq__`` runs here).
+    ``None`` when ``value`` is not a version (not a string, too long,
+    unparsable). A ``str`` subclass is read by value, so no ``__hash__`` or
+    ``__eq__`` of the caller's class runs here.
     """
-    if len(text) > MAX_SEMVER_CHARS:  # before hashing it: not a version, not cached
+    text = value if type(value) is str else exact_text(value)
+    if text is None or len(text) > MAX_SEMVER_CHARS:  # before hashing it: not cached
         return None
     try:
         return _cache[text]

@@ -13,6 +13,7 @@ import math
 import re
 from datetime import datetime, timedelta, timezone
 
+from flagsync.engine._exact import exact_scalar
 from flagsync.engine._limits import MAX_TIMESTAMP_CHARS
 
 # RFC 3339 §5.6 ``date-time``; 'T'/'Z' may be lower case and the separator a
@@ -57,23 +58,22 @@ def parse_timestamp(value: object) -> float:
     years 1 to 9999 once converted to UTC. Subclasses of ``str``, ``int`` and
     ``float`` are read by value, without calling their overridable methods.
     """
-    t = type(value)
-    if t is bool:
+    scalar = exact_scalar(value)
+    if scalar is None:
+        raise ValueError(f"a timestamp must be a string or a number, not {type(value).__name__}")
+    if isinstance(scalar, bool):
         raise ValueError("a boolean is not a timestamp")
-    if issubclass(t, int):
+    if isinstance(scalar, int):
         try:
-            seconds = int.__float__(value)  # type: ignore[arg-type]
+            seconds = float(scalar)
         except OverflowError:  # beyond any float: certainly beyond year 9999
             raise ValueError("timestamp is outside the years 1 to 9999 (UTC)") from None
         return _in_range(seconds, seconds)
-    if issubclass(t, float):
-        seconds = float.__float__(value)  # type: ignore[arg-type]
-        if not math.isfinite(seconds):
-            raise ValueError(f"timestamp is not finite: {seconds!r}")
-        return _in_range(seconds, seconds)
-    if not issubclass(t, str):
-        raise ValueError(f"a timestamp must be a string or a number, not {t.__name__}")
-    text = str.__str__(value)
+    if isinstance(scalar, float):
+        if not math.isfinite(scalar):
+            raise ValueError(f"timestamp is not finite: {scalar!r}")
+        return _in_range(scalar, scalar)
+    text = scalar
     if len(text) > MAX_TIMESTAMP_CHARS:
         raise ValueError(f"a timestamp string is at most {MAX_TIMESTAMP_CHARS} characters long")
     m = _RFC3339_RE.fullmatch(text)
