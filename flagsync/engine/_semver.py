@@ -86,13 +86,18 @@ def semver_key_or_none(value: object) -> SemverKey | None:
     unparsable). A ``str`` subclass is read by value, so no ``__hash__`` or
     ``__eq__`` of the caller's class runs here.
     """
-    text = value if type(value) is str else exact_text(value)
-    if text is None or len(text) > MAX_SEMVER_CHARS:  # before hashing it: not cached
-        return None
-    try:
-        return _cache[text]
-    except KeyError:
-        pass
+    if type(value) is str:
+        if len(value) > MAX_SEMVER_CHARS:  # checked before hashing it: never cached
+            return None
+        try:
+            return _cache[value]
+        except KeyError:
+            return _parse_and_remember(value)
+    text = exact_text(value)
+    return None if text is None else semver_key_or_none(text)
+
+
+def _parse_and_remember(text: str) -> SemverKey | None:
     try:
         key: SemverKey | None = parse_semver(text)
     except ValueError:
