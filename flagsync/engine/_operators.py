@@ -234,7 +234,9 @@ def _membership(attribute: str, values: list[object], negate: bool) -> Predicate
     def holds(context: Context) -> bool:
         value = context.get(attribute)
         if type(value) is str:  # fast path: most attributes are strings
-            return (len(value) <= max_len and value in strs) is not negate
+            if len(value) > max_len:  # longer than every value: not one, and not hashed
+                return negate
+            return (value in strs) is not negate
         if value is None:
             return False
         result = contains(value)
