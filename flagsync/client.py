@@ -33,8 +33,7 @@ from flagsync._hooks import (
 )
 from flagsync._state import ChangeEvent, ClientState, Current
 from flagsync.details import EvaluationDetails, Reason, Source
-from flagsync.engine import Resolution, copy_json, flag_key
-from flagsync.engine._operators import shown
+from flagsync.engine import Resolution, copy_json, flag_key, shown
 from flagsync.errors import ConfigurationError, ErrorCode
 from flagsync.usage import UsageTracker, redis_factory
 

@@ -10,6 +10,7 @@ documented in docs/evaluation.md.
 from flagsync.engine._bucketing import BUCKET_SPACE, BUCKETING_VERSION, bucket, bucket_value
 from flagsync.engine._compiled import FLAG_TYPES, SNAPSHOT_FORMAT
 from flagsync.engine._engine import MAX_PREREQUISITE_DEPTH, Engine, flag_key
+from flagsync.engine._exact import shown
 from flagsync.engine._jsonvalue import copy_json, json_problem
 from flagsync.engine._limits import (
     MAX_ATTRIBUTE_CHARS,
@@ -53,5 +54,6 @@ __all__ = [
     "json_problem",
     "parse_semver",
     "parse_timestamp",
+    "shown",
     "to_rfc3339",
 ]

@@ -24,10 +24,10 @@ import mmh3
 
 from flagsync.details import Reason
 from flagsync.engine._bucketing import BUCKET_SPACE, BUCKETING_VERSION, bucket_value
-from flagsync.engine._exact import exact_text
+from flagsync.engine._exact import exact_text, shown
 from flagsync.engine._jsonvalue import json_problem
 from flagsync.engine._limits import MAX_ATTRIBUTE_CHARS
-from flagsync.engine._operators import Context, Predicate, compile_condition, shown
+from flagsync.engine._operators import Context, Predicate, compile_condition
 from flagsync.engine._resolution import Resolution
 from flagsync.engine._timestamps import parse_timestamp
 from flagsync.errors import SnapshotError

@@ -12,8 +12,8 @@ from typing import Any
 
 from flagsync.details import Reason
 from flagsync.engine._compiled import CompiledFlag, FlagFn, compile_snapshot
-from flagsync.engine._exact import exact_text
-from flagsync.engine._operators import Context, shown
+from flagsync.engine._exact import exact_text, shown
+from flagsync.engine._operators import Context
 from flagsync.engine._resolution import Resolution
 from flagsync.errors import ErrorCode, InvalidContextError
 

@@ -1,4 +1,4 @@
-"""Context values read by value: what a caller's subclass holds, without running its methods.
+"""Caller values read by value (what a subclass holds, without running its methods) or shown.
 
 A context may hold ``str``/``int``/``float`` subclasses (enum members, numpy
 floats) whose ``__hash__``, ``__eq__``, ``__str__`` or ``__len__`` do
@@ -31,3 +31,15 @@ def exact_scalar(value: object) -> str | int | float | bool | None:
     if issubclass(t, float):
         return float.__float__(value)  # type: ignore[arg-type]
     return None
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for an error message: shortened, and never raising.
+
+    (The repr of a 5 000-digit integer raises; a megabyte string would flood a log.)
+    """
+    try:
+        text = repr(value)
+    except Exception:  # a caller's object whose __repr__ fails: name its type instead
+        return f"a {type(value).__name__}"
+    return text if len(text) <= 80 else f"{text[:60]}… ({len(text)} characters)"

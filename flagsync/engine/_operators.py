@@ -18,7 +18,7 @@ import operator
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from flagsync.engine._exact import exact_scalar, exact_text
+from flagsync.engine._exact import exact_scalar, exact_text, shown
 from flagsync.engine._limits import MAX_ATTRIBUTE_CHARS, MAX_CONDITION_VALUES, MAX_LIST_ITEMS
 from flagsync.engine._regex import literal_searcher, searcher
 from flagsync.engine._semver import SemverKey, parse_semver, semver_key_or_none
@@ -63,18 +63,6 @@ OPERATORS: frozenset[str] = frozenset(
     }
 )
 """Every operator name a condition may use."""
-
-
-def shown(value: object) -> str:
-    """``repr(value)`` for an error message: shortened, and never raising.
-
-    (The repr of a 5 000-digit integer raises; a megabyte string would flood a log.)
-    """
-    try:
-        text = repr(value)
-    except Exception:  # a caller's object whose __repr__ fails: name its type instead
-        return f"a {type(value).__name__}"
-    return text if len(text) <= 80 else f"{text[:60]}… ({len(text)} characters)"
 
 
 class _ScalarSet:
