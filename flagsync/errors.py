@@ -95,6 +95,10 @@ class RedisUnavailableError(FlagsyncError):
     """Redis could not be reached (CLI exit code 3)."""
 
 
+class RedisRefusedError(FlagsyncError):
+    """Redis answered but refused a command: OOM, WRONGTYPE, NOPERM, MISCONF (CLI exit 1)."""
+
+
 class RefusedChangeError(FlagsyncError):
     """A sync or override was refused, e.g. a stale git revision (CLI exit code 1)."""
 
@@ -150,6 +154,7 @@ __all__ = [
     "OfrepRequestError",
     "ParseError",
     "ProviderNotReadyError",
+    "RedisRefusedError",
     "RedisUnavailableError",
     "RefusedChangeError",
     "SnapshotError",

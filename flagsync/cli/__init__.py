@@ -3,7 +3,7 @@
 Each subcommand lives in its own module exposing ``register(subparsers)``,
 which adds its parser and sets ``func`` to a ``run(args) -> int``.
 Exit codes: 0 ok, 1 invalid flags or a refused change, 2 usage error,
-3 Redis unreachable.
+3 Redis unavailable for now; the table is ``flagsync.cli._common.EXIT_CODES``.
 """
 
 from __future__ import annotations
@@ -14,18 +14,11 @@ import sys
 from collections.abc import Sequence
 
 from flagsync import __version__
-from flagsync.errors import (
-    ConfigurationError,
-    InvalidFlagsError,
-    RedisUnavailableError,
-    RefusedChangeError,
-    SnapshotError,
-)
+from flagsync.cli._common import exit_code_for
+from flagsync.errors import FlagsyncError
 
 EXIT_OK = 0
-EXIT_INVALID = 1
 EXIT_USAGE = 2
-EXIT_REDIS = 3
 
 # Subcommand modules, in the order `flagsync --help` lists them.
 COMMANDS = (
@@ -70,15 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         code: int = args.func(args)
-    except ConfigurationError as exc:
-        print(f"flagsync {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except RedisUnavailableError as exc:
-        print(f"flagsync {args.command}: Redis unreachable: {exc}", file=sys.stderr)
-        return EXIT_REDIS
-    except (InvalidFlagsError, RefusedChangeError, SnapshotError) as exc:
-        print(f"flagsync {args.command}: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+    except FlagsyncError as exc:
+        row = exit_code_for(exc)
+        if row is None:
+            raise
+        print(f"flagsync {args.command}: {row.prefix}{exc}", file=sys.stderr)
+        return row.code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -5,9 +5,60 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+from dataclasses import dataclass
 
 from flagsync import store
-from flagsync.errors import ConfigurationError
+from flagsync.errors import (
+    ConfigurationError,
+    FlagsyncError,
+    InvalidFlagsError,
+    RedisRefusedError,
+    RedisUnavailableError,
+    RefusedChangeError,
+    SnapshotError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExitCode:
+    """One row of the exit-code table (docs/operations.md prints the same table)."""
+
+    code: int
+    meaning: str
+    errors: tuple[type[FlagsyncError], ...] = ()
+    prefix: str = ""  # before the exception's message on stderr
+
+
+# The one table of exit codes. A test checks docs/operations.md against it.
+EXIT_CODES = (
+    ExitCode(0, "ok"),
+    ExitCode(
+        1,
+        "invalid flags, a refused change (stale revision, removals without --prune, "
+        "a dirty working tree, a held lock), corrupt data in Redis, a failed check "
+        "(--fail-on-drift, --fail-on-stale, docs --check), or Redis refusing the command "
+        "(OOM, WRONGTYPE, NOPERM, MISCONF): retrying alone will not help",
+        (InvalidFlagsError, RefusedChangeError, SnapshotError, RedisRefusedError),
+    ),
+    ExitCode(
+        2, "usage error: bad arguments, an unknown environment", (ConfigurationError,), "error: "
+    ),
+    ExitCode(
+        3,
+        "Redis unavailable for now: connection refused or lost, timeout, authentication "
+        "failed, LOADING, READONLY, BUSY, cluster down: retrying later may work",
+        (RedisUnavailableError,),
+        "Redis unreachable: ",
+    ),
+)
+
+
+def exit_code_for(exc: FlagsyncError) -> ExitCode | None:
+    """The row of :data:`EXIT_CODES` for ``exc`` (``None``: not an operational error)."""
+    for row in EXIT_CODES:
+        if isinstance(exc, row.errors):
+            return row
+    return None
 
 
 def default_flags_dir() -> str:
