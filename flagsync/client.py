@@ -8,13 +8,14 @@ context dict. Loading, refreshing, fallbacks and threads live in
 
 from __future__ import annotations
 
-import copy
 import enum
 import itertools
+import math
 import os
+import threading
 import time
 import weakref
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, overload
@@ -32,7 +33,7 @@ from flagsync._hooks import (
 )
 from flagsync._state import ChangeEvent, ClientState, Current
 from flagsync.details import EvaluationDetails, Reason, Source
-from flagsync.engine import Resolution
+from flagsync.engine import Resolution, copy_json, flag_key, shown
 from flagsync.errors import ConfigurationError, ErrorCode
 from flagsync.usage import UsageTracker, redis_factory
 
@@ -80,14 +81,20 @@ class FlagClient:
         usage_flush_interval: float = 10.0,
         usage_max_keys: int = 10_000,
     ) -> None:
-        if poll_interval <= 0 or init_timeout <= 0 or socket_timeout <= 0 or debounce < 0:
-            raise ConfigurationError(
-                "poll_interval, init_timeout and socket_timeout must be > 0, debounce >= 0"
-            )
-        try:
-            store.keys(env)  # the Redis key layout's rule for names, checked for every client
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from None
+        _check_arguments(
+            redis_url=redis_url,
+            env=env,
+            paths={"flags_dir": flags_dir, "cache_path": cache_path},
+            seconds={
+                "poll_interval": poll_interval,
+                "init_timeout": init_timeout,
+                "socket_timeout": socket_timeout,
+                "usage_flush_interval": usage_flush_interval,
+            },
+            debounce=debounce,
+            switches={"watch": watch, "track_usage": track_usage},
+            usage_max_keys=usage_max_keys,
+        )
         self._current: Current
         # (hook, flag filter) pairs; replaced, never mutated: read without a lock.
         self._hooks: tuple[HookEntry, ...] = ()
@@ -248,7 +255,7 @@ class FlagClient:
         current = self._current
         name = _flag_name(flag)
         ctx = _merge(user_id, context)
-        resolution = current.engine.evaluate(name, ctx)
+        resolution = current.engine.evaluate(flag, ctx)  # type: ignore[arg-type]
         usage = self._usage_table
         if usage is not None:
             try:
@@ -323,11 +330,11 @@ class FlagClient:
 
     def flag_type(self, flag: FlagName) -> str | None:
         """The declared type of ``flag`` (``boolean``, ``string``, …), ``None`` if unknown."""
-        return self._current.engine.flag_type(_flag_name(flag))
+        return self._current.engine.flag_type(flag)  # type: ignore[arg-type]
 
     def flag_kind(self, flag: FlagName) -> str | None:
         """The ``kind`` of ``flag`` (``release``, ``experiment``, …), ``None`` if unknown."""
-        return self._current.engine.flag_kind(_flag_name(flag))
+        return self._current.engine.flag_kind(flag)  # type: ignore[arg-type]
 
     def flags_of_kind(self, kind: str) -> frozenset[str]:
         """The served flags of ``kind``, e.g. ``"experiment"`` (a scan: not per evaluation)."""
@@ -516,12 +523,88 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_restart_after_fork)
 
 
-def _flag_name(flag: FlagName) -> str:
-    if type(flag) is str:
-        return flag
-    if isinstance(flag, enum.Enum) and isinstance(flag.value, str):
-        return flag.value
-    return str(flag)
+def _check_arguments(
+    *,
+    redis_url: object,
+    env: object,
+    paths: Mapping[str, object],
+    seconds: Mapping[str, object],
+    debounce: object,
+    switches: Mapping[str, object],
+    usage_max_keys: object,
+) -> None:
+    """:class:`ConfigurationError` naming the first argument of the wrong type or range.
+
+    Checked before anything starts, so a bad argument is one clear error
+    rather than a TypeError from deep inside a thread.
+    """
+    if redis_url is not None and not isinstance(redis_url, str):
+        raise ConfigurationError(f"redis_url must be a string, not {type(redis_url).__name__}")
+    if not isinstance(env, str):
+        raise ConfigurationError(f"env must be a string, not {type(env).__name__}")
+    try:
+        store.keys(env)  # the Redis key layout's rule for names, checked for every client
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    for name, path in paths.items():
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise ConfigurationError(f"{name} must be a path, not {type(path).__name__}")
+    for name, value in {**seconds, "debounce": debounce}.items():
+        zero_ok = name == "debounce"
+        number = not isinstance(value, bool) and isinstance(value, (int, float))
+        if not (
+            number
+            and math.isfinite(value)  # type: ignore[arg-type]
+            and (value >= 0 if zero_ok else value > 0)  # type: ignore[operator]
+            and value <= threading.TIMEOUT_MAX  # type: ignore[operator]
+        ):
+            raise ConfigurationError(
+                f"{name} must be a number of seconds {'>= 0' if zero_ok else '> 0'} "
+                f"and at most {threading.TIMEOUT_MAX:.0f}, not {shown(value)}"
+            )
+    for name, value in switches.items():
+        if not isinstance(value, bool):
+            raise ConfigurationError(f"{name} must be True or False, not {shown(value)}")
+    if isinstance(usage_max_keys, bool) or not isinstance(usage_max_keys, int):
+        raise ConfigurationError(f"usage_max_keys must be an integer, not {shown(usage_max_keys)}")
+    if usage_max_keys <= 0:
+        raise ConfigurationError("usage_max_keys must be > 0")
+
+
+def _flag_name(flag: object) -> str:
+    """The name reported for ``flag``: its key, or ``<type>`` for what names no flag.
+
+    (``<list>`` cannot collide with a flag: keys start with a lower-case letter.)
+    """
+    key = flag_key(flag)
+    return f"<{type(flag).__name__}>" if key is None else key
+
+
+class _WithUserId(Mapping[str, object]):
+    """The caller's mapping with ``user_id`` set, read through without copying it.
+
+    Used for mappings that are not plain dicts: copying one would iterate it,
+    and a caller's mapping may raise on iteration or never end.
+    """
+
+    __slots__ = ("_context", "_user_id")
+
+    def __init__(self, context: Mapping[str, object], user_id: object) -> None:
+        self._context = context
+        self._user_id = user_id
+
+    def get(self, key: str, default: object = None) -> object:
+        return self._user_id if key == "user_id" else self._context.get(key, default)
+
+    def __getitem__(self, key: str) -> object:
+        return self._user_id if key == "user_id" else self._context[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield "user_id"
+        yield from (key for key in self._context if key != "user_id")
+
+    def __len__(self) -> int:
+        return len(self._context) + ("user_id" not in self._context)
 
 
 def _merge(user_id: object, context: Mapping[str, object] | None) -> Mapping[str, object]:
@@ -529,9 +612,17 @@ def _merge(user_id: object, context: Mapping[str, object] | None) -> Mapping[str
         return _NO_CONTEXT if user_id is None else {"user_id": user_id}
     if user_id is None:
         return context
-    if not isinstance(context, Mapping):
-        return context  # the engine reports INVALID_CONTEXT
-    return {**context, "user_id": user_id}
+    if type(context) is dict:
+        try:
+            return {**context, "user_id": user_id}
+        except Exception:  # a key of the caller's class raised when compared: read it lazily
+            return _WithUserId(context, user_id)
+    try:
+        if issubclass(type(context), Mapping):
+            return _WithUserId(context, user_id)
+    except Exception:  # a class whose ABC check raises is no mapping
+        pass
+    return context  # not a mapping: the engine reports INVALID_CONTEXT
 
 
 def _type_of(default: object) -> type[Any] | None:
@@ -539,7 +630,11 @@ def _type_of(default: object) -> type[Any] | None:
 
 
 def _matches(value: object, wanted: type[Any]) -> bool:
-    """Whether a flag value fits the caller's type (bool and int kept apart)."""
+    """Whether a flag value fits the caller's type (bool and int kept apart).
+
+    ``False`` too when ``wanted`` is no class, or a class whose isinstance
+    hook raises: the caller then gets its default with TYPE_MISMATCH.
+    """
     if wanted is object:
         return True
     if wanted is bool:
@@ -550,9 +645,19 @@ def _matches(value: object, wanted: type[Any]) -> bool:
         return isinstance(value, (int, float)) and type(value) is not bool
     if wanted is str:
         return isinstance(value, str)
-    if issubclass(wanted, Mapping):
-        return isinstance(value, Mapping)
-    return isinstance(value, wanted)
+    try:
+        if issubclass(wanted, Mapping):
+            return isinstance(value, Mapping)
+        return isinstance(value, wanted)
+    except Exception:  # the caller's type (or non-type) misbehaves: a type mismatch
+        return False
+
+
+def _type_name(wanted: object) -> str:
+    if issubclass(type(wanted), type):
+        name = type.__dict__["__name__"].__get__(wanted)  # not a metaclass's override
+        return str.__str__(name)
+    return f"a {type(wanted).__name__} (not a type)"
 
 
 def _details(
@@ -585,15 +690,16 @@ def _details(
             None,
             ErrorCode.TYPE_MISMATCH,
             f"flag {flag!r} is of type {type(value).__name__}, "
-            f"the caller expects {wanted.__name__}",
+            f"the caller expects {_type_name(wanted)}",
             revision,
             source,
         )
     if wanted is float and type(value) is int:
         value = float(value)
     elif isinstance(value, (dict, list)):
-        # json values are shared by every evaluation: the caller gets its own copy.
-        value = copy.deepcopy(value)
+        # json values are shared by every evaluation: the caller gets its own copy
+        # (made without recursion, whatever the depth and the caller's stack).
+        value = copy_json(value)
     details: EvaluationDetails[Any] = _new_details(
         flag,
         value,

@@ -170,18 +170,13 @@ class FlagsyncProvider(AbstractProvider):
         default_value: Sequence[FlagValueType] | Mapping[str, FlagValueType],
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[Sequence[FlagValueType] | Mapping[str, FlagValueType]]:
+        user_id, context = _context(evaluation_context)
         details = self._client.evaluate(
-            flag_key,
-            context=_context(evaluation_context),
-            default=default_value,
-            expected_type=object,
+            flag_key, user_id, context, default=default_value, expected_type=object
         )
-        if details.error_code is None:
-            if not isinstance(details.value, (Mapping, list)):
-                return _mismatch(details, default_value, "is not an object flag")
-            # The client hands out the snapshot's own object: copy it, so that a
-            # caller mutating the result cannot change it for everyone else.
-            return _resolution(details, value=_plain(details.value))
+        if details.error_code is None and not isinstance(details.value, (dict, list)):
+            return _mismatch(details, default_value, "is not an object flag")
+        # The client already hands out a private copy of plain dicts and lists.
         return _resolution(details)
 
     def _resolve(
@@ -191,11 +186,9 @@ class FlagsyncProvider(AbstractProvider):
         evaluation_context: EvaluationContext | None,
         expected: type[Any],
     ) -> FlagResolutionDetails[Any]:
+        user_id, context = _context(evaluation_context)
         details = self._client.evaluate(
-            flag_key,
-            context=_context(evaluation_context),
-            default=default_value,
-            expected_type=expected,
+            flag_key, user_id, context, default=default_value, expected_type=expected
         )
         if (
             expected is int
@@ -209,22 +202,25 @@ class FlagsyncProvider(AbstractProvider):
         return _resolution(details)
 
 
-def _context(evaluation_context: EvaluationContext | None) -> dict[str, object]:
+def _context(evaluation_context: object) -> tuple[Any, Any]:
+    """``(user_id, context)`` for :meth:`FlagClient.evaluate`, without copying attributes.
+
+    The client merges them without iterating a mapping that is not a plain
+    dict; whatever the caller passed (no EvaluationContext at all, attributes
+    that are no mapping, a targeting key of any type) ends as an evaluation
+    error code, never as an exception.
+    """
     if evaluation_context is None:
-        return {}
-    context: dict[str, object] = dict(evaluation_context.attributes)
-    if evaluation_context.targeting_key:  # "" is absent, as in EvaluationContext.merge
-        context["user_id"] = evaluation_context.targeting_key
-    return context
-
-
-def _plain(value: object) -> Any:
-    """A deep copy of a json value as the plain dicts and lists OpenFeature expects."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+        return None, None
+    try:
+        attributes = evaluation_context.attributes  # type: ignore[attr-defined]
+        targeting_key = evaluation_context.targeting_key  # type: ignore[attr-defined]
+    except Exception:  # not an EvaluationContext: the client reports INVALID_CONTEXT
+        return None, evaluation_context
+    # "" is absent, as in EvaluationContext.merge; no __bool__ of the caller's class runs.
+    if issubclass(type(targeting_key), str) and not str.__len__(targeting_key):
+        targeting_key = None
+    return targeting_key, {} if attributes is None else attributes
 
 
 def _metadata(details: EvaluationDetails[Any]) -> dict[str, bool | int | float | str]:

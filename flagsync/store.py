@@ -352,6 +352,8 @@ class StoredState:
             data = json.loads(self.snapshot_bytes)
         except ValueError as exc:
             raise SnapshotError(f"snapshot in Redis is not JSON: {exc}") from None
+        except RecursionError:
+            raise SnapshotError("snapshot in Redis is nested too deeply to be JSON") from None
         if not isinstance(data, dict):
             raise SnapshotError("snapshot in Redis is not a JSON object")
         return data

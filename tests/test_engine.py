@@ -473,7 +473,7 @@ def test_evaluate_never_raises_on_bad_context() -> None:
             raise RuntimeError("boom")
 
     r = e.evaluate("f", Hostile())
-    assert (r.reason, r.error_code) == (Reason.ERROR, ErrorCode.GENERAL)
+    assert (r.reason, r.error_code) == (Reason.ERROR, ErrorCode.INVALID_CONTEXT)
     assert r.error_message is not None
     assert "boom" in r.error_message
 

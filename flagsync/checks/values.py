@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from flagsync import _walk
 from flagsync.checks._context import Context, at
-from flagsync.engine import parse_semver, parse_timestamp
+from flagsync.engine import (
+    MAX_CONDITION_VALUES,
+    check_pattern,
+    compile_condition,
+    parse_semver,
+    parse_timestamp,
+)
 from flagsync.findings import Finding
 from flagsync.loader import Entry
 
 NUMERIC_OPS = frozenset({"gt", "gte", "lt", "lte"})
 STRING_OPS = frozenset({"starts_with", "ends_with", "matches"})
+SEARCH_OPS = frozenset({"contains", "starts_with", "ends_with", "matches"})
 SEMVER_OPS = frozenset({"semver_eq", "semver_gt", "semver_gte", "semver_lt", "semver_lte"})
 TIME_OPS = frozenset({"before", "after"})
 
@@ -38,7 +44,10 @@ def operator_values(ctx: Context) -> Iterator[Finding]:
     ``exists`` takes no values; every other operator needs at least one.
     ``gt``/``gte``/``lt``/``lte`` compare numbers (``values: ["10"]`` is a
     string and would never match); ``starts_with``/``ends_with``/``matches``
-    take strings.
+    take strings. ``contains``, ``starts_with``, ``ends_with`` and ``matches``
+    do work per value on every evaluation, so they take at most 1 000 values
+    (``in`` takes any number), and one ``contains`` condition's strings add
+    up to at most about 20 000 characters (docs/evaluation.md, "Limits").
     """
     for entry, path, cond, owner in _all_conditions(ctx):
         op = cond.get("op")
@@ -62,6 +71,17 @@ def operator_values(ctx: Context) -> Iterator[Finding]:
                 f"{owner}: condition on '{attr}' with op '{op}' needs at least one value",
             )
             continue
+        if op in SEARCH_OPS and len(values) > MAX_CONDITION_VALUES:
+            yield at(
+                entry,
+                (*path, "values"),
+                "operator-values",
+                f"{owner}: condition on '{attr}' with op '{op}' has {len(values)} values; "
+                f"the limit is {MAX_CONDITION_VALUES} (to test membership in a long list, "
+                "use 'in' on an attribute holding the whole value)",
+            )
+            continue
+        valid = True
         for index, value in enumerate(values):
             problem = None
             if op in NUMERIC_OPS and (
@@ -73,12 +93,19 @@ def operator_values(ctx: Context) -> Iterator[Finding]:
             elif isinstance(value, (Mapping, list)):
                 problem = f"'{op}' takes scalar values, not {type(value).__name__}"
             if problem:
+                valid = False
                 yield at(
                     entry,
                     _value_path(path, cond, index),
                     "operator-values",
                     f"{owner}: condition on '{attr}': {problem}",
                 )
+        if valid and op == "contains":
+            # The engine searches a condition's strings as one RE2 automaton.
+            try:
+                compile_condition(str(attr), op, values)
+            except ValueError as exc:
+                yield at(entry, path, "operator-values", f"{owner}: condition on '{attr}': {exc}")
 
 
 def finite_number(ctx: Context) -> Iterator[Finding]:
@@ -128,26 +155,49 @@ def _not_finite(entry: Entry, path: _walk.Path, value: float, what: str) -> Find
 
 
 def regex(ctx: Context) -> Iterator[Finding]:
-    """Values of ``matches`` are valid regular expressions (Python ``re`` syntax)."""
+    """Values of ``matches`` are regular expressions in RE2 syntax, which RE2 accepts.
+
+    RE2 is the dialect of Go, LaunchDarkly and flagd, and matches in time
+    linear in the text. It has POSIX classes (``[[:alpha:]]``) and inline
+    flags anywhere (``(?i)``), but no backreferences (``\\1``), look-ahead or
+    look-behind (``(?=``, ``(?<!``), atomic groups or possessive quantifiers:
+    such a pattern is reported naming the construct. A pattern is at most
+    1 024 characters, and one condition's patterns together compile to at
+    most 20 000 RE2 instructions.
+    """
     for entry, path, cond, owner in _all_conditions(ctx):
         if cond.get("op") != "matches":
             continue
-        for index, value in enumerate(_walk.condition_values(cond)):
+        values = _walk.condition_values(cond)
+        accepted = True
+        for index, value in enumerate(values):
             if not isinstance(value, str):
+                accepted = False  # reported by operator-values
                 continue
             try:
-                re.compile(value)
-            except re.error as exc:
+                check_pattern(value)
+            except ValueError as exc:
+                accepted = False
                 yield at(
                     entry,
                     _value_path(path, cond, index),
                     "regex",
-                    f"{owner}: invalid regular expression {value!r}: {exc}",
+                    f"{owner}: regular expression {value!r} is refused: {exc}",
                 )
+        if accepted and values and len(values) <= MAX_CONDITION_VALUES:
+            try:
+                compile_condition(str(cond.get("attribute")), "matches", values)
+            except ValueError as exc:
+                yield at(entry, path, "regex", f"{owner}: {exc}")
 
 
 def semver(ctx: Context) -> Iterator[Finding]:
-    """Values of ``semver_*`` operators are Semantic Versions (``1.4.0``, ``v2.0.0-rc.1``)."""
+    """Values of ``semver_*`` operators are Semantic Versions (``1.4.0``, ``v2.0.0-rc.1``).
+
+    Read leniently, as LaunchDarkly does: a missing minor or patch is 0
+    (``5.2`` is ``5.2.0``) and a leading ``v`` is allowed; leading zeros, a
+    fourth part and anything longer than 256 characters are refused.
+    """
     for entry, path, cond, owner in _all_conditions(ctx):
         if cond.get("op") not in SEMVER_OPS:
             continue
@@ -162,8 +212,8 @@ def semver(ctx: Context) -> Iterator[Finding]:
                     entry,
                     _value_path(path, cond, index),
                     "semver",
-                    f"{owner}: {value!r} is not a semantic version (MAJOR.MINOR.PATCH, "
-                    'e.g. "5.2.0"; quote it so YAML keeps it a string)',
+                    f"{owner}: {value!r} is not a semantic version (MAJOR[.MINOR[.PATCH]], "
+                    'e.g. "5.2.0" or "5.2"; quote it so YAML keeps it a string)',
                 )
 
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import mmh3
 
+from flagsync.engine._exact import exact_scalar
+from flagsync.engine._limits import MAX_ATTRIBUTE_CHARS
+
 BUCKETING_VERSION = 1
 """The ``bucketing`` value of snapshots this engine can evaluate."""
 
@@ -30,23 +33,28 @@ def bucket(salt: str, value: str) -> int:
     return (_hash((salt + value).encode(), 0, False) * BUCKET_SPACE) >> 32
 
 
+# Integers whose decimal form is longer than the limit: compared, never converted
+# (int → str is quadratic in the digits, and refused past 4 300 of them).
+_INT_LIMIT = 10**MAX_ATTRIBUTE_CHARS
+
+
 def bucket_value(value: object) -> str | None:
     """The string a context value is bucketed by, or ``None`` if it cannot be bucketed.
 
     ``str`` is used as is and ``int`` as its decimal form (so ``42`` and
     ``"42"`` land in the same bucket); booleans, floats (``1.0`` vs ``1``
     vs ``1e0`` would be ambiguous across languages) and every other type
-    cannot be bucketed.
+    cannot be bucketed, and neither can a value longer than
+    ``MAX_ATTRIBUTE_CHARS`` characters (as a string, or in decimal).
+    Subclasses of ``str`` and ``int`` are read by value, without calling
+    their methods.
     """
     t = type(value)
     if t is str:
-        return value  # type: ignore[return-value]
+        return value if len(value) <= MAX_ATTRIBUTE_CHARS else None  # type: ignore[arg-type,return-value]
     if t is int:
-        return str(value)
-    if isinstance(value, bool):
+        return str(value) if -_INT_LIMIT < value < _INT_LIMIT else None
+    if t is bool or t is float:
         return None
-    if isinstance(value, str):  # str subclasses, e.g. a StrEnum member
-        return str.__str__(value)
-    if isinstance(value, int):  # IntEnum and friends, by numeric value
-        return int.__repr__(value)
-    return None
+    scalar = exact_scalar(value)  # a StrEnum or IntEnum member, say, by value
+    return None if scalar is None or type(scalar) is float else bucket_value(scalar)

@@ -24,6 +24,9 @@ import mmh3
 
 from flagsync.details import Reason
 from flagsync.engine._bucketing import BUCKET_SPACE, BUCKETING_VERSION, bucket_value
+from flagsync.engine._exact import exact_text, shown
+from flagsync.engine._jsonvalue import json_problem
+from flagsync.engine._limits import MAX_ATTRIBUTE_CHARS
 from flagsync.engine._operators import Context, Predicate, compile_condition
 from flagsync.engine._resolution import Resolution
 from flagsync.engine._timestamps import parse_timestamp
@@ -77,28 +80,42 @@ def _list(value: object, where: str) -> Sequence[Any]:
 
 def _str(value: object, where: str) -> str:
     if not isinstance(value, str):
-        raise _fail(where, f"expected a string, got {value!r}")
+        raise _fail(where, f"expected a string, got {shown(value)}")
     return value
+
+
+def _user_key(value: object) -> str | None:
+    """How a user id is compared with ``users`` lists: its bucketing string, but
+    any string (of any length) as itself; ``None`` if it cannot be an id."""
+    text = exact_text(value)
+    return bucket_value(value) if text is None else text
 
 
 def _user_set(users: object, where: str) -> frozenset[str]:
     ids: set[str] = set()
     for i, user in enumerate(_list(users, where)):
-        key = bucket_value(user)
+        key = _user_key(user)
         if key is None:
-            raise _fail(f"{where}[{i}]", f"a user id must be a string or an integer, got {user!r}")
+            raise _fail(
+                f"{where}[{i}]",
+                f"a user id must be a string or an integer of at most {MAX_ATTRIBUTE_CHARS} "
+                f"digits, got {type(user).__name__}",
+            )
         ids.add(key)
     return frozenset(ids)
 
 
 def _in_users(users: frozenset[str]) -> Predicate:
     # Ids compare by their bucketing string, so user_id 42 and "42" are one user.
+    # An id longer than every listed one is not hashed at all (see _ScalarSet).
+    max_len = max(map(len, users), default=-1)
+
     def holds(context: Context) -> bool:
         user_id = context.get("user_id")
         if type(user_id) is str:
-            return user_id in users
-        key = bucket_value(user_id)
-        return key is not None and key in users
+            return len(user_id) <= max_len and user_id in users
+        key = _user_key(user_id)
+        return key is not None and len(key) <= max_len and key in users
 
     return holds
 
@@ -189,8 +206,11 @@ class _FlagCompiler:
         variants = _mapping(raw.get("variants"), f"{self.where}.variants")
         if not variants:
             raise _fail(f"{self.where}.variants", "a flag needs at least one variant")
-        for name in variants:
+        for name, value in variants.items():
             _str(name, f"{self.where}.variants")
+            problem = json_problem(value)
+            if problem is not None:
+                raise _fail(f"{self.where}.variants.{name}", problem)
         self.variants = variants
         self._cache: dict[tuple[str, Reason, str | None], Resolution] = {}
 
@@ -228,7 +248,7 @@ class _FlagCompiler:
             name = self.variant_name(pair[0], here)
             weight = pair[1]
             if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
-                raise _fail(here, f"weight must be a non-negative integer, got {weight!r}")
+                raise _fail(here, f"weight must be a non-negative integer, got {shown(weight)}")
             total += weight
             bounds.append(total)
             results.append(self.resolution(name, Reason.SPLIT, rule))
@@ -310,10 +330,12 @@ class _FlagCompiler:
         raw, where = self.raw, self.where
         flag_type = raw.get("type")
         if flag_type not in FLAG_TYPES:
-            raise _fail(f"{where}.type", f"expected one of {sorted(FLAG_TYPES)}, got {flag_type!r}")
+            raise _fail(
+                f"{where}.type", f"expected one of {sorted(FLAG_TYPES)}, got {shown(flag_type)}"
+            )
         enabled = raw.get("enabled", True)
         if not isinstance(enabled, bool):
-            raise _fail(f"{where}.enabled", f"expected a boolean, got {enabled!r}")
+            raise _fail(f"{where}.enabled", f"expected a boolean, got {shown(enabled)}")
         off = self.variant_name(raw.get("off_variant"), f"{where}.off_variant")
 
         requires: list[tuple[str, str]] = []
@@ -367,14 +389,15 @@ def _rollout_fn(
     miss: Resolution | None,
 ) -> ServeFn:
     # The bucket is computed inline rather than through bucket(): this is the
-    # hot path and the call costs as much as the hash.
+    # hot path and the call costs as much as the hash. Strings past the length
+    # limit go through bucket_value, which refuses them.
     if len(bounds) == 2:
         first_bound = bounds[0]
         first, second = results
 
         def two_way(context: Context, now: float | None) -> Resolution | None:
             value = context.get(attribute)
-            if type(value) is not str:
+            if type(value) is not str or len(value) > MAX_ATTRIBUTE_CHARS:
                 value = bucket_value(value)
                 if value is None:
                     return miss
@@ -388,7 +411,7 @@ def _rollout_fn(
 
     def n_way(context: Context, now: float | None) -> Resolution | None:
         value = context.get(attribute)
-        if type(value) is not str:
+        if type(value) is not str or len(value) > MAX_ATTRIBUTE_CHARS:
             value = bucket_value(value)
             if value is None:
                 return miss
@@ -451,10 +474,10 @@ def compile_snapshot(
     """
     root = _mapping(snapshot, "snapshot")
     if root.get("format") != SNAPSHOT_FORMAT:
-        raise _fail("format", f"unsupported snapshot format {root.get('format')!r}")
+        raise _fail("format", f"unsupported snapshot format {shown(root.get('format'))}")
     if root.get("bucketing") != BUCKETING_VERSION:
         # Evaluating with another algorithm would silently reshuffle users.
-        raise _fail("bucketing", f"unsupported bucketing version {root.get('bucketing')!r}")
+        raise _fail("bucketing", f"unsupported bucketing version {shown(root.get('bucketing'))}")
     raw_segments = _mapping(root.get("segments", {}), "segments")
     segments = {
         _str(name, "segments"): compile_segment(name, raw) for name, raw in raw_segments.items()
@@ -501,9 +524,14 @@ def digest(value: object) -> bytes:
 
     Same encoding as ``flagsync.snapshot.canonical_json`` (not imported: it
     pulls in jsonschema). NaN is tolerated and anything not JSON is hashed by
-    its ``repr``: a digest only compares, so it must never raise.
+    its ``repr``. A value that cannot be written as JSON at all (an integer
+    of more than 4 300 digits, a cycle) is a :class:`SnapshotError`: a
+    snapshot that cannot be serialised cannot be cached or compared either.
     """
-    text = json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
-    )
+    try:
+        text = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
+        )
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise SnapshotError(f"invalid snapshot: not serialisable as JSON: {exc}") from None
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()

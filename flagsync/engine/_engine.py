@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from time import time
 from typing import Any
 
 from flagsync.details import Reason
 from flagsync.engine._compiled import CompiledFlag, FlagFn, compile_snapshot
+from flagsync.engine._exact import exact_text, shown
 from flagsync.engine._operators import Context
 from flagsync.engine._resolution import Resolution
-from flagsync.errors import ErrorCode
+from flagsync.errors import ErrorCode, InvalidContextError
+
+log = logging.getLogger("flagsync")
 
 MAX_PREREQUISITE_DEPTH = 32
 """Deeper prerequisite chains fail (PREREQUISITE_FAILED) instead of recursing further."""
@@ -86,6 +90,106 @@ def _build_table(flags: Mapping[str, CompiledFlag], killed: frozenset[str]) -> d
         else:
             table[key] = flag.evaluate
     return table
+
+
+def flag_key(flag: object) -> str | None:
+    """The flag key ``flag`` names: a ``str`` (subclasses by value), or a ``str``-valued
+    enum member's value; ``None`` for anything else. Never runs the caller's methods."""
+    if type(flag) is str:
+        return flag
+    if issubclass(type(flag), enum.Enum):
+        # _value_ is the member's stored value (.value is a property a class may
+        # override); an enum with a str mixin is itself a str subclass.
+        try:
+            flag = object.__getattribute__(flag, "_value_")
+        except AttributeError:
+            return None
+    return exact_text(flag)
+
+
+_flag_key = flag_key
+
+
+def _error(code: ErrorCode, message: str) -> Resolution:
+    return Resolution(None, None, Reason.ERROR, error_code=code, error_message=message)
+
+
+def _not_found(flag: object) -> Resolution:
+    key = flag_key(flag)
+    if key is None:
+        return _error(
+            ErrorCode.FLAG_NOT_FOUND,
+            f"a flag name must be a string or a str enum member, not {type(flag).__name__}",
+        )
+    return _error(ErrorCode.FLAG_NOT_FOUND, f"flag {shown(key)} not found")
+
+
+class _GuardedContext:
+    """A caller's non-dict mapping, read only through its ``get``.
+
+    The engine never iterates a caller's mapping (its iteration may raise or
+    never end) and turns any exception of its ``get`` into
+    :class:`InvalidContextError`, so the failure is reported as the caller's
+    (INVALID_CONTEXT), not as an engine error.
+    """
+
+    __slots__ = ("_get",)
+
+    def __init__(self, get: Callable[[str], object]) -> None:
+        self._get = get
+
+    def get(self, key: str, default: object = None) -> object:
+        try:
+            return self._get(key)
+        except Exception as exc:
+            raise InvalidContextError(
+                f"the context's get({key!r}) raised {type(exc).__name__}: {_text(exc)}"
+            ) from exc
+
+
+def _text(exc: BaseException) -> str:
+    """``str(exc)``, shortened, for an exception raised by the caller's code (whose
+    ``__str__`` may itself raise)."""
+    try:
+        text = str(exc)
+    except Exception:
+        return "(its message cannot be shown)"
+    return text if len(text) <= 200 else f"{text[:200]}…"
+
+
+def _guard(context: object) -> _GuardedContext | None:
+    """``context`` wrapped for safe reading; ``None`` if it is not a mapping."""
+    try:
+        if not issubclass(type(context), Mapping):
+            return None
+        return _GuardedContext(context.get)  # type: ignore[attr-defined]
+    except Exception:  # a class whose ABC check or get attribute raises
+        return None
+
+
+# (flag, exception type) pairs already logged: an error that repeats on every
+# evaluation is logged once, not once per call. Bounded, like everything here.
+_logged: set[tuple[str, str]] = set()
+_LOGGED_MAX = 1000
+
+
+def _unexpected(flag: object, context: object, exc: Exception) -> Resolution:
+    """An exception out of a flag's closures: the caller's dict, or a bug (logged)."""
+    name = shown(flag_key(flag))
+    kind = type(exc).__name__
+    if isinstance(context, dict) and not all(type(key) is str for key in list(context)):
+        # Keys of the caller's own classes: their __eq__ runs when a lookup
+        # meets one with the same hash as the attribute asked for.
+        return _error(
+            ErrorCode.INVALID_CONTEXT,
+            f"a key of the context raised {kind} when compared with an attribute name",
+        )
+    if isinstance(exc, RecursionError):  # the caller's stack was nearly exhausted
+        return _error(ErrorCode.GENERAL, f"evaluation of {name} ran out of stack: {exc}")
+    if (name, kind) not in _logged and len(_logged) < _LOGGED_MAX:
+        _logged.add((name, kind))
+        log.error("flagsync: evaluating flag %s failed", name, exc_info=exc)
+    return _error(ErrorCode.GENERAL, f"evaluation of {name} failed: {kind}: {_text(exc)}")
 
 
 class Engine:
@@ -163,58 +267,57 @@ class Engine:
         )
 
     def evaluate(
-        self, flag: str, context: Mapping[str, object], now: float | None = None
+        self, flag: str, context: Mapping[str, object] | Context, now: float | None = None
     ) -> Resolution:
         """Evaluate ``flag`` for ``context`` at Unix time ``now`` (default: the clock).
 
-        Never raises: problems come back as a Resolution with reason ERROR.
+        Never raises, whatever ``flag`` and ``context`` are: problems come back
+        as a Resolution with reason ERROR — FLAG_NOT_FOUND for a name that is
+        no flag (an unhashable object included), INVALID_CONTEXT for a context
+        that is not a mapping or whose lookups raise, GENERAL (logged) for
+        anything else, which would be a bug. A context value that an operator
+        cannot use is not an error: the condition simply does not match.
         """
-        fn = self._table.get(flag)
-        if fn is None:
-            # str-Enum members hash by member name, so look them up by value.
-            if isinstance(flag, enum.Enum) and isinstance(flag.value, str):
-                fn = self._table.get(flag.value)
-            if fn is None:
-                return Resolution(
-                    None,
-                    None,
-                    Reason.ERROR,
-                    error_code=ErrorCode.FLAG_NOT_FOUND,
-                    error_message=f"flag {str(flag)!r} not found",
+        try:
+            fn = self._table[flag]
+        except Exception:  # no such key, unhashable, or a caller's __hash__/__eq__ raised
+            found = self._lookup(flag)
+            if found is None:
+                return _not_found(flag)
+            fn = found
+        if type(context) is not dict:
+            guarded = _guard(context)
+            if guarded is None:
+                return _error(
+                    ErrorCode.INVALID_CONTEXT,
+                    f"context must be a mapping, not {type(context).__name__}",
                 )
-        if type(context) is not dict and not isinstance(context, Mapping):
-            return Resolution(
-                None,
-                None,
-                Reason.ERROR,
-                error_code=ErrorCode.INVALID_CONTEXT,
-                error_message=f"context must be a mapping, not {type(context).__name__}",
-            )
+            context = guarded
         try:
             return fn(context, now)
+        except InvalidContextError as exc:
+            return _error(ErrorCode.INVALID_CONTEXT, str(exc))
         except Exception as exc:
-            # The contract is "never raises": a hostile Mapping or an engine bug
-            # is reported as GENERAL with its message, not swallowed silently.
-            return Resolution(
-                None,
-                None,
-                Reason.ERROR,
-                error_code=ErrorCode.GENERAL,
-                error_message=f"evaluation of {flag!r} failed: {type(exc).__name__}: {exc}",
-            )
+            return _unexpected(flag, context, exc)
+
+    def _lookup(self, flag: object) -> FlagFn | None:
+        """The table entry of ``flag`` when a plain lookup found none or raised.
+
+        ``str`` subclasses and ``str``-valued enum members name the flag of
+        their value; no method of the caller's class runs (a hostile
+        ``__hash__`` or ``__eq__`` cannot raise here), and anything else,
+        unhashable objects included, names no flag.
+        """
+        return self._table.get(_flag_key(flag))  # type: ignore[arg-type]
 
     def flag_type(self, flag: str) -> str | None:
         """The flag's declared type (``boolean``, ``string``, …), or ``None`` if unknown."""
-        compiled = self._flags.get(flag)
-        if compiled is None and isinstance(flag, enum.Enum) and isinstance(flag.value, str):
-            compiled = self._flags.get(flag.value)
+        compiled = self._flags.get(_flag_key(flag))  # type: ignore[arg-type]
         return None if compiled is None else compiled.type
 
     def flag_kind(self, flag: str) -> str | None:
         """The flag's ``kind`` (``release``, ``experiment``, …), or ``None`` if unknown."""
-        compiled = self._flags.get(flag)
-        if compiled is None and isinstance(flag, enum.Enum) and isinstance(flag.value, str):
-            compiled = self._flags.get(flag.value)
+        compiled = self._flags.get(_flag_key(flag))  # type: ignore[arg-type]
         return None if compiled is None else compiled.kind
 
     def flags_of_kind(self, kind: str) -> frozenset[str]:

@@ -15,14 +15,22 @@ from __future__ import annotations
 
 import math
 import operator
-import re
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
+from flagsync.engine._exact import exact_scalar, exact_text, shown
+from flagsync.engine._limits import MAX_ATTRIBUTE_CHARS, MAX_CONDITION_VALUES, MAX_LIST_ITEMS
+from flagsync.engine._regex import literal_searcher, searcher
 from flagsync.engine._semver import SemverKey, parse_semver, semver_key_or_none
 from flagsync.engine._timestamps import parse_timestamp
 
-Context = Mapping[str, object]
+
+class Context(Protocol):
+    """What evaluation reads from a context: one attribute at a time, never iterated."""
+
+    def get(self, key: str, /) -> object: ...
+
+
 Predicate = Callable[[Context], bool]
 # A test on a present, non-null attribute value: True/False, or None when the
 # value has the wrong type for the operator (then the condition never matches).
@@ -58,63 +66,74 @@ OPERATORS: frozenset[str] = frozenset(
 
 
 class _ScalarSet:
-    """Set membership without Python's cross-type equality.
+    """Set membership without Python's cross-type equality, in bounded time.
 
     Python has ``True == 1 == 1.0`` with equal hashes, but a flag condition
     must keep ``True`` ≠ ``1`` and ``"1"`` ≠ ``1``. Members are therefore kept
     in one set per kind (string, number, boolean); ints and floats share the
-    number set, so ``1`` equals ``1.0`` as in JSON.
+    number set, so ``1`` equals ``1.0`` as in JSON. A string longer than every
+    member, or a number outside the members' range, is not looked up at all:
+    hashing a megabyte string or a million-digit integer would cost more than
+    the whole evaluation, and the answer (not a member) is known.
     """
 
-    __slots__ = ("bools", "nums", "strs")
+    __slots__ = ("bools", "high", "low", "max_len", "nums", "strs")
 
     def __init__(self, values: Iterable[object]) -> None:
         strs: set[str] = set()
         nums: set[int | float] = set()
         bools: set[bool] = set()
         for value in values:
-            if isinstance(value, bool):
-                bools.add(value)
-            elif isinstance(value, str):
-                strs.add(str.__str__(value))
-            elif isinstance(value, (int, float)):
-                nums.add(value)
+            scalar = exact_scalar(value)
+            if scalar is None:
+                raise ValueError(f"values must be strings, numbers or booleans, not {shown(value)}")
+            if isinstance(scalar, bool):  # exact types from here on
+                bools.add(scalar)
+            elif isinstance(scalar, str):
+                strs.add(scalar)
             else:
-                raise ValueError(f"values must be strings, numbers or booleans, not {value!r}")
+                nums.add(scalar)
         self.strs = frozenset(strs)
         self.nums = frozenset(nums)
         self.bools = frozenset(bools)
+        self.max_len = max(map(len, strs), default=-1)
+        ordered = [n for n in nums if n == n]  # noqa: PLR0124 (NaN equals nothing)
+        # An empty range (1 > 0) when there are no numbers: nothing is looked up.
+        self.low: int | float = min(ordered, default=1)
+        self.high: int | float = max(ordered, default=0)
 
     def contains(self, value: object) -> bool | None:
         """Membership of ``value``; ``None`` when it is not a scalar."""
         t = type(value)
         if t is str:
-            return value in self.strs
+            return len(value) <= self.max_len and value in self.strs  # type: ignore[arg-type]
         if t is int or t is float:
+            # Comparisons of int and float are exact and O(1) at any size.
+            if value < self.low or value > self.high:  # type: ignore[operator]
+                return False
             return value in self.nums
         if t is bool:
             return value in self.bools
-        # Subclasses (enum members and the like) take the slow, exact path.
-        if isinstance(value, bool):
-            return bool(value) in self.bools
-        if isinstance(value, str):
-            return str.__str__(value) in self.strs
-        if isinstance(value, (int, float)):
-            return value in self.nums
-        return None
+        scalar = exact_scalar(value)
+        return None if scalar is None else self.contains(scalar)
 
 
 def _number(value: object) -> int | float | None:
-    """``value`` if it is a real number usable in comparisons (not bool, not NaN)."""
+    """``value`` as an exact int or float usable in comparisons (not bool, not NaN)."""
     t = type(value)
     if t is int:
         return value  # type: ignore[return-value]
     if t is float:
         # NaN is the only float unequal to itself; cheaper than math.isnan here.
         return None if value != value else value  # type: ignore[return-value]  # noqa: PLR0124
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if t is bool:
         return None
-    return None if math.isnan(value) else value
+    scalar = exact_scalar(value)
+    if type(scalar) is int:
+        return scalar
+    if type(scalar) is float:
+        return None if math.isnan(scalar) else scalar
+    return None
 
 
 def _timestamp_or_none(value: object) -> float | None:
@@ -133,10 +152,13 @@ def _value_list(values: object) -> list[object]:
 
 
 def _require_strings(op: str, values: list[object]) -> tuple[str, ...]:
+    strings: list[str] = []
     for value in values:
-        if not isinstance(value, str):
-            raise ValueError(f"{op} needs string values, got {value!r}")
-    return tuple(str.__str__(v) for v in values)
+        scalar = exact_scalar(value)
+        if type(scalar) is not str:
+            raise ValueError(f"{op} needs string values, got {shown(value)}")
+        strings.append(scalar)
+    return tuple(strings)
 
 
 def _require_numbers(op: str, values: list[object]) -> list[int | float]:
@@ -144,7 +166,7 @@ def _require_numbers(op: str, values: list[object]) -> list[int | float]:
     for value in values:
         n = _number(value)
         if n is None:
-            raise ValueError(f"{op} needs numeric values, got {value!r}")
+            raise ValueError(f"{op} needs numeric values, got {shown(value)}")
         numbers.append(n)
     return numbers
 
@@ -153,6 +175,17 @@ def _non_empty(op: str, values: list[object]) -> list[object]:
     # Operators reduced to a min/max bound have no meaning without values.
     if not values:
         raise ValueError(f"{op} needs at least one value")
+    return values
+
+
+def _few(op: str, values: list[object]) -> list[object]:
+    # Search operators do work per value on every evaluation.
+    if len(values) > MAX_CONDITION_VALUES:
+        raise ValueError(
+            f"{op} takes at most {MAX_CONDITION_VALUES} values, got {len(values)} "
+            "(for long lists, test an attribute with in/not_in, which costs the same "
+            "for any number of values)"
+        )
     return values
 
 
@@ -183,11 +216,14 @@ def _membership(attribute: str, values: list[object], negate: bool) -> Predicate
     """``in`` (holds when the attribute is one of ``values``), negate for ``not_in``."""
     members = _ScalarSet(values)
     strs = members.strs
+    max_len = members.max_len
     contains = members.contains
 
     def holds(context: Context) -> bool:
         value = context.get(attribute)
         if type(value) is str:  # fast path: most attributes are strings
+            if len(value) > max_len:  # longer than every value: not one, and not hashed
+                return negate
             return (value in strs) is not negate
         if value is None:
             return False
@@ -213,17 +249,56 @@ def _compare(attribute: str, cmp: _Cmp, bound: float, negate: bool) -> Predicate
     return holds
 
 
+# Below this many character comparisons (text length times total length of the
+# values), Python's own substring search is quicker than a call into RE2; above
+# it, RE2's automaton keeps the search linear in the text whatever the values.
+_DIRECT_SEARCH_WORK = 2048
+
+_SEQUENCES: tuple[type[Any], ...] = (list, tuple, set, frozenset)
+
+
 def _contains_test(values: list[object]) -> _Test:
-    substrings = tuple(str.__str__(v) for v in values if isinstance(v, str))
     members = _ScalarSet(values)
     member = members.contains
+    substrings = tuple(v for v in map(exact_scalar, values) if type(v) is str)
+    total = sum(map(len, substrings))
+    search = literal_searcher(substrings)
+
+    def in_text(text: str) -> bool | None:
+        n = len(text)
+        if n > MAX_ATTRIBUTE_CHARS:
+            return None
+        if n * total <= _DIRECT_SEARCH_WORK:
+            for sub in substrings:  # noqa: SIM110 (a generator costs a frame per call)
+                if sub in text:
+                    return True
+            return False
+        return search(text)
+
+    def in_items(items: Iterable[object]) -> bool:
+        # Elements that are not scalars simply never equal a value.
+        for element in items:  # noqa: SIM110
+            if member(element):
+                return True
+        return False
 
     def test(value: object) -> bool | None:
-        if isinstance(value, str):
-            return any(sub in value for sub in substrings)
-        if isinstance(value, (list, tuple, set, frozenset)):
-            # Elements that are not scalars simply never equal a value.
-            return any(member(element) for element in value)
+        t = type(value)
+        if t is str:
+            return in_text(value)  # type: ignore[arg-type]
+        if t is list or t is tuple:
+            if len(value) > MAX_LIST_ITEMS:  # type: ignore[arg-type]
+                return None
+            return in_items(value)  # type: ignore[arg-type]
+        text = exact_text(value)
+        if text is not None:
+            return in_text(text)
+        for base in _SEQUENCES:
+            if issubclass(t, base):
+                # The base type's own length and iterator: a subclass's may lie or never end.
+                if base.__len__(value) > MAX_LIST_ITEMS:
+                    return None
+                return in_items(base.__iter__(value))
         return None
 
     return test
@@ -233,14 +308,14 @@ def _semver_test(op: str, values: list[object]) -> _Test:
     keys: list[SemverKey] = []
     for value in _non_empty(op, values):
         if not isinstance(value, str):
-            raise ValueError(f"{op} needs version strings, got {value!r}")
-        keys.append(parse_semver(value))
+            raise ValueError(f"{op} needs version strings, got {shown(value)}")
+        keys.append(parse_semver(str.__str__(value)))
 
     if op == "semver_eq":
         key_set = frozenset(keys)
 
         def test(value: object) -> bool | None:
-            key = semver_key_or_none(value) if isinstance(value, str) else None
+            key = semver_key_or_none(value)
             return None if key is None else key in key_set
 
         return test
@@ -249,7 +324,7 @@ def _semver_test(op: str, values: list[object]) -> _Test:
     bound = max(keys) if use_max else min(keys)
 
     def test_order(value: object) -> bool | None:
-        key = semver_key_or_none(value) if isinstance(value, str) else None
+        key = semver_key_or_none(value)
         return None if key is None else cmp(key, bound)
 
     return test_order
@@ -275,29 +350,29 @@ def _time_test(op: str, values: list[object]) -> _Test:
 
 
 def _affix(attribute: str, op: str, values: list[object], negate: bool) -> Predicate:
-    """starts_with / ends_with as one predicate: str.startswith takes a tuple of affixes."""
+    """starts_with / ends_with as one predicate: str.startswith takes a tuple of affixes.
+
+    Exact at any attribute length: the work is bounded by the affixes, not the text.
+    """
     affixes = _require_strings(op, values)
     method = str.startswith if op == "starts_with" else str.endswith
 
     def holds(context: Context) -> bool:
         value = context.get(attribute)
-        if not isinstance(value, str):  # missing, null or wrong type
-            return False
-        return method(value, affixes) is not negate
+        # str.startswith reads a subclass's characters without calling its methods.
+        if type(value) is not str and exact_text(value) is None:
+            return False  # missing, null or wrong type
+        return method(value, affixes) is not negate  # type: ignore[arg-type]
 
     return holds
 
 
 def _matches_test(values: list[object]) -> _Test:
-    try:
-        patterns = tuple(re.compile(s) for s in _require_strings("matches", values))
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression: {exc}") from None
+    search = searcher(_require_strings("matches", values))
 
     def test(value: object) -> bool | None:
-        if not isinstance(value, str):
-            return None
-        return any(pattern.search(value) is not None for pattern in patterns)
+        text = exact_text(value)
+        return None if text is None else search(text)
 
     return test
 
@@ -305,11 +380,11 @@ def _matches_test(values: list[object]) -> _Test:
 def compile_condition(attribute: str, op: str, values: object, negate: bool = False) -> Predicate:
     """Compile one condition into a predicate; :class:`ValueError` if it is malformed."""
     if not isinstance(attribute, str):
-        raise ValueError(f"attribute must be a string, got {attribute!r}")
+        raise ValueError(f"attribute must be a string, got {shown(attribute)}")
     if not isinstance(negate, bool):
-        raise ValueError(f"negate must be a boolean, got {negate!r}")
+        raise ValueError(f"negate must be a boolean, got {shown(negate)}")
     if op not in OPERATORS:
-        raise ValueError(f"unknown operator {op!r}")
+        raise ValueError(f"unknown operator {shown(op)}")
     items = _value_list(values)
 
     if op == "exists":
@@ -329,12 +404,11 @@ def compile_condition(attribute: str, op: str, values: object, negate: bool = Fa
         # "holds for any value": x > any ⟺ x > min, x < any ⟺ x < max.
         return _compare(attribute, cmp, max(numbers) if use_max else min(numbers), negate)
     if op == "contains":
-        _ScalarSet(items)  # validates the values
-        return _wrap(attribute, _contains_test(items), negate)
+        return _wrap(attribute, _contains_test(_few(op, items)), negate)
     if op in ("starts_with", "ends_with"):
-        return _affix(attribute, op, items, negate)
+        return _affix(attribute, op, _few(op, items), negate)
     if op == "matches":
-        return _wrap(attribute, _matches_test(items), negate)
+        return _wrap(attribute, _matches_test(_few(op, items)), negate)
     if op.startswith("semver_"):
         return _wrap(attribute, _semver_test(op, items), negate)
     return _wrap(attribute, _time_test(op, items), negate)  # before / after
