@@ -132,7 +132,8 @@ def assign(weights: Sequence[Sequence[Any]], bucket: int) -> str:
 _NUMERIC_ID = r"0|[1-9][0-9]*"
 _ALNUM_ID = r"[0-9]*[A-Za-z-][0-9A-Za-z-]*"
 _SEMVER = re.compile(
-    rf"v?(?P<major>{_NUMERIC_ID})\.(?P<minor>{_NUMERIC_ID})\.(?P<patch>{_NUMERIC_ID})"
+    # Lenient, as docs/evaluation.md says: a missing minor or patch counts as 0.
+    rf"v?(?P<major>{_NUMERIC_ID})(?:\.(?P<minor>{_NUMERIC_ID})(?:\.(?P<patch>{_NUMERIC_ID}))?)?"
     rf"(?:-(?P<pre>(?:{_NUMERIC_ID}|{_ALNUM_ID})(?:\.(?:{_NUMERIC_ID}|{_ALNUM_ID}))*))?"
     r"(?:\+(?P<build>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?"
 )
@@ -145,15 +146,16 @@ class Version:
 
 
 def parse_version(text: object) -> Version | None:
-    """A SemVer 2.0.0 version (optional leading lower-case ``v``), or ``None``."""
+    """A SemVer 2.0.0 version read leniently (``5.2`` = ``5.2.0``, optional leading
+    lower-case ``v``, at most 256 characters), or ``None``."""
     if type(text) is not str:
         return None
-    found = _SEMVER.fullmatch(text)
+    found = _SEMVER.fullmatch(text) if len(text) <= 256 else None
     if found is None:
         return None
     pre = found["pre"]
     return Version(
-        (int(found["major"]), int(found["minor"]), int(found["patch"])),
+        (int(found["major"]), int(found["minor"] or 0), int(found["patch"] or 0)),
         tuple(pre.split(".")) if pre else (),
     )
 
