@@ -1,15 +1,16 @@
 """``FlagClient``: the object application code asks about flags.
 
-A thin facade: evaluation reads one immutable :class:`~flagsync._state.Current`
-reference and calls the engine — no lock, no I/O, no allocation beyond the
-context dict. Loading, refreshing, fallbacks and threads live in
-:mod:`flagsync._controller` and the modules it drives.
+A thin facade: evaluation reads one immutable :class:`_Serving` reference
+(the engine's table of flag functions, the snapshot's revision and source,
+the usage counters and hooks) and calls the flag's function with the
+caller's ``user_id`` and context as given — no lock, no I/O, no merged
+context, no allocation on the common path. Loading, refreshing, fallbacks
+and threads live in :mod:`flagsync._controller` and the modules it drives.
 """
 
 from __future__ import annotations
 
 import enum
-import itertools
 import math
 import os
 import threading
@@ -26,14 +27,14 @@ from flagsync._hooks import (
     Exposure,
     Hook,
     HookEntry,
-    fast_constructor,
     new_exposure,
     run_hooks,
     wanted_hooks,
 )
 from flagsync._state import ChangeEvent, ClientState, Current
 from flagsync.details import EvaluationDetails, Reason, Source
-from flagsync.engine import Resolution, copy_json, flag_key, shown
+from flagsync.engine import Engine, Resolution, copy_json, flag_key, shown
+from flagsync.engine._codegen import FlagFn
 from flagsync.errors import ConfigurationError, ErrorCode
 from flagsync.usage import UsageTracker, redis_factory
 
@@ -44,11 +45,48 @@ ENV_REDIS_URL = "FLAGSYNC_REDIS_URL"
 ENV_ENV = "FLAGSYNC_ENV"
 ENV_FLAGS_DIR = "FLAGSYNC_FLAGS_DIR"
 
-_NO_CONTEXT: Mapping[str, object] = {}
+_NO_CONTEXT: dict[str, object] = {}  # the context of a call without one (never written)
 
-# EvaluationDetails is a frozen dataclass; this builds the same instance in about
-# half the time (evaluate() is a hot path too: OpenFeature resolves through it).
-_new_details = fast_constructor(EvaluationDetails)
+
+class _Serving:
+    """What evaluation reads, replaced as a whole: a snapshot swap, a hook added or
+    removed, a usage tracker attached or detached each publish a new one.
+
+    ``details`` caches, per outcome, the :class:`EvaluationDetails` that
+    :meth:`FlagClient.evaluate` returns (immutable, so shared): type wanted →
+    ``id(resolution)`` → ``(resolution, details)``. It lives and dies with the
+    engine whose preallocated Resolutions it is keyed by.
+    """
+
+    __slots__ = (
+        "counting",
+        "current",
+        "details",
+        "engine",
+        "hooks",
+        "plain",
+        "revision",
+        "source",
+        "table",
+    )
+
+    def __init__(
+        self,
+        current: Current,
+        hooks: tuple[HookEntry, ...],
+        counting: bool,
+        details: dict[type[Any] | None, dict[int, tuple[Resolution, EvaluationDetails[Any]]]],
+    ) -> None:
+        self.current = current
+        self.engine: Engine = current.engine
+        self.table: Mapping[str, FlagFn] = current.engine.table
+        loaded = current.loaded
+        self.revision = None if loaded is None else loaded.revision
+        self.source = Source.DEFAULTS if loaded is None else loaded.source
+        self.hooks = hooks
+        self.counting = counting  # a usage tracker counts (flagsync.usage: Resolution.counter)
+        self.plain = not counting and not hooks  # nothing to do after evaluating
+        self.details = details
 
 
 class FlagClient:
@@ -98,8 +136,8 @@ class FlagClient:
         self._current: Current
         # (hook, flag filter) pairs; replaced, never mutated: read without a lock.
         self._hooks: tuple[HookEntry, ...] = ()
-        # Usage counting fast path: id(resolution) -> itertools.count (see flagsync.usage).
-        self._usage_table: dict[int, itertools.count[int]] | None = None
+        # Whether evaluations are counted (into self._tracker, see flagsync.usage).
+        self._counting = False
         self._tracker: UsageTracker | None = None
         self._tracker_factory: Callable[[], UsageTracker] | None = None  # set if we own it
         self._env = env
@@ -152,9 +190,25 @@ class FlagClient:
         )
 
     def _set_current(self, current: Current) -> None:
-        self._current = current  # one reference assignment: atomic for readers
+        self._current = current
+        self._publish()
+
+    def _publish(self) -> None:
+        """Swap in a new :class:`_Serving` (callers hold the controller's lock, or are
+        the constructor): one reference assignment, atomic for readers."""
+        current = self._current
+        old = getattr(self, "_serving", None)
+        details = old.details if old is not None and old.current.engine is current.engine else {}
+        self._serving = _Serving(current, self._hooks, self._counting, details)
 
     # --- evaluation (hot path) -------------------------------------------------
+    #
+    # Each method reads self._serving once, calls the flag's function with the
+    # caller's user_id and context as they are (a plain dict directly; anything
+    # else, or any exception, through Engine.resolve, which maps it to an error
+    # code), then counts usage and runs hooks when there are any. Usage counting
+    # is inlined in each method on purpose: a helper call would cost as much as
+    # the counting itself (see flagsync.usage).
 
     def is_enabled(
         self,
@@ -164,24 +218,36 @@ class FlagClient:
         default: bool = False,
     ) -> bool:
         """Whether a boolean flag is on for this user/context; ``default`` on any problem."""
-        current = self._current
+        serving = self._serving
         if context is None:
-            ctx = _NO_CONTEXT if user_id is None else {"user_id": user_id}
-        else:
-            ctx = _merge(user_id, context)
-        resolution = current.engine.evaluate(flag, ctx)  # type: ignore[arg-type]
-        # Usage counting, inlined in each evaluation method on purpose: a helper
-        # call would cost as much as the counting itself (see flagsync.usage).
-        usage = self._usage_table
-        if usage is not None:
+            context = _NO_CONTEXT
+        if type(context) is dict:
             try:
-                next(usage[id(resolution)])
-            except KeyError:  # first evaluation of this outcome, or an error
-                self._first_hit(flag, resolution)
+                resolution = serving.table[flag](user_id, context, None)  # type: ignore[index]
+            except Exception:
+                resolution = serving.engine.resolve(flag, user_id, context)
+        else:
+            resolution = serving.engine.resolve(flag, user_id, context)
         value = resolution.value
+        if serving.plain:
+            return value if value is True or value is False else default
+        if serving.counting:
+            counter = resolution.counter
+            if counter is not None:
+                next(counter)
+            else:  # first evaluation of this outcome, or an error
+                self._first_hit(flag, resolution)
         result = value if value is True or value is False else default
-        if self._hooks:
-            self._expose(current, flag, resolution, ctx, result, wanted=bool)
+        if serving.hooks:
+            self._expose(
+                serving,
+                flag,
+                resolution,
+                user_id=user_id,
+                context=context,
+                value=result,
+                wanted=bool,
+            )
         return result
 
     def variant(
@@ -191,17 +257,33 @@ class FlagClient:
         context: Mapping[str, object] | None = None,
     ) -> str | None:
         """The variant name served to this user/context, ``None`` on any problem."""
-        current = self._current
-        ctx = _merge(user_id, context)
-        resolution = current.engine.evaluate(flag, ctx)  # type: ignore[arg-type]
-        usage = self._usage_table
-        if usage is not None:
+        serving = self._serving
+        if context is None:
+            context = _NO_CONTEXT
+        if type(context) is dict:
             try:
-                next(usage[id(resolution)])
-            except KeyError:  # first evaluation of this outcome, or an error
-                self._first_hit(flag, resolution)
-        if self._hooks:
-            self._expose(current, flag, resolution, ctx, resolution.value, wanted=None)
+                resolution = serving.table[flag](user_id, context, None)  # type: ignore[index]
+            except Exception:
+                resolution = serving.engine.resolve(flag, user_id, context)
+        else:
+            resolution = serving.engine.resolve(flag, user_id, context)
+        if not serving.plain:
+            if serving.counting:
+                counter = resolution.counter
+                if counter is not None:
+                    next(counter)
+                else:  # first evaluation of this outcome, or an error
+                    self._first_hit(flag, resolution)
+            if serving.hooks:
+                self._expose(
+                    serving,
+                    flag,
+                    resolution,
+                    user_id=user_id,
+                    context=context,
+                    value=resolution.value,
+                    wanted=None,
+                )
         return None if resolution.error_code is not None else resolution.variant
 
     def get_value(
@@ -251,43 +333,48 @@ class FlagClient:
         ``expected_type`` — or of ``type(default)`` when no type is given and
         the default is not ``None`` (TYPE_MISMATCH; ``bool`` and ``int`` are
         distinct here even though Python treats ``True`` as an ``int``).
+
+        The details of an outcome served without error are built once per
+        snapshot and shared (they are immutable); a ``json`` value is copied
+        for every caller.
         """
-        current = self._current
-        name = _flag_name(flag)
-        ctx = _merge(user_id, context)
-        resolution = current.engine.evaluate(flag, ctx)  # type: ignore[arg-type]
-        usage = self._usage_table
-        if usage is not None:
+        serving = self._serving
+        if context is None:
+            context = _NO_CONTEXT
+        if type(context) is dict:
             try:
-                next(usage[id(resolution)])
-            except KeyError:  # first evaluation of this outcome, or an error
-                self._first_hit(name, resolution)
+                resolution = serving.table[flag](user_id, context, None)  # type: ignore[index]
+            except Exception:
+                resolution = serving.engine.resolve(flag, user_id, context)
+        else:
+            resolution = serving.engine.resolve(flag, user_id, context)
+        if serving.counting:
+            counter = resolution.counter
+            if counter is not None:
+                next(counter)
+            else:  # first evaluation of this outcome, or an error
+                self._first_hit(flag, resolution)
         wanted = expected_type if expected_type is not None else _type_of(default)
+        # A class whose metaclass is type hashes by identity: no caller code runs.
+        if resolution.error_code is None and (wanted is None or type(wanted) is type):
+            by_type = serving.details.get(wanted)
+            if by_type is not None:
+                cached = by_type.get(id(resolution))
+                if cached is not None and cached[0] is resolution:
+                    details = cached[1]
+                    if serving.hooks:
+                        self._run_hooks(serving, details, user_id, context)
+                    return details
         details = _details(
-            current,
-            name,
+            serving,
+            flag,
             resolution,
             default=default,
             wanted=wanted,
             last_error=self._controller.last_error,
         )
-        if self._hooks:
-            hooks = wanted_hooks(self._hooks, name)
-            if hooks:
-                run_hooks(
-                    hooks,
-                    new_exposure(
-                        name,
-                        details.value,
-                        details.variant,
-                        details.reason,
-                        ctx,
-                        details.revision,
-                        details.source,
-                        time.time(),
-                        details.error_code,
-                    ),
-                )
+        if serving.hooks:
+            self._run_hooks(serving, details, user_id, context)
         return details
 
     # --- state ----------------------------------------------------------------
@@ -358,21 +445,24 @@ class FlagClient:
 
     def attach_usage_tracker(self, tracker: UsageTracker) -> Callable[[], None]:
         """Count every evaluation in ``tracker`` (done by the constructor when
-        ``track_usage`` and a ``redis_url`` are given). Counting costs a dict
-        lookup and a C call per evaluation, far less than a hook. The client
+        ``track_usage`` and a ``redis_url`` are given). Counting costs one C
+        call per evaluation (about 10 ns), far less than a hook. The client
         closes an attached tracker when it closes. Returns a detach function.
         """
         with self._controller.lock:
             if self._tracker is not None and self._tracker is not tracker:
                 raise ConfigurationError("this client already has a usage tracker")
             self._tracker = tracker
-            self._usage_table = tracker.table
+            self._counting = True
+            self._publish()
 
         def detach() -> None:
             with self._controller.lock:
                 if self._tracker is tracker:
                     self._tracker = None
-                    self._usage_table = None
+                    self._counting = False
+                    self._publish()
+                    tracker.release()  # its counters leave this client's Resolutions
 
         return detach
 
@@ -397,10 +487,12 @@ class FlagClient:
         entry: HookEntry = (hook, flags)
         with self._controller.lock:
             self._hooks = (*self._hooks, entry)
+            self._publish()
 
         def remove() -> None:
             with self._controller.lock:
                 self._hooks = tuple(e for e in self._hooks if e is not entry)
+                self._publish()
 
         return remove
 
@@ -411,7 +503,9 @@ class FlagClient:
         keeps serving the last snapshot."""
         tracker = self._tracker
         if tracker is not None:
-            self._usage_table = None
+            with self._controller.lock:
+                self._counting = False
+                self._publish()
             tracker.close()
         self._controller.close()
 
@@ -444,9 +538,12 @@ class FlagClient:
         factory = self._tracker_factory
         if factory is None or self._tracker is None or self._controller.closed:
             return
-        self._usage_table = None  # evaluation stops counting into the old table first
+        self._counting = False  # evaluation stops counting into the old tracker first
+        self._publish()
+        self._tracker.release()
         self._tracker = factory()
-        self._usage_table = self._tracker.table
+        self._counting = True
+        self._publish()
 
     # --- slow path helpers ----------------------------------------------------
 
@@ -457,12 +554,13 @@ class FlagClient:
 
     def _expose(
         self,
-        current: Current,
+        serving: _Serving,
         flag: FlagName,
         resolution: Resolution,
-        ctx: Mapping[str, object],
-        value: object,
         *,
+        user_id: object,
+        context: Mapping[str, object],
+        value: object,
         wanted: type[Any] | None,
     ) -> None:
         """Hooks after is_enabled/variant: the Exposure straight from the Resolution.
@@ -473,7 +571,7 @@ class FlagClient:
         """
         name = flag if type(flag) is str else _flag_name(flag)
         hooks: list[Hook] | None = None
-        for hook, only in self._hooks:  # inlined wanted_hooks(): this runs per evaluation
+        for hook, only in serving.hooks:  # inlined wanted_hooks(): this runs per evaluation
             if only is None or name in only:
                 if hooks is None:
                     hooks = [hook]
@@ -481,10 +579,9 @@ class FlagClient:
                     hooks.append(hook)
         if hooks is None:
             return
-        loaded = current.loaded
         code = resolution.error_code
         if code is not None:
-            if loaded is None and code is ErrorCode.FLAG_NOT_FOUND:
+            if serving.current.loaded is None and code is ErrorCode.FLAG_NOT_FOUND:
                 code = ErrorCode.PROVIDER_NOT_READY
             variant, reason = None, Reason.ERROR
         elif wanted is not None and not _matches(resolution.value, wanted):
@@ -494,17 +591,42 @@ class FlagClient:
         run_hooks(
             hooks,
             new_exposure(
-                name,
-                value,
-                variant,
-                reason,
-                ctx,
-                None if loaded is None else loaded.revision,
-                Source.DEFAULTS if loaded is None else loaded.source,
-                time.time(),
-                code,
+                flag=name,
+                value=value,
+                variant=variant,
+                reason=reason,
+                context=_merge(user_id, context),
+                revision=serving.revision,
+                source=serving.source,
+                time=time.time(),
+                error_code=code,
             ),
         )
+
+    @staticmethod
+    def _run_hooks(
+        serving: _Serving,
+        details: EvaluationDetails[Any],
+        user_id: object,
+        context: Mapping[str, object],
+    ) -> None:
+        """Hooks after evaluate: the Exposure from the details the caller receives."""
+        hooks = wanted_hooks(serving.hooks, details.flag)
+        if hooks:
+            run_hooks(
+                hooks,
+                new_exposure(
+                    flag=details.flag,
+                    value=details.value,
+                    variant=details.variant,
+                    reason=details.reason,
+                    context=_merge(user_id, context),
+                    revision=details.revision,
+                    source=details.source,
+                    time=time.time(),
+                    error_code=details.error_code,
+                ),
+            )
 
 
 # Clients alive in this process, restarted in a forked child. Same discipline as
@@ -661,56 +783,69 @@ def _type_name(wanted: object) -> str:
 
 
 def _details(
-    current: Current,
-    flag: str,
+    serving: _Serving,
+    flag: FlagName,
     resolution: Resolution,
     *,
     default: Any,
     wanted: type[Any] | None,
     last_error: str | None,
 ) -> EvaluationDetails[Any]:
-    loaded = current.loaded
-    revision = None if loaded is None else loaded.revision
-    source = Source.DEFAULTS if loaded is None else loaded.source
+    """The details :meth:`FlagClient.evaluate` returns for ``resolution``; remembered in
+    ``serving.details`` when they do not depend on the call (no error, no type
+    mismatch, no json value to copy)."""
+    name = _flag_name(flag)
+    revision, source = serving.revision, serving.source
     if resolution.error_code is not None:
         code, message = resolution.error_code, resolution.error_message
-        if loaded is None and code is ErrorCode.FLAG_NOT_FOUND:
+        if serving.current.loaded is None and code is ErrorCode.FLAG_NOT_FOUND:
             code = ErrorCode.PROVIDER_NOT_READY
             message = f"no flags could be loaded: {last_error or 'no source configured'}"
-        return _new_details(
-            flag, default, None, Reason.ERROR, None, code, message, revision, source
+        return EvaluationDetails(
+            flag=name,
+            value=default,
+            variant=None,
+            reason=Reason.ERROR,
+            error_code=code,
+            error_message=message,
+            revision=revision,
+            source=source,
         )
     value = resolution.value
     if wanted is not None and not _matches(value, wanted):
-        return _new_details(
-            flag,
-            default,
-            None,
-            Reason.ERROR,
-            None,
-            ErrorCode.TYPE_MISMATCH,
-            f"flag {flag!r} is of type {type(value).__name__}, "
+        return EvaluationDetails(
+            flag=name,
+            value=default,
+            variant=None,
+            reason=Reason.ERROR,
+            error_code=ErrorCode.TYPE_MISMATCH,
+            error_message=f"flag {name!r} is of type {type(value).__name__}, "
             f"the caller expects {_type_name(wanted)}",
-            revision,
-            source,
+            revision=revision,
+            source=source,
         )
+    shared = True
     if wanted is float and type(value) is int:
         value = float(value)
     elif isinstance(value, (dict, list)):
         # json values are shared by every evaluation: the caller gets its own copy
         # (made without recursion, whatever the depth and the caller's stack).
         value = copy_json(value)
-    details: EvaluationDetails[Any] = _new_details(
-        flag,
-        value,
-        resolution.variant,
-        resolution.reason,
-        resolution.rule,
-        None,
-        None,
-        revision,
-        source,
+        shared = False
+    details: EvaluationDetails[Any] = EvaluationDetails(
+        flag=name,
+        value=value,
+        variant=resolution.variant,
+        reason=resolution.reason,
+        rule=resolution.rule,
+        revision=revision,
+        source=source,
     )
+    if shared and (wanted is None or type(wanted) is type):
+        by_type = serving.details.get(wanted)
+        if by_type is None:
+            by_type = serving.details.setdefault(wanted, {})
+        by_type[id(resolution)] = (resolution, details)
     return details
 
 

@@ -20,7 +20,10 @@ Types: an integer flag asked as a float is served as a float (lossless); a
 float flag asked as an integer is a TYPE_MISMATCH whatever its value (a float
 variant written ``3`` in YAML included). Object resolution serves json flags
 holding an object or a list, as a fresh copy of plain dicts and lists, so a
-caller mutating it cannot change what other evaluations see.
+caller mutating it cannot change what other evaluations see. Other answers
+served without error are built once per flag outcome and snapshot and then
+shared, like the in-memory provider's: treat a ``FlagResolutionDetails`` and
+its ``flag_metadata`` as read-only.
 Client state changes become provider events: READY, STALE, ERROR, and
 CONFIGURATION_CHANGED (with ``flags_changed``) when new flags are served.
 """
@@ -50,6 +53,7 @@ from flagsync.details import EvaluationDetails, Reason
 from flagsync.errors import ErrorCode
 
 PROVIDER_NAME = "flagsync"
+_MAX_ANSWERS = 4096
 
 _REASONS: Mapping[Reason, str] = {
     Reason.STATIC: OFReason.STATIC,
@@ -80,6 +84,9 @@ class FlagsyncProvider(AbstractProvider):
         self._owns_client = client is None
         self._client = client if client is not None else FlagClient(**client_options)
         self._remove_listener: Any = None
+        # id(details) → (details, answer): the answer for each outcome the client
+        # shares (FlagResolutionDetails and its metadata, built once; treat as read-only).
+        self._answers: dict[int, tuple[EvaluationDetails[Any], FlagResolutionDetails[Any]]] = {}
 
     @property
     def client(self) -> FlagClient:
@@ -187,19 +194,28 @@ class FlagsyncProvider(AbstractProvider):
         expected: type[Any],
     ) -> FlagResolutionDetails[Any]:
         user_id, context = _context(evaluation_context)
-        details = self._client.evaluate(
+        client = self._client
+        details = client.evaluate(
             flag_key, user_id, context, default=default_value, expected_type=expected
         )
-        if (
-            expected is int
-            and details.error_code is None
-            and self._client.flag_type(flag_key) == "float"
-        ):
+        # The client shares the details of an outcome served without error (they
+        # are immutable); the answer made from them is shared the same way.
+        found = self._answers.get(id(details))
+        if found is not None and found[0] is details:
+            return found[1]
+        if expected is int and details.error_code is None and client.flag_type(flag_key) == "float":
             # A float variant written as 3 in YAML is stored as an int: judge by
             # the declared type, so get_integer_value does not work for some
             # values of a float flag and fail for others.
-            return _mismatch(details, default_value, "is a float flag, not an integer flag")
-        return _resolution(details)
+            answer = _mismatch(details, default_value, "is a float flag, not an integer flag")
+        else:
+            answer = _resolution(details)
+        if details.error_code is None and type(details.value) not in (dict, list):
+            answers = self._answers
+            if len(answers) >= _MAX_ANSWERS:  # answers of replaced snapshots: start afresh
+                answers.clear()
+            answers[id(details)] = (details, answer)
+        return answer
 
 
 def _context(evaluation_context: object) -> tuple[Any, Any]:

@@ -38,8 +38,14 @@ Semantics followed (each is a sentence of docs/evaluation.md):
   requires and a single-variant default, else DEFAULT, or SPLIT when a
   rollout decided.
 
-Regular expressions use Python's ``re.search``. (The engine is moving to RE2;
-the differential test only generates patterns that mean the same in both.)
+* ``matches`` is an RE2 search (the ``re2`` module, Go's dialect) of the
+  attribute's UTF-8 text; a text that is not valid Unicode (a lone
+  surrogate) is not searched: the condition does not match, negated or not.
+* limits (docs/evaluation.md, "Limits"): ``contains`` examines strings of at
+  most 1 024 characters and lists of at most 1 000 elements, ``matches`` and
+  bucketing strings of at most 1 024 characters (an integer: digits), versions
+  at most 256 characters, timestamps at most 64; past a limit the value is
+  one the operator cannot use.
 """
 
 from __future__ import annotations
@@ -54,9 +60,13 @@ from fractions import Fraction
 from typing import Any, cast
 
 import mmh3
+import re2
 
 MAX_PREREQUISITE_DEPTH = 32
 BUCKET_SPACE = 100_000
+MAX_ATTRIBUTE_CHARS = 1024  # contains (strings), matches, bucketing
+MAX_LIST_ITEMS = 1000  # contains (lists)
+MAX_TIMESTAMP_CHARS = 64
 
 Snapshot = Mapping[str, Any]
 
@@ -208,7 +218,7 @@ def parse_instant(value: object) -> Fraction | None:
             return None
         seconds = Fraction(value)
     elif type(value) is str:
-        found = _RFC3339.fullmatch(value)
+        found = _RFC3339.fullmatch(value) if len(value) <= MAX_TIMESTAMP_CHARS else None
         if found is None:
             return None
         hour, minute, second = int(found["h"]), int(found["mi"]), int(found["s"])
@@ -263,6 +273,14 @@ def strictly_equal(a: object, b: object) -> bool:
     return False
 
 
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
 def _versions(values: Sequence[object]) -> list[Version]:
     parsed = [parse_version(v) for v in values]
     assert all(v is not None for v in parsed), f"unparsable version in {values!r}"
@@ -288,8 +306,12 @@ def operator_holds(op: str, x: object, values: Sequence[object]) -> bool | None:
         return equal_to_one if op in ("eq", "in") else not equal_to_one
     if op == "contains":
         if isinstance(x, str):
+            if len(x) > MAX_ATTRIBUTE_CHARS:
+                return None
             return any(isinstance(v, str) and str(v) in x for v in values)
         if isinstance(x, (list, tuple, set, frozenset)):  # Python's collections, not only JSON's
+            if len(x) > MAX_LIST_ITEMS:
+                return None
             return any(
                 _is_scalar(plain(e)) and strictly_equal(plain(e), v) for e in x for v in values
             )
@@ -302,7 +324,9 @@ def operator_holds(op: str, x: object, values: Sequence[object]) -> bool | None:
             return any(isinstance(v, str) and text.startswith(v) for v in values)
         if op == "ends_with":
             return any(isinstance(v, str) and text.endswith(v) for v in values)
-        return any(re.search(str(v), text) is not None for v in values)
+        if len(text) > MAX_ATTRIBUTE_CHARS or not _is_unicode(text):
+            return None  # not searched
+        return any(re2.search(str(v), text) is not None for v in values)
     if op in ("gt", "gte", "lt", "lte"):
         if not _is_number(x):
             return None
@@ -422,8 +446,15 @@ class _Evaluation:
         return self.serve(key, in_force[-1]["serve"])
 
     def rollout(self, rollout: Mapping[str, Any]) -> str | None:
-        value = bucketing_string(self.context.get(rollout["bucket_by"]))
-        if value is None:
+        raw = plain(self.context.get(rollout["bucket_by"]))
+        if (
+            isinstance(raw, int)
+            and not isinstance(raw, bool)
+            and abs(raw) >= 10**MAX_ATTRIBUTE_CHARS
+        ):
+            return None  # more digits than a bucketing string may have
+        value = bucketing_string(raw)
+        if value is None or len(value) > MAX_ATTRIBUTE_CHARS:
             return None
         return assign(rollout["variants"], bucket_of(rollout["salt"], value))
 

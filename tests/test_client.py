@@ -19,9 +19,10 @@ from redis_fixtures import flag_yaml, write_flags
 
 from flagsync import ChangeEvent, ClientState, ErrorCode, Exposure, FlagClient, Reason, Source
 from flagsync._cache import CachedSnapshot, read_cache, write_cache
-from flagsync._hooks import fast_constructor, new_exposure
+from flagsync._hooks import new_exposure
 from flagsync._refresher import backoff_delay
 from flagsync.details import EvaluationDetails
+from flagsync.engine._codegen import keyword_constructor
 from flagsync.errors import ConfigurationError, SnapshotError
 from flagsync.snapshot import canonical_json, checksum
 from flagsync.store import Override
@@ -224,17 +225,68 @@ def test_exposures_of_the_fast_paths_match_evaluate(client: FlagClient, tmp_path
     assert (seen[-1].error_code, seen[-1].source) == (ErrorCode.PROVIDER_NOT_READY, Source.DEFAULTS)
 
 
-def test_fast_constructor_builds_ordinary_frozen_instances() -> None:
-    values = ("f", 1, "on", Reason.SPLIT, {"user_id": "u"}, "rev", Source.REDIS, 1.5, None)
-    fast = new_exposure(*values)
-    assert fast == Exposure(*values)
+def test_keyword_constructor_builds_ordinary_frozen_instances() -> None:
+    values = {
+        "flag": "f", "value": 1, "variant": "on", "reason": Reason.SPLIT,
+        "context": {"user_id": "u"}, "revision": "rev", "source": Source.REDIS, "time": 1.5,
+        "error_code": None,
+    }  # fmt: skip
+    fast = new_exposure(**values)
+    assert fast == Exposure(**values)
     assert type(fast) is Exposure
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast.flag = "g"  # type: ignore[misc]
-    details = ("f", 1, "on", Reason.SPLIT, "rule", None, None, "rev", Source.FILE)
-    assert fast_constructor(EvaluationDetails)(*details) == EvaluationDetails(*details)
+    details = {
+        "flag": "f", "value": 1, "variant": "on", "reason": Reason.SPLIT, "rule": "rule",
+        "error_code": None, "error_message": None, "revision": "rev", "source": Source.FILE,
+    }  # fmt: skip
+    assert keyword_constructor(EvaluationDetails)(**details) == EvaluationDetails(**details)
     with pytest.raises(TypeError):
-        new_exposure(*values[:-1])  # every field is required, defaults included
+        new_exposure(**{k: v for k, v in values.items() if k != "error_code"})  # all required
+    with pytest.raises(TypeError):
+        new_exposure(*values.values())  # positions are refused: fields are named
+
+
+def test_a_reordered_field_cannot_shift_values() -> None:
+    # The same fields as Exposure, declared in the reverse order: a constructor
+    # called by name still puts every value in its own field.
+    fields = [(f.name, f.type) for f in dataclasses.fields(Exposure)]
+    reordered = dataclasses.make_dataclass(
+        "Reordered", list(reversed(fields)), frozen=True, slots=True
+    )
+    values = {name: f"value of {name}" for name, _ in fields}
+    built = keyword_constructor(reordered)(**values)
+    assert {name: getattr(built, name) for name, _ in fields} == values
+
+
+def test_exposures_and_details_carry_each_value_in_its_own_field(
+    client: FlagClient,
+) -> None:
+    # Every field is distinct here, so a value shifted into a neighbour's field shows.
+    seen: list[Exposure] = []
+    client.add_hook(seen.append)
+    details = client.evaluate("beta", "alice", {"plan": "pro"}, False)
+    assert (details.flag, details.value, details.variant, details.reason, details.rule) == (
+        "beta", True, "on", Reason.TARGETING_MATCH, "testers",
+    )  # fmt: skip
+    assert (details.error_code, details.error_message, details.source) == (None, None, Source.FILE)
+    assert details.revision == client.revision
+    client.is_enabled("beta", "bob", {"plan": "pro"})
+    client.evaluate("beta", "bob", {"plan": "pro"}, "a string")
+    on, off, mismatch = seen
+    assert (on.flag, on.value, on.variant, on.reason, on.error_code) == (
+        "beta", True, "on", Reason.TARGETING_MATCH, None,
+    )  # fmt: skip
+    assert on.context == {"plan": "pro", "user_id": "alice"}
+    assert (off.value, off.variant, off.reason, off.context["user_id"]) == (
+        False, "off", Reason.DEFAULT, "bob",
+    )  # fmt: skip
+    assert (mismatch.value, mismatch.variant, mismatch.reason, mismatch.error_code) == (
+        "a string", None, Reason.ERROR, ErrorCode.TYPE_MISMATCH,
+    )  # fmt: skip
+    assert {e.source for e in seen} == {Source.FILE}
+    assert {e.revision for e in seen} == {client.revision}
+    assert all(isinstance(e.time, float) for e in seen)
 
 
 def test_listener_exceptions_are_logged(

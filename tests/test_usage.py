@@ -93,6 +93,30 @@ def test_counts_are_exact_over_100k_evaluations_in_threads(
     assert tracker.dropped == 0
 
 
+def test_a_detached_tracker_stops_counting_and_the_next_one_counts_alone(
+    redis_server: RedisServer, flags_dir: Path
+) -> None:
+    # The fast path counts into the counter the tracker puts on each Resolution:
+    # detaching takes those counters away, so nothing leaks into another tracker.
+    first = UsageTracker(redis_factory(redis_server.url), ENV, flush_interval=3600)
+    second = UsageTracker(redis_factory(redis_server.url), ENV, flush_interval=3600)
+    with FlagClient(flags_dir=flags_dir, watch=False) as client:
+        detach = client.attach_usage_tracker(first)
+        for _ in range(3):
+            client.is_enabled("always", "u")
+        detach()
+        client.is_enabled("always", "u")  # counted by nobody
+        detach = client.attach_usage_tracker(second)
+        for _ in range(2):
+            client.is_enabled("always", "u")
+            client.evaluate("always", "u")
+        detach()
+    assert first.totals() == {("always", "on", "STATIC"): 3}
+    assert second.totals() == {("always", "on", "STATIC"): 4}
+    first.close()
+    second.close()
+
+
 def test_counts_survive_a_redis_outage_and_are_merged(redis_server: RedisServer) -> None:
     tracker = UsageTracker(redis_factory(redis_server.url, timeout=0.5), ENV, flush_interval=60)
     for _ in range(700):

@@ -33,6 +33,24 @@ def bucket(salt: str, value: str) -> int:
     return (_hash((salt + value).encode(), 0, False) * BUCKET_SPACE) >> 32
 
 
+HASH_SPACE = 1 << 32
+"""Number of 32-bit hash values."""
+
+
+def hash_threshold(bound: int) -> int:
+    """The least hash whose bucket is ``bound`` or more: ``ceil(bound * 2**32 / BUCKET_SPACE)``.
+
+    ``bucket(h) < bound`` ⟺ ``h < hash_threshold(bound)``, exactly, for every
+    32-bit ``h`` and every ``0 <= bound <= BUCKET_SPACE``: the bucket is
+    ``floor(h * BUCKET_SPACE / 2**32)``, and for an integer ``bound``,
+    ``floor(x) < bound`` ⟺ ``x < bound`` ⟺ ``h < bound * 2**32 / BUCKET_SPACE``
+    ⟺ ``h < ceil(bound * 2**32 / BUCKET_SPACE)`` since ``h`` is an integer
+    (tests/test_bucketing.py checks it at every boundary). So a rollout can
+    compare the hash with precomputed thresholds, skipping the multiply-shift.
+    """
+    return -(-(bound << 32) // BUCKET_SPACE)
+
+
 # Integers whose decimal form is longer than the limit: compared, never converted
 # (int → str is quadratic in the digits, and refused past 4 300 of them).
 _INT_LIMIT = 10**MAX_ATTRIBUTE_CHARS

@@ -1,10 +1,12 @@
-"""Compile a snapshot dict into closures made for evaluation speed.
+"""Compile a snapshot dict into one function per flag, made for evaluation speed.
 
 Everything that can be decided once is decided here: regexes compiled,
 versions and timestamps parsed, ``users``/``in`` lists turned into sets,
-rollout weights into cumulative bucket bounds, and every ``Resolution`` a
-flag can return without an error preallocated. Evaluating a flag is then a
-chain of prebound closure calls that allocates nothing.
+rollout weights into thresholds in hash space, and every ``Resolution`` a
+flag can return without an error preallocated. Each flag is described as
+rules, tests and serves (``_codegen``'s ``Rule``, ``Rollout``, …) and
+written as one generated function, so evaluating it is one call that
+allocates nothing.
 
 Structural problems raise :class:`~flagsync.errors.SnapshotError` naming the
 offending path (``flags.new_ui.rules[0].when[1]``), never KeyError/TypeError.
@@ -23,11 +25,32 @@ from typing import Any
 import mmh3
 
 from flagsync.details import Reason
-from flagsync.engine._bucketing import BUCKET_SPACE, BUCKETING_VERSION, bucket_value
+from flagsync.engine._bucketing import (
+    BUCKET_SPACE,
+    BUCKETING_VERSION,
+    bucket_value,
+    hash_threshold,
+)
+from flagsync.engine._codegen import (
+    Const,
+    FlagFn,
+    Rollout,
+    Rule,
+    Scheduled,
+    SegmentFn,
+    Segments,
+    Serve,
+    ServeFn,
+    Test,
+    Users,
+    constant_function,
+    flag_function,
+    segment_function,
+)
 from flagsync.engine._exact import exact_text, shown
 from flagsync.engine._jsonvalue import json_problem
 from flagsync.engine._limits import MAX_ATTRIBUTE_CHARS
-from flagsync.engine._operators import Context, Predicate, compile_condition
+from flagsync.engine._operators import Condition, condition
 from flagsync.engine._resolution import Resolution
 from flagsync.engine._timestamps import parse_timestamp
 from flagsync.errors import SnapshotError
@@ -35,11 +58,6 @@ from flagsync.errors import SnapshotError
 SNAPSHOT_FORMAT = 1
 FLAG_TYPES = frozenset({"boolean", "string", "integer", "float", "json"})
 DEFAULT_BUCKET_BY = "user_id"
-
-FlagFn = Callable[[Context, "float | None"], Resolution]
-# A rule's serve part (or a schedule step): None means "no decision" — the
-# bucket_by attribute is unusable or the schedule has not started.
-ServeFn = Callable[[Context, "float | None"], "Resolution | None"]
 
 _hash = mmh3.hash
 
@@ -50,6 +68,9 @@ class CompiledFlag:
 
     The engine applies ``enabled``, kill switches and ``requires`` around it,
     so that a killed set can change without recompiling anything.
+    ``constant`` is what ``evaluate`` returns whatever the context (a flag
+    without rules serving one variant), so prerequisites on it are decided
+    when the engine's table is built.
     """
 
     key: str
@@ -60,6 +81,7 @@ class CompiledFlag:
     evaluate: FlagFn
     disabled: Resolution
     prerequisite_failed: Resolution
+    constant: Resolution | None = None
 
 
 def _fail(where: str, message: str) -> SnapshotError:
@@ -105,70 +127,26 @@ def _user_set(users: object, where: str) -> frozenset[str]:
     return frozenset(ids)
 
 
-def _in_users(users: frozenset[str]) -> Predicate:
+def _users(ids: frozenset[str]) -> Users:
     # Ids compare by their bucketing string, so user_id 42 and "42" are one user.
     # An id longer than every listed one is not hashed at all (see _ScalarSet).
-    max_len = max(map(len, users), default=-1)
+    max_len = max(map(len, ids), default=-1)
 
-    def holds(context: Context) -> bool:
-        user_id = context.get("user_id")
-        if type(user_id) is str:
-            return len(user_id) <= max_len and user_id in users
+    def other(user_id: object) -> bool:  # a user_id that is not an exact str
         key = _user_key(user_id)
-        return key is not None and len(key) <= max_len and key in users
+        return key is not None and len(key) <= max_len and key in ids
 
-    return holds
-
-
-def _all_of(predicates: Sequence[Predicate]) -> Predicate:
-    """Conjunction, unrolled for the common small cases to save a loop per call."""
-    if not predicates:
-        return lambda context: True
-    if len(predicates) == 1:
-        return predicates[0]
-    if len(predicates) == 2:
-        p0, p1 = predicates
-        return lambda context: p0(context) and p1(context)
-    if len(predicates) == 3:
-        p0, p1, p2 = predicates
-        return lambda context: p0(context) and p1(context) and p2(context)
-    preds = tuple(predicates)
-
-    def holds(context: Context) -> bool:
-        # A plain loop: all() over a generator costs a frame per call.
-        for predicate in preds:  # noqa: SIM110
-            if not predicate(context):
-                return False
-        return True
-
-    return holds
+    return Users(ids, max_len, other)
 
 
-def _any_of(predicates: Sequence[Predicate]) -> Predicate:
-    if len(predicates) == 1:
-        return predicates[0]
-    if len(predicates) == 2:
-        p0, p1 = predicates
-        return lambda context: p0(context) or p1(context)
-    preds = tuple(predicates)
-
-    def holds(context: Context) -> bool:
-        for predicate in preds:  # noqa: SIM110 (see _all_of)
-            if predicate(context):
-                return True
-        return False
-
-    return holds
-
-
-def _conditions(when: object, where: str) -> list[Predicate]:
-    predicates: list[Predicate] = []
+def _conditions(when: object, where: str) -> list[Condition]:
+    found: list[Condition] = []
     for i, raw in enumerate(_list(when, where)):
         here = f"{where}[{i}]"
         cond = _mapping(raw, here)
         try:
-            predicates.append(
-                compile_condition(
+            found.append(
+                condition(
                     _str(cond.get("attribute"), f"{here}.attribute"),
                     _str(cond.get("op"), f"{here}.op"),
                     cond.get("values"),
@@ -177,28 +155,68 @@ def _conditions(when: object, where: str) -> list[Predicate]:
             )
         except ValueError as exc:
             raise _fail(here, str(exc)) from None
-    return predicates
+    return found
 
 
-def compile_segment(name: str, raw: object) -> Predicate:
+def compile_segment(name: str, raw: object) -> SegmentFn:
     """A segment's membership test: listed ``users``, or all of a non-empty ``when``."""
     where = f"segments.{name}"
     segment = _mapping(raw, where)
-    tests: list[Predicate] = []
-    if segment.get("users"):
-        tests.append(_in_users(_user_set(segment["users"], f"{where}.users")))
-    conditions = _conditions(segment.get("when", []), f"{where}.when")
-    if conditions:
-        tests.append(_all_of(conditions))
-    if not tests:
-        return lambda context: False  # an empty segment contains nobody
-    return _any_of(tests)
+    users = _users(_user_set(segment["users"], f"{where}.users")) if segment.get("users") else None
+    return segment_function(name, users, _conditions(segment.get("when", []), f"{where}.when"))
+
+
+def _reader(attribute: str) -> Callable[[object, Any], object]:
+    """The value of ``attribute`` for ``(user_id, context)`` (``user_id`` overrides)."""
+    if attribute == DEFAULT_BUCKET_BY:
+        return lambda uid, ctx: ctx.get(attribute) if uid is None else uid
+    return lambda uid, ctx: ctx.get(attribute)
+
+
+def _bucketer(
+    salt: str, thresholds: tuple[int, ...], results: tuple[Resolution, ...]
+) -> Callable[[object], Resolution | None]:
+    """The rollout for any context value: ``None`` when it cannot be bucketed."""
+
+    def other(value: object) -> Resolution | None:
+        # Strings past the length limit go through bucket_value, which refuses them.
+        if type(value) is not str or len(value) > MAX_ATTRIBUTE_CHARS:
+            value = bucket_value(value)
+            if value is None:
+                return None
+        try:
+            h = _hash((salt + value).encode(), 0, False)
+        except UnicodeEncodeError:  # lone surrogates: not UTF-8, cannot be bucketed
+            return None
+        # Index of the first threshold greater than the hash: the first cumulative
+        # bound greater than the bucket (_bucketing.hash_threshold).
+        return results[bisect_right(thresholds, h)]
+
+    return other
+
+
+def _closure(serve: Serve, miss: Resolution | None) -> ServeFn:
+    """A schedule step's serve as a closure (schedules are not generated inline)."""
+    if isinstance(serve, Const):
+        result = serve.result
+        return lambda uid, ctx, now: result
+    if isinstance(serve, Rollout):
+        read, other = _reader(serve.attribute), serve.other
+        if miss is None:
+            return lambda uid, ctx, now: other(read(uid, ctx))
+
+        def or_miss(uid: object, ctx: Any, now: float | None) -> Resolution | None:
+            result = other(read(uid, ctx))
+            return miss if result is None else result
+
+        return or_miss
+    return serve.serve
 
 
 class _FlagCompiler:
     """Compiles one flag; holds what every part of it needs (variants, salt, cache)."""
 
-    def __init__(self, key: str, raw: Mapping[str, Any], segments: Mapping[str, Predicate]):
+    def __init__(self, key: str, raw: Mapping[str, Any], segments: Mapping[str, SegmentFn]):
         self.key = key
         self.where = f"flags.{key}"
         self.raw = raw
@@ -231,13 +249,11 @@ class _FlagCompiler:
 
     # --- serve parts -------------------------------------------------------
 
-    def rollout(
-        self, raw: object, where: str, rule: str | None, miss: Resolution | None
-    ) -> ServeFn:
+    def rollout(self, raw: object, where: str, rule: str | None) -> Rollout:
         spec = _mapping(raw, where)
         attribute = _str(spec.get("bucket_by", DEFAULT_BUCKET_BY), f"{where}.bucket_by")
         salt = _str(spec.get("salt", self.key), f"{where}.salt")
-        bounds: list[int] = []
+        thresholds: list[int] = []
         results: list[Resolution] = []
         total = 0
         for i, raw_pair in enumerate(_list(spec.get("variants"), f"{where}.variants")):
@@ -250,38 +266,35 @@ class _FlagCompiler:
             if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
                 raise _fail(here, f"weight must be a non-negative integer, got {shown(weight)}")
             total += weight
-            bounds.append(total)
-            results.append(self.resolution(name, Reason.SPLIT, rule))
+            if weight:  # a zero-weight variant owns no bucket: it is never served
+                thresholds.append(hash_threshold(min(total, BUCKET_SPACE)))
+                results.append(self.resolution(name, Reason.SPLIT, rule))
         if total != BUCKET_SPACE:
             raise _fail(f"{where}.variants", f"weights sum to {total}, expected {BUCKET_SPACE}")
-        return _rollout_fn(attribute, salt, tuple(bounds), tuple(results), miss)
+        # Plain str copies: they are hashed and concatenated on every call.
+        attribute, salt = str.__str__(attribute), str.__str__(salt)
+        bounds, served = tuple(thresholds), tuple(results)
+        return Rollout(attribute, salt, bounds, served, _bucketer(salt, bounds, served))
 
-    def serve(
-        self, raw: object, where: str, rule: str | None, reason: Reason, miss: Resolution | None
-    ) -> ServeFn:
-        """Compile a serve object (variant | rollout | schedule); ``miss`` when undecided."""
+    def serve(self, raw: object, where: str, rule: str | None, reason: Reason) -> Serve:
+        """Compile a serve object (variant | rollout | schedule)."""
         if isinstance(raw, str):  # a bare variant name, as a schedule step may give
-            const = self.resolution(self.variant_name(raw, where), reason, rule)
-            return lambda context, now: const
+            return Const(self.resolution(self.variant_name(raw, where), reason, rule))
         spec = _mapping(raw, where)
         forms = [form for form in ("variant", "rollout", "schedule") if form in spec]
         if len(forms) != 1:
             raise _fail(where, "expected exactly one of variant, rollout, schedule")
         form = forms[0]
         if form == "variant":
-            const = self.resolution(
-                self.variant_name(spec["variant"], f"{where}.variant"), reason, rule
-            )
-            return lambda context, now: const
+            name = self.variant_name(spec["variant"], f"{where}.variant")
+            return Const(self.resolution(name, reason, rule))
         if form == "rollout":
-            return self.rollout(spec["rollout"], f"{where}.rollout", rule, miss)
-        return self.schedule(spec["schedule"], f"{where}.schedule", rule, reason, miss)
+            return self.rollout(spec["rollout"], f"{where}.rollout", rule)
+        return self.schedule(spec["schedule"], f"{where}.schedule", rule, reason)
 
-    def schedule(
-        self, raw: object, where: str, rule: str | None, reason: Reason, miss: Resolution | None
-    ) -> ServeFn:
+    def schedule(self, raw: object, where: str, rule: str | None, reason: Reason) -> Scheduled:
         times: list[float] = []
-        steps: list[ServeFn] = []
+        steps: list[Serve] = []
         for i, step_raw in enumerate(_list(raw, where)):
             here = f"{where}[{i}]"
             step = _mapping(step_raw, here)
@@ -298,33 +311,33 @@ class _FlagCompiler:
             if isinstance(body, Mapping) and "schedule" in body:
                 raise _fail(f"{here}.serve", "a schedule step cannot hold a schedule")
             times.append(at)
-            steps.append(self.serve(body, f"{here}.serve", rule, reason, miss))
+            steps.append(self.serve(body, f"{here}.serve", rule, reason))
         if not times:
             raise _fail(where, "a schedule needs at least one step")
-        return _schedule_fn(tuple(times), tuple(steps), miss)
+        return Scheduled(_schedule_fn(tuple(times), tuple(steps)))
 
     # --- the flag ----------------------------------------------------------
 
-    def rule(self, raw: object, index: int) -> tuple[str, ServeFn]:
+    def rule(self, raw: object, index: int) -> Rule:
         where = f"{self.where}.rules[{index}]"
         spec = _mapping(raw, where)
         name = _str(spec.get("name", f"rule {index + 1}"), f"{where}.name")
-        tests: list[Predicate] = []
+        tests: list[Test] = []
         if spec.get("users"):
-            tests.append(_in_users(_user_set(spec["users"], f"{where}.users")))
+            tests.append(_users(_user_set(spec["users"], f"{where}.users")))
         if spec.get("segments"):
-            members: list[Predicate] = []
+            members: list[SegmentFn] = []
             for i, seg in enumerate(_list(spec["segments"], f"{where}.segments")):
                 seg_name = _str(seg, f"{where}.segments[{i}]")
                 if seg_name not in self.segments:
                     raise _fail(f"{where}.segments[{i}]", f"unknown segment {seg_name!r}")
                 members.append(self.segments[seg_name])
-            tests.append(_any_of(members))
+            tests.append(Segments(tuple(members)))
         tests.extend(_conditions(spec.get("when", []), f"{where}.when"))
         if "serve" not in spec:
             raise _fail(where, "a rule needs a serve")
-        serve = self.serve(spec["serve"], f"{where}.serve", name, Reason.TARGETING_MATCH, None)
-        return name, _rule_fn(_all_of(tests), serve)
+        serve = self.serve(spec["serve"], f"{where}.serve", name, Reason.TARGETING_MATCH)
+        return Rule(tuple(tests), serve)
 
     def compile(self) -> CompiledFlag:
         raw, where = self.raw, self.where
@@ -357,15 +370,18 @@ class _FlagCompiler:
         default_raw = raw["default"]
         if isinstance(default_raw, Mapping) and set(default_raw) == {"variant"}:
             default_raw = default_raw["variant"]  # {"variant": X} and a bare X are one form
-        if not rules and not requires and isinstance(default_raw, str):
-            const = self.resolution(
-                self.variant_name(default_raw, f"{where}.default.variant"), Reason.STATIC
-            )
-            evaluate: FlagFn = lambda context, now: const  # noqa: E731
+        constant: Resolution | None = None
+        if not rules and isinstance(default_raw, str):
+            # The same answer for every context: STATIC, or DEFAULT behind prerequisites.
+            name = self.variant_name(default_raw, f"{where}.default.variant")
+            constant = self.resolution(name, Reason.DEFAULT if requires else Reason.STATIC)
+            evaluate = constant_function(constant)
         else:
+            default = self.serve(default_raw, f"{where}.default", None, Reason.DEFAULT)
             off_default = self.resolution(off, Reason.DEFAULT)
-            default = self.serve(default_raw, f"{where}.default", None, Reason.DEFAULT, off_default)
-            evaluate = _flag_fn(tuple(fn for _, fn in rules), default)
+            if isinstance(default, Scheduled):  # a default always decides: before its
+                default = Scheduled(_closure(default, off_default))  # first step, off
+            evaluate = flag_function(self.key, rules, default, off_default)
         return CompiledFlag(
             key=self.key,
             type=flag_type,
@@ -375,89 +391,23 @@ class _FlagCompiler:
             evaluate=evaluate,
             disabled=self.resolution(off, Reason.DISABLED),
             prerequisite_failed=self.resolution(off, Reason.PREREQUISITE_FAILED),
+            constant=constant,
         )
 
 
-# --- closure factories (kept at module level so each closes over few names) ---
+def _schedule_fn(times: tuple[float, ...], steps: tuple[Serve, ...]) -> ServeFn:
+    """The step in force at ``now`` (the last with ``at <= now``); ``None`` before the first."""
+    closures = tuple(_closure(step, None) for step in steps)
 
-
-def _rollout_fn(
-    attribute: str,
-    salt: str,
-    bounds: tuple[int, ...],
-    results: tuple[Resolution, ...],
-    miss: Resolution | None,
-) -> ServeFn:
-    # The bucket is computed inline rather than through bucket(): this is the
-    # hot path and the call costs as much as the hash. Strings past the length
-    # limit go through bucket_value, which refuses them.
-    if len(bounds) == 2:
-        first_bound = bounds[0]
-        first, second = results
-
-        def two_way(context: Context, now: float | None) -> Resolution | None:
-            value = context.get(attribute)
-            if type(value) is not str or len(value) > MAX_ATTRIBUTE_CHARS:
-                value = bucket_value(value)
-                if value is None:
-                    return miss
-            try:
-                h = _hash((salt + value).encode(), 0, False)
-            except UnicodeEncodeError:  # lone surrogates: not UTF-8, cannot be bucketed
-                return miss
-            return first if (h * BUCKET_SPACE) >> 32 < first_bound else second
-
-        return two_way
-
-    def n_way(context: Context, now: float | None) -> Resolution | None:
-        value = context.get(attribute)
-        if type(value) is not str or len(value) > MAX_ATTRIBUTE_CHARS:
-            value = bucket_value(value)
-            if value is None:
-                return miss
-        try:
-            h = _hash((salt + value).encode(), 0, False)
-        except UnicodeEncodeError:
-            return miss
-        # Index of the first cumulative bound greater than the bucket.
-        return results[bisect_right(bounds, (h * BUCKET_SPACE) >> 32)]
-
-    return n_way
-
-
-def _schedule_fn(
-    times: tuple[float, ...], steps: tuple[ServeFn, ...], miss: Resolution | None
-) -> ServeFn:
-    def scheduled(context: Context, now: float | None) -> Resolution | None:
+    def scheduled(uid: object, ctx: Any, now: float | None) -> Resolution | None:
         if now is None:
             now = time()
         index = bisect_right(times, now)  # steps with at <= now
         if index == 0:
-            return miss
-        return steps[index - 1](context, now)
+            return None
+        return closures[index - 1](uid, ctx, now)
 
     return scheduled
-
-
-def _rule_fn(matches: Predicate, serve: ServeFn) -> ServeFn:
-    def rule(context: Context, now: float | None) -> Resolution | None:
-        return serve(context, now) if matches(context) else None
-
-    return rule
-
-
-def _flag_fn(rules: tuple[ServeFn, ...], default: ServeFn) -> FlagFn:
-    if not rules:
-        return default  # type: ignore[return-value]  # a default always decides (miss set)
-
-    def evaluate(context: Context, now: float | None) -> Resolution:
-        for rule in rules:
-            result = rule(context, now)
-            if result is not None:
-                return result
-        return default(context, now)  # type: ignore[return-value]
-
-    return evaluate
 
 
 def compile_snapshot(

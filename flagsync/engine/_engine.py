@@ -11,7 +11,8 @@ from time import time
 from typing import Any
 
 from flagsync.details import Reason
-from flagsync.engine._compiled import CompiledFlag, FlagFn, compile_snapshot
+from flagsync.engine._codegen import FlagFn, constant_function
+from flagsync.engine._compiled import CompiledFlag, compile_snapshot
 from flagsync.engine._exact import exact_text, shown
 from flagsync.engine._operators import Context
 from flagsync.engine._resolution import Resolution
@@ -23,10 +24,6 @@ MAX_PREREQUISITE_DEPTH = 32
 """Deeper prerequisite chains fail (PREREQUISITE_FAILED) instead of recursing further."""
 
 
-def _constant(result: Resolution) -> FlagFn:
-    return lambda context, now: result
-
-
 class _PrerequisiteWalk:
     """One evaluation of a flag with ``requires``: full evaluation order, memoised.
 
@@ -35,17 +32,19 @@ class _PrerequisiteWalk:
     reads as "did not resolve to the required variant" instead of recursing.
     """
 
-    __slots__ = ("context", "flags", "killed", "memo", "now")
+    __slots__ = ("context", "flags", "killed", "memo", "now", "user_id")
 
     def __init__(
         self,
         flags: Mapping[str, CompiledFlag],
         killed: frozenset[str],
+        user_id: object,
         context: Context,
         now: float,
     ) -> None:
         self.flags = flags
         self.killed = killed
+        self.user_id = user_id
         self.context = context
         self.now = now  # one clock reading keeps the whole tree consistent
         self.memo: dict[str, str | None] = {}
@@ -53,11 +52,17 @@ class _PrerequisiteWalk:
     def resolve(self, flag: CompiledFlag, depth: int) -> Resolution:
         if not flag.enabled or flag.key in self.killed:
             return flag.disabled
+        return self.after(flag, flag.requires, depth)
+
+    def after(
+        self, flag: CompiledFlag, requires: Iterable[tuple[str, str] | None], depth: int
+    ) -> Resolution:
+        """``flag`` (enabled) once ``requires`` hold; ``None`` in it is one that cannot."""
         self.memo[flag.key] = None
-        for prerequisite, variant in flag.requires:
-            if self.variant_of(prerequisite, depth + 1) != variant:
+        for requirement in requires:
+            if requirement is None or self.variant_of(requirement[0], depth + 1) != requirement[1]:
                 return flag.prerequisite_failed
-        return flag.evaluate(self.context, self.now)
+        return flag.evaluate(self.user_id, self.context, self.now)
 
     def variant_of(self, key: str, depth: int) -> str | None:
         if key in self.memo:
@@ -70,23 +75,121 @@ class _PrerequisiteWalk:
         return variant
 
 
-def _with_prerequisites(
-    flags: Mapping[str, CompiledFlag], killed: frozenset[str], flag: CompiledFlag
+def _walking(
+    flags: Mapping[str, CompiledFlag],
+    killed: frozenset[str],
+    flag: CompiledFlag,
+    requires: tuple[tuple[str, str] | None, ...],
 ) -> FlagFn:
-    def evaluate(context: Context, now: float | None) -> Resolution:
-        walk = _PrerequisiteWalk(flags, killed, context, time() if now is None else now)
-        return walk.resolve(flag, 0)
+    """``flag`` (enabled) behind ``requires``, evaluated through a walk per call."""
+
+    def evaluate(user_id: object, context: Context, now: float | None) -> Resolution:
+        walk = _PrerequisiteWalk(flags, killed, user_id, context, time() if now is None else now)
+        return walk.after(flag, requires, 0)
 
     return evaluate
 
 
+class _Unknown:
+    """The variant of a prerequisite that depends on the context (or on an error)."""
+
+
+_DEPENDS = _Unknown()
+
+
+class _Folding:
+    """What can be decided about prerequisites once per table, before any context.
+
+    A prerequisite whose answer is the same for every context (disabled or
+    killed, a flag without rules, or one whose own prerequisites fold that
+    way) is decided here: met, it is dropped; unmet, the flag serves
+    PREREQUISITE_FAILED without evaluating anything after it. Only for flags
+    whose prerequisites form no cycle and stay within MAX_PREREQUISITE_DEPTH:
+    there a walk is plain function composition, so dropping a decided
+    prerequisite cannot change what the others resolve to. Other flags keep
+    the full walk.
+    """
+
+    def __init__(self, flags: Mapping[str, CompiledFlag], killed: frozenset[str]) -> None:
+        self.flags = flags
+        self.killed = killed
+        self._height: dict[str, int | None] = {}  # None: on a cycle (or in progress)
+        self._variant: dict[str, object] = {}
+
+    def active(self, flag: CompiledFlag) -> bool:
+        return flag.enabled and flag.key not in self.killed
+
+    def height(self, key: str, depth: int = 0) -> int | None:
+        """Longest chain of prerequisites a walk from ``key`` can follow (None: a cycle).
+
+        Exact up to MAX_PREREQUISITE_DEPTH; past it only "too deep" matters, so
+        the search stops descending there (recursion stays bounded whatever the
+        snapshot holds), which can only overstate a height.
+        """
+        if key in self._height:
+            return self._height[key]
+        if depth > MAX_PREREQUISITE_DEPTH:
+            return MAX_PREREQUISITE_DEPTH + 1  # not remembered: a cut, not a height
+        flag = self.flags[key]
+        if not self.active(flag) or not flag.requires:
+            self._height[key] = 0
+            return 0
+        self._height[key] = None  # in progress: reaching it again is a cycle
+        below = [self.height(p, depth + 1) for p, _ in flag.requires]
+        height = None if None in below else 1 + max(h for h in below if h is not None)
+        self._height[key] = height
+        return height
+
+    def variant(self, key: str) -> object:
+        """The variant ``key`` resolves to for every context, or ``_DEPENDS``."""
+        if key in self._variant:
+            return self._variant[key]
+        flag = self.flags[key]
+        found: object
+        if not self.active(flag):
+            found = flag.disabled.variant
+        else:
+            found = flag.constant.variant if flag.constant is not None else _DEPENDS
+            for prerequisite, wanted in flag.requires:
+                got = self.variant(prerequisite)
+                if got is _DEPENDS:
+                    found = _DEPENDS
+                    break
+                if got != wanted:
+                    found = flag.prerequisite_failed.variant
+                    break
+        self._variant[key] = found
+        return found
+
+    def entry(self, flag: CompiledFlag) -> FlagFn:
+        """The table entry of an active ``flag`` with ``requires``."""
+        height = self.height(flag.key)
+        if height is None or height > MAX_PREREQUISITE_DEPTH:
+            return _walking(self.flags, self.killed, flag, flag.requires)
+        left: list[tuple[str, str] | None] = []
+        for requirement in flag.requires:
+            got = self.variant(requirement[0])
+            if got is _DEPENDS:
+                left.append(requirement)
+            elif got != requirement[1]:
+                left.append(None)  # fails whatever the context: nothing after it runs
+                break
+        if not left:
+            return flag.evaluate
+        if left == [None]:
+            return constant_function(flag.prerequisite_failed)
+        return _walking(self.flags, self.killed, flag, tuple(left))
+
+
 def _build_table(flags: Mapping[str, CompiledFlag], killed: frozenset[str]) -> dict[str, FlagFn]:
+    """Each flag's function with ``enabled``, kills and decidable prerequisites folded in."""
     table: dict[str, FlagFn] = {}
+    folding = _Folding(flags, killed)
     for key, flag in flags.items():
         if not flag.enabled or key in killed:
-            table[key] = _constant(flag.disabled)
+            table[key] = constant_function(flag.disabled)
         elif flag.requires:
-            table[key] = _with_prerequisites(flags, killed, flag)
+            table[key] = folding.entry(flag)
         else:
             table[key] = flag.evaluate
     return table
@@ -278,8 +381,23 @@ class Engine:
         anything else, which would be a bug. A context value that an operator
         cannot use is not an error: the condition simply does not match.
         """
+        return self.resolve(flag, None, context, now)
+
+    def resolve(
+        self,
+        flag: object,
+        user_id: object,
+        context: Mapping[str, object] | Context,
+        now: float | None = None,
+    ) -> Resolution:
+        """:meth:`evaluate` with ``user_id`` (when not ``None``) as the context's
+        ``user_id``, without building a merged context.
+
+        What ``FlagClient`` calls when its fast path (:attr:`table` with a plain
+        dict) does not apply or raised; never raises.
+        """
         try:
-            fn = self._table[flag]
+            fn = self._table[flag]  # type: ignore[index]
         except Exception:  # no such key, unhashable, or a caller's __hash__/__eq__ raised
             found = self._lookup(flag)
             if found is None:
@@ -294,11 +412,22 @@ class Engine:
                 )
             context = guarded
         try:
-            return fn(context, now)
+            return fn(user_id, context, now)
         except InvalidContextError as exc:
             return _error(ErrorCode.INVALID_CONTEXT, str(exc))
         except Exception as exc:
             return _unexpected(flag, context, exc)
+
+    @property
+    def table(self) -> Mapping[str, FlagFn]:
+        """Flag key → its function ``fn(user_id, context, now)``, kills, ``enabled`` and
+        decidable prerequisites folded in (built with the engine; read-only).
+
+        The hot path of :class:`~flagsync.FlagClient`: for a plain ``dict``
+        context it calls the function directly, and on any exception falls
+        back to :meth:`resolve`, which maps it to an error code.
+        """
+        return self._table
 
     def _lookup(self, flag: object) -> FlagFn | None:
         """The table entry of ``flag`` when a plain lookup found none or raised.

@@ -1,9 +1,11 @@
-"""Conditions compiled into predicates over an evaluation context.
+"""Conditions compiled into tests of an attribute's value.
 
-Each condition becomes one closure ``holds(context) -> bool`` with its values
-pre-processed (sets keyed by type, compiled regexes, parsed versions and
-timestamps, min/max bounds), so evaluating it costs one attribute lookup and
-one comparison in the common case.
+Each condition becomes a :class:`Condition`: the attribute it reads and one
+closure ``test(value) -> bool`` with its values pre-processed (sets keyed by
+type, compiled regexes, parsed versions and timestamps, min/max bounds), so
+deciding it costs one comparison in the common case. The engine's generated
+code (``_codegen``) writes membership and ``exists`` inline and calls
+``test`` for the rest.
 
 Semantics (docs/flag-format.md, "Conditions"): an operator holds when it holds
 for *any* value (``neq``/``not_in``: for none); ``negate`` inverts the result,
@@ -16,6 +18,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from flagsync.engine._exact import exact_scalar, exact_text, shown
@@ -197,11 +200,34 @@ _COMPARISONS: dict[str, tuple[_Cmp, bool]] = {
 }
 
 
-def _wrap(attribute: str, test: _Test, negate: bool) -> Predicate:
-    """Turn a value test into a context predicate with the missing/wrong-type rule."""
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One compiled condition: the attribute it reads and the test of that value.
 
-    def holds(context: Context) -> bool:
-        value = context.get(attribute)
+    ``test(value)`` is the whole condition given the attribute's value
+    (``None`` when it is missing): negation, the missing/wrong-type rule and
+    every bound included. The other fields describe the two forms the code
+    generator (``_codegen``) writes inline instead of calling ``test``:
+    membership of a ``str`` (``members``: the string members, ``max_len``,
+    ``negated`` when the condition holds for non-members) and ``exists``.
+    """
+
+    attribute: str
+    test: Callable[[object], bool]
+    members: frozenset[str] | None = None
+    max_len: int = -1
+    negated: bool = False
+    exists: bool = False
+
+    def holds(self, context: Context) -> bool:
+        """Whether the condition holds for ``context`` (read with its ``get``)."""
+        return self.test(context.get(self.attribute))
+
+
+def _wrap(test: _Test, negate: bool) -> Callable[[object], bool]:
+    """Turn a typed test into a value test with the missing/wrong-type rule."""
+
+    def holds(value: object) -> bool:
         if value is None:
             return False
         result = test(value)
@@ -212,15 +238,14 @@ def _wrap(attribute: str, test: _Test, negate: bool) -> Predicate:
     return holds
 
 
-def _membership(attribute: str, values: list[object], negate: bool) -> Predicate:
+def _membership(attribute: str, values: list[object], negate: bool) -> Condition:
     """``in`` (holds when the attribute is one of ``values``), negate for ``not_in``."""
     members = _ScalarSet(values)
     strs = members.strs
     max_len = members.max_len
     contains = members.contains
 
-    def holds(context: Context) -> bool:
-        value = context.get(attribute)
+    def holds(value: object) -> bool:
         if type(value) is str:  # fast path: most attributes are strings
             if len(value) > max_len:  # longer than every value: not one, and not hashed
                 return negate
@@ -232,12 +257,11 @@ def _membership(attribute: str, values: list[object], negate: bool) -> Predicate
             return False
         return result is not negate
 
-    return holds
+    return Condition(attribute, holds, strs, max_len, negate)
 
 
-def _compare(attribute: str, cmp: _Cmp, bound: float, negate: bool) -> Predicate:
-    def holds(context: Context) -> bool:
-        value = context.get(attribute)
+def _compare(cmp: _Cmp, bound: float, negate: bool) -> Callable[[object], bool]:
+    def holds(value: object) -> bool:
         t = type(value)
         if t is int or (t is float and value == value):  # noqa: PLR0124 (not NaN)
             return cmp(value, bound) is not negate
@@ -349,16 +373,15 @@ def _time_test(op: str, values: list[object]) -> _Test:
     return test
 
 
-def _affix(attribute: str, op: str, values: list[object], negate: bool) -> Predicate:
-    """starts_with / ends_with as one predicate: str.startswith takes a tuple of affixes.
+def _affix(op: str, values: list[object], negate: bool) -> Callable[[object], bool]:
+    """starts_with / ends_with as one test: str.startswith takes a tuple of affixes.
 
     Exact at any attribute length: the work is bounded by the affixes, not the text.
     """
     affixes = _require_strings(op, values)
     method = str.startswith if op == "starts_with" else str.endswith
 
-    def holds(context: Context) -> bool:
-        value = context.get(attribute)
+    def holds(value: object) -> bool:
         # str.startswith reads a subclass's characters without calling its methods.
         if type(value) is not str and exact_text(value) is None:
             return False  # missing, null or wrong type
@@ -377,38 +400,47 @@ def _matches_test(values: list[object]) -> _Test:
     return test
 
 
-def compile_condition(attribute: str, op: str, values: object, negate: bool = False) -> Predicate:
-    """Compile one condition into a predicate; :class:`ValueError` if it is malformed."""
+def condition(attribute: str, op: str, values: object, negate: bool = False) -> Condition:
+    """Compile one condition; :class:`ValueError` if it is malformed."""
     if not isinstance(attribute, str):
         raise ValueError(f"attribute must be a string, got {shown(attribute)}")
     if not isinstance(negate, bool):
         raise ValueError(f"negate must be a boolean, got {shown(negate)}")
     if op not in OPERATORS:
         raise ValueError(f"unknown operator {shown(op)}")
+    attribute = str.__str__(attribute)  # a plain str: it is hashed and compared per call
     items = _value_list(values)
 
     if op == "exists":
 
-        def exists(context: Context) -> bool:
-            return (context.get(attribute) is not None) is not negate
+        def exists(value: object) -> bool:
+            return (value is not None) is not negate
 
-        return exists
+        return Condition(attribute, exists, negated=negate, exists=True)
     if op in ("eq", "in"):
         return _membership(attribute, items, negate)
     if op in ("neq", "not_in"):
         # "holds for none of the values" is the negation of membership.
         return _membership(attribute, items, not negate)
+    test: Callable[[object], bool]
     if op in _COMPARISONS:
         numbers = _require_numbers(op, _non_empty(op, items))
         cmp, use_max = _COMPARISONS[op]
         # "holds for any value": x > any ⟺ x > min, x < any ⟺ x < max.
-        return _compare(attribute, cmp, max(numbers) if use_max else min(numbers), negate)
-    if op == "contains":
-        return _wrap(attribute, _contains_test(_few(op, items)), negate)
-    if op in ("starts_with", "ends_with"):
-        return _affix(attribute, op, _few(op, items), negate)
-    if op == "matches":
-        return _wrap(attribute, _matches_test(_few(op, items)), negate)
-    if op.startswith("semver_"):
-        return _wrap(attribute, _semver_test(op, items), negate)
-    return _wrap(attribute, _time_test(op, items), negate)  # before / after
+        test = _compare(cmp, max(numbers) if use_max else min(numbers), negate)
+    elif op == "contains":
+        test = _wrap(_contains_test(_few(op, items)), negate)
+    elif op in ("starts_with", "ends_with"):
+        test = _affix(op, _few(op, items), negate)
+    elif op == "matches":
+        test = _wrap(_matches_test(_few(op, items)), negate)
+    elif op.startswith("semver_"):
+        test = _wrap(_semver_test(op, items), negate)
+    else:
+        test = _wrap(_time_test(op, items), negate)  # before / after
+    return Condition(attribute, test)
+
+
+def compile_condition(attribute: str, op: str, values: object, negate: bool = False) -> Predicate:
+    """Compile one condition into a predicate; :class:`ValueError` if it is malformed."""
+    return condition(attribute, op, values, negate).holds

@@ -1,0 +1,419 @@
+"""The one home of generated code: each flag and segment becomes one Python function.
+
+Why generate code. A flag check is a handful of comparisons; in CPython what
+costs is the calls around them (about 40 ns per Python frame) and the
+attribute reads. Compiled as a chain of closures (one per rule, condition and
+serve), a rollout behind one non-matching rule took five frames and about
+500 ns; written as one function, the same flag is one frame: each attribute
+is read once into a local, a non-matching rule is one ``if`` over that local,
+runs of rules that test one attribute for a constant variant become one dict
+lookup, and a rollout compares the hash with a threshold precomputed in hash
+space (``_bucketing.hash_thresholds``). ``benchmarks/bench_floor.py`` measures
+the result against the machine's floor (README, "Performance").
+
+How. ``_compiled`` turns a snapshot into a small description (``Rule``,
+``Const``, ``Rollout``, …, ``Condition`` from ``_operators``); this module
+writes a function's source from it and ``exec``s it once per *shape*: the
+source never holds a value from a snapshot (keys, attribute names, values and
+the preallocated results are passed in as the defaults ``k0, k1, …`` of the
+function), so it contains nothing but this module's own text, and the 10 000
+rollouts of a large snapshot share one code object, each flag getting only a
+function object (``types.FunctionType(code, globals, name, defaults)``).
+What the generated code writes inline (``str`` membership, ``exists``, users
+lists, rollouts on ``str`` ids) is the same test the ``Condition``'s own
+closure makes; every other value goes through that closure, so the semantics
+have one home in ``_operators``.
+
+Also here: :func:`keyword_constructor`, a faster constructor for the frozen,
+slotted dataclasses built per evaluation with hooks (``Exposure``), for the
+same reason (``benchmarks/bench_client.py``: a hook's exposure in about half the time).
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import linecache
+import threading
+import time
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import CodeType, FunctionType
+from typing import Any, TypeVar
+
+import mmh3
+
+from flagsync.engine._limits import MAX_ATTRIBUTE_CHARS
+from flagsync.engine._operators import Condition
+from flagsync.engine._resolution import Resolution
+
+T = TypeVar("T")
+
+FlagFn = Callable[[object, Any, "float | None"], Resolution]
+"""``fn(user_id, context, now)``: one flag's answer. ``user_id``, when not
+``None``, is the ``user_id`` attribute (it overrides the context's); ``context``
+is anything with a ``get(key)``; ``now`` is Unix time, ``None`` for the clock."""
+
+SegmentFn = Callable[[object, Any], bool]
+"""``fn(user_id, context)``: whether the context is in the segment."""
+
+ServeFn = Callable[[object, Any, "float | None"], "Resolution | None"]
+"""A serve that may not decide (``None``): a rollout that cannot bucket, a schedule
+not started."""
+
+
+# --- what the compiler describes -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Users:
+    """The ``user_id`` is one of ``ids`` (compared by bucketing string, see ``_compiled``)."""
+
+    ids: frozenset[str]
+    max_len: int
+    other: Callable[[object], bool]  # the same test for a user_id that is not an exact str
+
+
+@dataclass(frozen=True, slots=True)
+class Segments:
+    """The context is in any of these segments."""
+
+    members: tuple[SegmentFn, ...]
+
+
+Test = Users | Segments | Condition
+
+
+@dataclass(frozen=True, slots=True)
+class Const:
+    """Serve one preallocated result."""
+
+    result: Resolution
+
+
+@dataclass(frozen=True, slots=True)
+class Rollout:
+    """Bucket ``attribute`` under ``salt``: ``results[bisect_right(thresholds, hash)]``.
+
+    ``thresholds`` are in hash space (strictly increasing, the last one 2**32);
+    ``other(value)`` is the whole rollout for any value (``None``: cannot bucket).
+    """
+
+    attribute: str
+    salt: str
+    thresholds: tuple[int, ...]
+    results: tuple[Resolution, ...]
+    other: Callable[[object], Resolution | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Scheduled:
+    """A schedule, decided by its closure (``None`` before its first step in a rule)."""
+
+    serve: ServeFn
+
+
+Serve = Const | Rollout | Scheduled
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    tests: tuple[Test, ...]  # all must hold, in this order (users, segments, when)
+    serve: Serve
+
+
+# --- functions from source -------------------------------------------------------------
+
+_GLOBALS: dict[str, Any] = {
+    "__builtins__": builtins,
+    "_hash": mmh3.hash,
+    "_bisect": bisect_right,
+    "_time": time.time,
+}
+_CODE: dict[str, CodeType] = {}  # source → code object: one per shape
+_MAX_SHAPES = 4096  # a snapshot of many distinct shapes compiles them again, never grows memory
+_code_lock = threading.Lock()
+
+
+def _function(source: str, consts: Sequence[object], name: str) -> FunctionType:
+    code = _CODE.get(source)
+    if code is None:
+        with _code_lock:
+            code = _CODE.get(source)
+            if code is None:
+                if len(_CODE) >= _MAX_SHAPES:
+                    _CODE.clear()
+                filename = f"<flagsync generated {len(_CODE)}>"
+                namespace: dict[str, Any] = {}
+                exec(compile(source, filename, "exec"), _GLOBALS, namespace)
+                code = namespace["generated"].__code__
+                # Tracebacks and profilers then show the generated line.
+                linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+                _CODE[source] = code
+    return FunctionType(code, _GLOBALS, name, tuple(consts))
+
+
+class _Writer:
+    """The source of one function: lines, and the constants its defaults carry."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.consts: list[object] = []
+        self._named: dict[object, str] = {}
+        self._locals: dict[str, str] = {}
+
+    def const(self, value: object) -> str:
+        # Strings by value (attribute names repeat), everything else by identity.
+        key: object = ("s", value) if type(value) is str else ("i", id(value))
+        name = self._named.get(key)
+        if name is None:
+            name = self._named[key] = f"k[{len(self.consts)}]"
+            self.consts.append(value)
+        return name
+
+    def read(self, attribute: str, known: set[str]) -> tuple[str, str]:
+        """(an expression that reads ``attribute`` into its local, the local's name).
+
+        An attribute in ``known`` was read on every path to here: its local is used.
+        ``user_id`` lives in the ``uid`` argument, read from the context only when
+        the caller gave none.
+        """
+        if attribute == "user_id":
+            if attribute in known:
+                return "uid", "uid"
+            return '(uid if uid is not None else (uid := ctx.get("user_id")))', "uid"
+        name = self._locals.setdefault(attribute, f"a{len(self._locals)}")
+        if attribute in known:
+            return name, name
+        return f"({name} := ctx.get({self.const(attribute)}))", name
+
+    def test(self, test: Test, known: set[str]) -> str:
+        """An expression for ``test``; adds what it always reads to ``known``."""
+        if isinstance(test, Users):
+            read, uid = self.read("user_id", known)
+            known.add("user_id")
+            return (
+                f"((len({uid}) <= {self.const(test.max_len)} and {uid} in {self.const(test.ids)})"
+                f" if type({read}) is str else {self.const(test.other)}({uid}))"
+            )
+        if isinstance(test, Segments):
+            return "(" + " or ".join(f"{self.const(s)}(uid, ctx)" for s in test.members) + ")"
+        read, name = self.read(test.attribute, known)
+        known.add(test.attribute)
+        if test.exists:
+            return f"({read} is {'' if test.negated else 'not '}None)"
+        if test.members is not None:
+            members, max_len = self.const(test.members), self.const(test.max_len)
+            inline = (
+                f"len({name}) > {max_len} or {name} not in {members}"
+                if test.negated
+                else f"len({name}) <= {max_len} and {name} in {members}"
+            )
+            return f"(({inline}) if type({read}) is str else {self.const(test.test)}({name}))"
+        return f"{self.const(test.test)}({read})"
+
+    def serve(self, serve: Serve, known: set[str], indent: str, miss: Resolution | None) -> None:
+        """Lines that return what ``serve`` decides; with ``miss`` None, fall through
+        when it decides nothing (a rule), else return ``miss`` (a default)."""
+        out = self.lines
+        if isinstance(serve, Const):
+            out.append(f"{indent}return {self.const(serve.result)}")
+            return
+        if isinstance(serve, Scheduled):
+            now = "(now if now is not None else (now := _time()))"
+            out.append(f"{indent}r = {self.const(serve.serve)}(uid, ctx, {now})")
+        else:
+            read, name = self.read(serve.attribute, known)
+            if serve.salt.isascii():
+                # An ASCII str is its own UTF-8: mmh3 hashes it without an encoded copy.
+                # (Other text goes through `other`, which encodes it: mmh3 does not
+                # refuse lone surrogates safely.)
+                out.append(
+                    f"{indent}if type({read}) is str and len({name}) <= {MAX_ATTRIBUTE_CHARS}"
+                    f" and {name}.isascii():"
+                )
+                out.append(f"{indent}    return {self._pick(serve, name)}")
+                read = name
+            out.append(f"{indent}r = {self.const(serve.other)}({read})")
+        if miss is None:
+            out.append(f"{indent}if r is not None:")
+            out.append(f"{indent}    return r")
+        else:
+            out.append(f"{indent}return {self.const(miss)} if r is None else r")
+
+    def _pick(self, rollout: Rollout, value: str) -> str:
+        results = rollout.results
+        if len(results) == 1:  # every bucketable value gets it: no hash needed
+            return self.const(results[0])
+        hashed = f"_hash({self.const(rollout.salt)} + {value}, 0, False)"
+        if len(results) == 2:
+            first, second = (self.const(r) for r in results)
+            return f"{first} if {hashed} < {self.const(rollout.thresholds[0])} else {second}"
+        return f"{self.const(results)}[_bisect({self.const(rollout.thresholds)}, {hashed})]"
+
+    def function(self, params: str, name: str) -> FunctionType:
+        header = f"def generated({params}, k=None):"
+        source = "\n".join([header, *self.lines, ""])
+        return _function(source, (tuple(self.consts),), name)
+
+
+# --- flags, segments, constants ----------------------------------------------------------
+
+
+Choice = tuple[Condition, Resolution]
+"""A rule a dispatch table can decide: ``eq``/``in`` (not negated) on one attribute,
+serving a constant."""
+
+
+def _choice(rule: Rule) -> Choice | None:
+    if len(rule.tests) != 1 or not isinstance(rule.serve, Const):
+        return None
+    test = rule.tests[0]
+    if isinstance(test, Condition) and test.members is not None and not test.negated:
+        return test, rule.serve.result
+    return None
+
+
+def _runs(rules: Sequence[Rule]) -> list[Rule | list[Choice]]:
+    """Rules in order; two or more consecutive choices on one attribute become a list."""
+    runs: list[Rule | list[Choice]] = []
+    for rule in rules:
+        choice = _choice(rule)
+        last = runs[-1] if runs else None
+        if choice is not None and isinstance(last, list):
+            if last[0][0].attribute == choice[0].attribute:
+                last.append(choice)
+                continue
+        elif choice is not None and isinstance(last, Rule):
+            before = _choice(last)
+            if before is not None and before[0].attribute == choice[0].attribute:
+                runs[-1] = [before, choice]
+                continue
+        runs.append(rule)
+    return runs
+
+
+def _dispatch(
+    choices: Sequence[Choice],
+) -> tuple[dict[str, Resolution], int, Callable[[object], Resolution | None]]:
+    """(str value → result of the first rule listing it, longest member, every other value)."""
+    table: dict[str, Resolution] = {}
+    for condition, result in choices:
+        for member in condition.members or ():
+            table.setdefault(member, result)
+    max_len = max(condition.max_len for condition, _ in choices)
+    ordered = tuple((condition.test, result) for condition, result in choices)
+
+    def other(value: object) -> Resolution | None:
+        for test, result in ordered:
+            if test(value):
+                return result
+        return None
+
+    return table, max_len, other
+
+
+def flag_function(key: str, rules: Sequence[Rule], default: Serve, miss: Resolution) -> FlagFn:
+    """One function for a flag's rules and default (``miss`` when the default cannot serve)."""
+    w = _Writer()
+    known: set[str] = set()  # attributes read on every path to the current line
+    for run in _runs(rules):
+        if isinstance(run, list):
+            table, max_len, other = _dispatch(run)
+            attribute = run[0][0].attribute
+            read, name = w.read(attribute, known)
+            known.add(attribute)
+            w.lines += [
+                f"    if type({read}) is str:",
+                f"        if len({name}) <= {w.const(max_len)}:",
+                f"            r = {w.const(table)}.get({name})",
+                "            if r is not None:",
+                "                return r",
+                "    else:",
+                f"        r = {w.const(other)}({name})",
+                "        if r is not None:",
+                "            return r",
+            ]
+        elif not run.tests:
+            w.serve(run.serve, set(known), "    ", None)
+        else:
+            inner = set(known)
+            tests = [w.test(run.tests[0], inner)]
+            known |= inner  # the first test is always evaluated
+            tests += [w.test(test, inner) for test in run.tests[1:]]
+            w.lines.append(f"    if {' and '.join(tests)}:")
+            w.serve(run.serve, inner, "        ", None)
+    w.serve(default, known, "    ", miss)
+    return w.function("uid, ctx, now", key)
+
+
+def segment_function(name: str, users: Users | None, conditions: Sequence[Condition]) -> SegmentFn:
+    """A segment's membership: listed ``users``, or all of a non-empty ``conditions``."""
+    w = _Writer()
+    parts = [] if users is None else [w.test(users, set())]
+    if conditions:
+        known: set[str] = set()
+        parts.append("(" + " and ".join(w.test(c, known) for c in conditions) + ")")
+    w.lines.append(f"    return {' or '.join(parts) or 'False'}")
+    return w.function("uid, ctx", name)
+
+
+def constant_function(result: Resolution) -> FlagFn:
+    """A flag function that returns ``result`` whatever it is asked."""
+    w = _Writer()
+    w.lines.append(f"    return {w.const(result)}")
+    return w.function("uid, ctx, now", "constant")
+
+
+# --- constructors ------------------------------------------------------------------------
+
+
+def keyword_constructor(cls: type[T]) -> Callable[..., T]:
+    """A keyword-only constructor for a frozen, slotted dataclass, about twice as fast.
+
+    A frozen dataclass's ``__init__`` assigns every field through
+    ``object.__setattr__`` looked up anew each time (about 0.9 µs for
+    :class:`~flagsync.Exposure` called with keywords); this writes the slots
+    through their descriptors (about 0.45 µs). The result is an ordinary,
+    still frozen instance, equal to ``cls(**fields)``. Every field must be
+    given, by name — positions are refused, so reordering or adding a field
+    can never shift values between fields; no ``__post_init__`` runs, so it is
+    only for classes without one.
+    """
+    if not (dataclasses.is_dataclass(cls) and hasattr(cls, "__slots__")):
+        raise TypeError(f"{cls.__name__} is not a slotted dataclass")
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} has a __post_init__ that would be skipped")
+    names = [f.name for f in dataclasses.fields(cls)]
+    # Field names are identifiers chosen by the class author, so the template is safe;
+    # helpers are bound as keyword defaults (fast locals).
+    namespace: dict[str, Any] = {f"_set_{n}": vars(cls)[n].__set__ for n in names}
+    namespace["_new"], namespace["_cls"] = object.__new__, cls
+    bound = ", ".join(f"{k}={k}" for k in namespace)
+    lines = [f"def construct(*, {', '.join(names)}, {bound}):", "    obj = _new(_cls)"]
+    lines += [f"    _set_{n}(obj, {n})" for n in names]
+    lines.append("    return obj")
+    exec("\n".join(lines), namespace)
+    construct: Callable[..., T] = namespace["construct"]
+    construct.__qualname__ = f"keyword_constructor({cls.__name__})"
+    return construct
+
+
+__all__ = [
+    "Const",
+    "FlagFn",
+    "Rollout",
+    "Rule",
+    "Scheduled",
+    "SegmentFn",
+    "Segments",
+    "Serve",
+    "ServeFn",
+    "Test",
+    "Users",
+    "constant_function",
+    "flag_function",
+    "keyword_constructor",
+    "segment_function",
+]
