@@ -20,7 +20,9 @@ and on for its own row) are then timed in this one process and run:
 * the floor, and ``is_enabled`` in the README's call style
   (``is_enabled(flag, user_id=uid, context={"country": c})``) and with a
   prebuilt context (``is_enabled(flag, context=ctx)``), for F1/F2/F3;
-* the cost of each non-matching rule before the match (0, 1, 10, 50 rules);
+* the cost of each non-matching rule before the match (0, 1, 10, 50 rules),
+  all on ``country`` (consecutive rules on one attribute: one dispatch table),
+  and alternating between ``country`` and ``plan`` (every rule tested in turn);
 * a different flag on every call with all the flags loaded, against one flag;
 * ``evaluate`` against ``is_enabled`` (README style);
 * ``FlagsyncProvider.resolve_boolean_details`` called directly, and
@@ -114,6 +116,14 @@ def write_flags(directory: Path, bulk: int) -> Path:
         ]
         flags[f"rules_{count}"] = _flag(
             f"{count} non-matching rules", rules=rules, default={"rollout": 50}
+        )
+        # The same, alternating attributes: no run of rules on one attribute.
+        mixed = [
+            {"when": [{**rule["when"][0], "attribute": ("plan", "country")[i % 2]}], "serve": "on"}
+            for i, rule in enumerate(rules)
+        ]
+        flags[f"mixed_{count}"] = _flag(
+            f"{count} non-matching rules on two attributes", rules=mixed, default={"rollout": 50}
         )
     (directory / "bench.yaml").write_text(yaml.safe_dump({"flags": flags}), "utf-8")
     per_file = 100
@@ -286,7 +296,7 @@ def main() -> None:
     calls = args.calls
     users = [(f"user-{i}", COUNTRIES[i % len(COUNTRIES)]) for i in range(USERS)]
     batch = [users[i % USERS] for i in range(calls)]
-    contexts = [{"user_id": uid, "country": c} for uid, c in users]
+    contexts = [{"user_id": uid, "country": c, "plan": "free"} for uid, c in users]
     context_batch = [contexts[i % USERS] for i in range(calls)]
     load_before = load_average()
 
@@ -314,9 +324,11 @@ def main() -> None:
                     bench.add(f"prebuilt {flag}", prebuilt_loop(client, flag, context_batch))
                     bench.add(f"evaluate {flag}", evaluate_loop(client, flag, batch))
                 for count in RULE_COUNTS:
-                    bench.add(
-                        f"rules {count}", prebuilt_loop(client, f"rules_{count}", context_batch)
-                    )
+                    for kind in ("rules", "mixed"):
+                        bench.add(
+                            f"{kind} {count}",
+                            prebuilt_loop(client, f"{kind}_{count}", context_batch),
+                        )
                 flag_count = len(client.flag_keys)
                 if args.bulk:
                     # Users stride through the flags so (flag, user) pairs keep changing.
@@ -365,11 +377,16 @@ def report(bench: Bench, args: argparse.Namespace, flag_count: int, load_before:
         print(f"{label:34} {' '.join(cells)}{suffix}")
 
     print("\nnon-matching rules before the match (prebuilt context, then a 50 % rollout):")
+    print(f"{'':12} {'on one attribute':>38} {'alternating two attributes':>38}")
     for count in RULE_COUNTS:
-        line = f"  {count:2} rules  {bench.show(f'rules {count}')}"
-        if count:
-            per_rule = (bench.best(f"rules {count}") - bench.best("rules 0")) / count
-            line += f"   {per_rule:5.1f} ns per non-matching rule"
+        line = f"  {count:2} rules "
+        for kind in ("rules", "mixed"):
+            line += f"  {bench.show(f'{kind} {count}')}"
+            if count:
+                per_rule = (bench.best(f"{kind} {count}") - bench.best(f"{kind} 0")) / count
+                line += f" {per_rule:5.1f} ns per rule"
+            else:
+                line += " " * 18
         print(line)
 
     if args.bulk:

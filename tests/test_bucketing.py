@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from flagsync.engine import BUCKET_SPACE, BUCKETING_VERSION, Engine, bucket, bucket_value
+from flagsync.engine._bucketing import HASH_SPACE, hash_threshold
 
 VECTORS_PATH = Path(__file__).parent / "vectors" / "bucketing.json"
 VECTORS: dict[str, Any] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
@@ -126,3 +129,27 @@ def test_bucket_rejects_text_that_is_not_utf8() -> None:
 )
 def test_bucket_value_conversion(value: object, expected: str | None) -> None:
     assert bucket_value(value) == expected
+
+
+def _bucket_of_hash(h: int) -> int:
+    return (h * BUCKET_SPACE) >> 32
+
+
+def test_hash_thresholds_decide_exactly_what_buckets_decide() -> None:
+    # bucket(h) < b  <=>  h < hash_threshold(b), for every bound b of a rollout. The
+    # bucket never decreases as h grows, so it suffices that the threshold is the
+    # first hash whose bucket reaches b: checked for all 100 001 bounds.
+    for bound in range(BUCKET_SPACE + 1):
+        threshold = hash_threshold(bound)
+        assert 0 <= threshold <= HASH_SPACE
+        if threshold > 0:
+            assert _bucket_of_hash(threshold - 1) < bound
+        if threshold < HASH_SPACE:
+            assert _bucket_of_hash(threshold) >= bound
+    assert hash_threshold(0) == 0  # a zero weight owns no hash
+    assert hash_threshold(BUCKET_SPACE) == HASH_SPACE  # 100 % owns every hash
+
+
+@given(h=st.integers(0, HASH_SPACE - 1), bound=st.integers(0, BUCKET_SPACE))
+def test_hash_thresholds_agree_with_buckets_for_any_hash(h: int, bound: int) -> None:
+    assert (_bucket_of_hash(h) < bound) == (h < hash_threshold(bound))

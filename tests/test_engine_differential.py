@@ -285,9 +285,11 @@ Scenario = tuple[dict[str, Any], frozenset[str], list[tuple[object, float]]]
 
 
 @st.composite
-def scenarios(draw: st.DrawFn, *, cycles: bool = False, max_cases: int = 8) -> Scenario:
+def scenarios(
+    draw: st.DrawFn, *, cycles: bool = False, max_cases: int = 8, dense: bool = False
+) -> Scenario:
     """A snapshot, the flags killed, and (context, now) pairs that meet its conditions."""
-    snapshot = draw(snapshots(cycles=cycles))
+    snapshot = draw(dense_snapshots() if dense else snapshots(cycles=cycles))
     killed = draw(st.sets(st.sampled_from([*snapshot["flags"], "nope"]), max_size=2))
     hints = _hints(snapshot)
     cases = draw(
@@ -411,6 +413,46 @@ def snapshots(draw: st.DrawFn, *, cycles: bool = False) -> dict[str, Any]:
     return {"format": 1, "bucketing": 1, "env": "test", "flags": flags, "segments": segments}
 
 
+# Many rules of one condition on few attributes: what the engine's generated code
+# turns into dispatch tables (runs of eq/in on one attribute serving a variant),
+# sequential tests of attributes already read, and rules falling through.
+DENSE_ATTRIBUTES = ("country", "plan", "user_id")
+DENSE_OPS = ("eq", "in", "in", "neq", "not_in", "exists", "starts_with", "gt")
+
+
+@st.composite
+def dense_rule(draw: st.DrawFn, index: int, key: str, variants: Sequence[str]) -> dict[str, Any]:
+    op = draw(st.sampled_from(DENSE_OPS))
+    condition: dict[str, Any] = {
+        "attribute": draw(st.sampled_from(DENSE_ATTRIBUTES)),
+        "op": op,
+        "negate": draw(st.integers(0, 4)) == 0,
+        "values": [] if op == "exists" else draw(values_for(op)),
+    }
+    serve = (
+        {"variant": draw(st.sampled_from(tuple(variants)))}
+        if draw(st.integers(0, 4))
+        else draw(serves(key, variants))
+    )
+    return {"name": f"rule {index + 1}", "when": [condition], "serve": serve}
+
+
+@st.composite
+def dense_snapshots(draw: st.DrawFn) -> dict[str, Any]:
+    flags: dict[str, Any] = {}
+    for key in [f"d{i}" for i in range(draw(st.integers(1, 3)))]:
+        kind = draw(st.sampled_from(tuple(FLAG_KINDS)))
+        names = list(FLAG_KINDS[kind])
+        flags[key] = {
+            "type": kind, "kind": "release", "description": "dense", "owner": "t", "tags": [],
+            "variants": FLAG_KINDS[kind], "enabled": True,
+            "off_variant": draw(st.sampled_from(names)), "requires": [],
+            "rules": [draw(dense_rule(i, key, names)) for i in range(draw(st.integers(2, 12)))],
+            "default": draw(serves(key, names)),
+        }  # fmt: skip
+    return {"format": 1, "bucketing": 1, "env": "test", "flags": flags, "segments": {}}
+
+
 # --- comparing --------------------------------------------------------------------------
 
 
@@ -474,6 +516,14 @@ def check_scenario(scenario: Scenario) -> None:
 @settings(PROFILE)
 @given(scenario=scenarios())
 def test_engine_serves_what_the_reference_serves(scenario: Scenario) -> None:
+    check_scenario(scenario)
+
+
+@settings(PROFILE)
+@given(scenario=scenarios(dense=True))
+def test_runs_of_single_condition_rules_serve_what_the_reference_serves(
+    scenario: Scenario,
+) -> None:
     check_scenario(scenario)
 
 

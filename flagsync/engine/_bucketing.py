@@ -48,7 +48,13 @@ def hash_threshold(bound: int) -> int:
     (tests/test_bucketing.py checks it at every boundary). So a rollout can
     compare the hash with precomputed thresholds, skipping the multiply-shift.
     """
-    return -(-(bound << 32) // BUCKET_SPACE)
+    threshold = -(-(bound << 32) // BUCKET_SPACE)
+    # One int object per threshold, shared by every rollout that uses it: evaluating
+    # many flags in turn then touches fewer distinct objects (at most 100 001 of them).
+    return _thresholds.setdefault(threshold, threshold)
+
+
+_thresholds: dict[int, int] = {}
 
 
 # Integers whose decimal form is longer than the limit: compared, never converted

@@ -125,6 +125,11 @@ class Rule:
 
 # --- functions from source -------------------------------------------------------------
 
+Known = set[tuple[str, str]]
+"""What the code evaluated on every path to the line being written: ("read", attribute)
+— its local holds it; ("text", attribute) — its s/n locals say whether it is a str,
+and its length."""
+
 _GLOBALS: dict[str, Any] = {
     "__builtins__": builtins,
     "_hash": mmh3.hash,
@@ -172,48 +177,81 @@ class _Writer:
             self.consts.append(value)
         return name
 
-    def read(self, attribute: str, known: set[str]) -> tuple[str, str]:
+    def bound(self, value: int) -> str:
+        """A string-length bound: as a literal (it is this module's own number, not a
+        snapshot's text), which saves a lookup per use."""
+        return repr(value) if -1 <= value <= MAX_ATTRIBUTE_CHARS else self.const(value)
+
+    def read(self, attribute: str, known: Known) -> tuple[str, str]:
         """(an expression that reads ``attribute`` into its local, the local's name).
 
-        An attribute in ``known`` was read on every path to here: its local is used.
-        ``user_id`` lives in the ``uid`` argument, read from the context only when
-        the caller gave none.
+        Once the attribute was read on every path to here (``known``), its local
+        is used. ``user_id`` lives in the ``uid`` argument, read from the context
+        only when the caller gave none.
         """
+        was_read = ("read", attribute) in known
+        known.add(("read", attribute))
         if attribute == "user_id":
-            if attribute in known:
+            if was_read:
                 return "uid", "uid"
             return '(uid if uid is not None else (uid := ctx.get("user_id")))', "uid"
-        name = self._locals.setdefault(attribute, f"a{len(self._locals)}")
-        if attribute in known:
+        name = self._local(attribute)
+        if was_read:
             return name, name
         return f"({name} := ctx.get({self.const(attribute)}))", name
 
-    def test(self, test: Test, known: set[str]) -> str:
-        """An expression for ``test``; adds what it always reads to ``known``."""
+    def _local(self, attribute: str) -> str:
+        return (
+            "uid"
+            if attribute == "user_id"
+            else self._locals.setdefault(attribute, f"a{len(self._locals)}")
+        )
+
+    def text(self, attribute: str, known: Known, *, keep: bool = True) -> tuple[str, str, str]:
+        """(whether the attribute is an exact ``str``, its length, its local).
+
+        The first use reads the attribute and, with ``keep``, keeps both answers
+        in locals (``s0``, ``n0``) that later uses read. Use the length only
+        where the attribute is a ``str``: that is when it is computed.
+        """
+        name = self._local(attribute)
+        suffix = "u" if name == "uid" else name[1:]
+        is_str, length = f"s{suffix}", f"n{suffix}"
+        if ("text", attribute) in known:
+            return is_str, length, name
+        read, name = self.read(attribute, known)
+        if not keep:
+            return f"type({read}) is str", f"len({name})", name
+        known.add(("text", attribute))
+        return f"({is_str} := type({read}) is str)", f"({length} := len({name}))", name
+
+    def test(self, test: Test, known: Known) -> str:
+        """An expression for ``test``; adds what it always evaluates to ``known``."""
         if isinstance(test, Users):
-            read, uid = self.read("user_id", known)
-            known.add("user_id")
+            is_str, length, uid = self.text("user_id", known)
+            ids, max_len = self.const(test.ids), self.bound(test.max_len)
             return (
-                f"((len({uid}) <= {self.const(test.max_len)} and {uid} in {self.const(test.ids)})"
-                f" if type({read}) is str else {self.const(test.other)}({uid}))"
+                f"(({length} <= {max_len} and {uid} in {ids})"
+                f" if {is_str} else {self.const(test.other)}({uid}))"
             )
         if isinstance(test, Segments):
             return "(" + " or ".join(f"{self.const(s)}(uid, ctx)" for s in test.members) + ")"
-        read, name = self.read(test.attribute, known)
-        known.add(test.attribute)
         if test.exists:
+            read, _ = self.read(test.attribute, known)
             return f"({read} is {'' if test.negated else 'not '}None)"
         if test.members is not None:
-            members, max_len = self.const(test.members), self.const(test.max_len)
+            is_str, length, name = self.text(test.attribute, known)
+            members, max_len = self.const(test.members), self.bound(test.max_len)
             inline = (
-                f"len({name}) > {max_len} or {name} not in {members}"
+                f"{length} > {max_len} or {name} not in {members}"
                 if test.negated
-                else f"len({name}) <= {max_len} and {name} in {members}"
+                else f"{length} <= {max_len} and {name} in {members}"
             )
-            return f"(({inline}) if type({read}) is str else {self.const(test.test)}({name}))"
+            return f"(({inline}) if {is_str} else {self.const(test.test)}({name}))"
+        read, _ = self.read(test.attribute, known)
         return f"{self.const(test.test)}({read})"
 
-    def serve(self, serve: Serve, known: set[str], indent: str, miss: Resolution | None) -> None:
+    def serve(self, serve: Serve, known: Known, indent: str, miss: Resolution | None) -> None:
         """Lines that return what ``serve`` decides; with ``miss`` None, fall through
         when it decides nothing (a rule), else return ``miss`` (a default)."""
         out = self.lines
@@ -223,18 +261,19 @@ class _Writer:
         if isinstance(serve, Scheduled):
             now = "(now if now is not None else (now := _time()))"
             out.append(f"{indent}r = {self.const(serve.serve)}(uid, ctx, {now})")
+        elif serve.salt.isascii():
+            # An ASCII str is its own UTF-8: mmh3 hashes it without an encoded copy.
+            # (Other text goes through `other`, which encodes it: mmh3 does not
+            # refuse lone surrogates safely.)
+            # Nothing is evaluated after a serve: what it reads need not be kept.
+            is_str, length, name = self.text(serve.attribute, known, keep=False)
+            out.append(
+                f"{indent}if {is_str} and {length} <= {MAX_ATTRIBUTE_CHARS} and {name}.isascii():"
+            )
+            out.append(f"{indent}    return {self._pick(serve, name)}")
+            out.append(f"{indent}r = {self.const(serve.other)}({name})")
         else:
-            read, name = self.read(serve.attribute, known)
-            if serve.salt.isascii():
-                # An ASCII str is its own UTF-8: mmh3 hashes it without an encoded copy.
-                # (Other text goes through `other`, which encodes it: mmh3 does not
-                # refuse lone surrogates safely.)
-                out.append(
-                    f"{indent}if type({read}) is str and len({name}) <= {MAX_ATTRIBUTE_CHARS}"
-                    f" and {name}.isascii():"
-                )
-                out.append(f"{indent}    return {self._pick(serve, name)}")
-                read = name
+            read, _ = self.read(serve.attribute, known)
             out.append(f"{indent}r = {self.const(serve.other)}({read})")
         if miss is None:
             out.append(f"{indent}if r is not None:")
@@ -317,16 +356,14 @@ def _dispatch(
 def flag_function(key: str, rules: Sequence[Rule], default: Serve, miss: Resolution) -> FlagFn:
     """One function for a flag's rules and default (``miss`` when the default cannot serve)."""
     w = _Writer()
-    known: set[str] = set()  # attributes read on every path to the current line
+    known: Known = set()  # what was evaluated on every path to the current line
     for run in _runs(rules):
         if isinstance(run, list):
             table, max_len, other = _dispatch(run)
-            attribute = run[0][0].attribute
-            read, name = w.read(attribute, known)
-            known.add(attribute)
+            is_str, length, name = w.text(run[0][0].attribute, known)
             w.lines += [
-                f"    if type({read}) is str:",
-                f"        if len({name}) <= {w.const(max_len)}:",
+                f"    if {is_str}:",
+                f"        if {length} <= {w.bound(max_len)}:",
                 f"            r = {w.const(table)}.get({name})",
                 "            if r is not None:",
                 "                return r",
@@ -353,7 +390,7 @@ def segment_function(name: str, users: Users | None, conditions: Sequence[Condit
     w = _Writer()
     parts = [] if users is None else [w.test(users, set())]
     if conditions:
-        known: set[str] = set()
+        known: Known = set()
         parts.append("(" + " and ".join(w.test(c, known) for c in conditions) + ")")
     w.lines.append(f"    return {' or '.join(parts) or 'False'}")
     return w.function("uid, ctx", name)

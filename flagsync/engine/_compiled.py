@@ -217,7 +217,7 @@ class _FlagCompiler:
     """Compiles one flag; holds what every part of it needs (variants, salt, cache)."""
 
     def __init__(self, key: str, raw: Mapping[str, Any], segments: Mapping[str, SegmentFn]):
-        self.key = key
+        self.key = str.__str__(key)  # exact str: it is concatenated on every call
         self.where = f"flags.{key}"
         self.raw = raw
         self.segments = segments
@@ -271,8 +271,10 @@ class _FlagCompiler:
                 results.append(self.resolution(name, Reason.SPLIT, rule))
         if total != BUCKET_SPACE:
             raise _fail(f"{where}.variants", f"weights sum to {total}, expected {BUCKET_SPACE}")
-        # Plain str copies: they are hashed and concatenated on every call.
-        attribute, salt = str.__str__(attribute), str.__str__(salt)
+        # Plain str copies: they are hashed and concatenated on every call. The
+        # default salt is the key's own object, which the table lookup has just read.
+        attribute = str.__str__(attribute)
+        salt = self.key if salt == self.key else str.__str__(salt)
         bounds, served = tuple(thresholds), tuple(results)
         return Rollout(attribute, salt, bounds, served, _bucketer(salt, bounds, served))
 
