@@ -196,10 +196,17 @@ class FlagClient:
     def _publish(self) -> None:
         """Swap in a new :class:`_Serving` (callers hold the controller's lock, or are
         the constructor): one reference assignment, atomic for readers."""
-        current = self._current
-        old = getattr(self, "_serving", None)
-        details = old.details if old is not None and old.current.engine is current.engine else {}
-        self._serving = _Serving(current, self._hooks, self._counting, details)
+        serving = _Serving(self._current, self._hooks, self._counting, {})
+        old: _Serving | None = getattr(self, "_serving", None)
+        if (
+            old is not None
+            and old.engine is serving.engine
+            and (old.revision, old.source) == (serving.revision, serving.source)
+        ):
+            # The same details still hold (a state change, a hook added): keep them.
+            # (An engine may be kept for a new revision of the same content.)
+            serving.details = old.details
+        self._serving = serving
 
     # --- evaluation (hot path) -------------------------------------------------
     #

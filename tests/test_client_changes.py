@@ -104,3 +104,19 @@ def test_redis_returning_with_the_cached_content_reports_no_flag_change(
         # Same content from another source: a state change, no flag changed.
         assert [e.flags_changed for e in events] == [frozenset()]
         assert events[0].state_changed
+
+
+def test_details_report_a_new_revision_of_the_same_content(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    # The same bytes synced again at a new revision keep their compiled engine; the
+    # details of an outcome (built once and shared) must still name the new revision.
+    admin = redis_server.client()
+    publish(admin, _snapshot(), "r1")
+    with FlagClient(redis_server.url, ENV, flags_dir=None, poll_interval=0.1) as client:
+        first = client.evaluate("static", "u")
+        assert (first.revision, client.evaluate("static", "u")) == ("r1", first)
+        publish(admin, _snapshot(), "r2")
+        wait_until(lambda: client.revision == "r2", timeout=5)
+        details = client.evaluate("static", "u")
+        assert (details.revision, details.source, details.value) == ("r2", Source.REDIS, True)
