@@ -15,8 +15,9 @@ A flag is stale when
 * ``unused``: usage data is available and the flag was not evaluated for
   ``unused_days`` (or never).
 
-Flags of a kind without a lifetime (``permission``) are exempt from
-``past-lifetime``: they are meant to stay.
+Flags of a kind without a lifetime (``permission``, ``kill-switch``) are
+exempt from ``past-lifetime``: they are meant to stay. Kill switches are
+permanent whatever the thresholds say.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from flagsync import _describe
-from flagsync.checks.lifecycle import LIFETIME_DAYS, flag_date
+from flagsync.checks.lifecycle import LIFETIME_DAYS, PERMANENT_KINDS, flag_date
 from flagsync.engine import parse_timestamp
 from flagsync.findings import Finding, Level
 from flagsync.pipeline import Build
@@ -169,7 +170,7 @@ def _reasons(
     """Each reason one flag is stale: (reason, the date it is measured from, message)."""
     today = now.date()
     kind = str(raw.get("kind", "release"))
-    lifetime = limits.lifetime_days.get(kind)
+    lifetime = None if kind in PERMANENT_KINDS else limits.lifetime_days.get(kind)
     expires = flag_date(raw.get("expires"))
     if expires is not None and expires < today:
         yield (

@@ -8,13 +8,16 @@ from collections.abc import Iterator
 from flagsync.checks._context import Context, at
 from flagsync.findings import Finding, Level
 
-# Expected lifetime in days by kind; None = permanent (permission flags).
+# Expected lifetime in days by kind; None = permanent (permission flags, kill switches).
 LIFETIME_DAYS: dict[str, int | None] = {
     "release": 40,
     "experiment": 40,
     "operational": 7,
     "permission": None,
+    "kill-switch": None,
 }
+# Permanent by definition: no threshold (``stale --max-age-KIND``) can give them a lifetime.
+PERMANENT_KINDS = frozenset({"kill-switch"})
 
 
 def flag_date(value: object) -> datetime.date | None:
@@ -48,7 +51,7 @@ def expired(ctx: Context) -> Iterator[Finding]:
 
 def flag_lifetime(ctx: Context) -> Iterator[Finding]:
     """A flag older (by ``created``) than its kind's expected lifetime: release and
-    experiment 40 days, operational 7 days, permission never."""
+    experiment 40 days, operational 7 days, permission and kill-switch never."""
     for entry in ctx.flags():
         created = flag_date(entry.data.get("created"))
         kind = entry.data.get("kind", "release")
