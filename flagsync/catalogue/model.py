@@ -18,7 +18,6 @@ from flagsync.checks.lifecycle import LIFETIME_DAYS, flag_date
 from flagsync.pipeline import Build
 from flagsync.stale import ROLLOUT_KINDS, rolled_out_variant
 
-
 KILL_SWITCH = "kill-switch"
 
 
