@@ -70,9 +70,7 @@ def test_kill_switch_is_never_stale_for_age_whatever_the_thresholds(flags: Path)
         thresholds=zero,
         history=_AncientHistory(),
     )
-    assert {(s.key, s.reason) for s in found} == {
-        ("incident_toggle", stale.Reason.PAST_LIFETIME)
-    }
+    assert {(s.key, s.reason) for s in found} == {("incident_toggle", stale.Reason.PAST_LIFETIME)}
 
 
 def test_stale_cli_has_no_max_age_for_kill_switches(
