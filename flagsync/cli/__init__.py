@@ -3,7 +3,7 @@
 Each subcommand lives in its own module exposing ``register(subparsers)``,
 which adds its parser and sets ``func`` to a ``run(args) -> int``.
 Exit codes: 0 ok, 1 invalid flags or a refused change, 2 usage error,
-3 Redis unreachable.
+3 Redis unreachable, 4 changes present (only from ``plan --detailed-exitcode``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
 EXIT_REDIS = 3
+EXIT_CHANGES = 4  # only `plan --detailed-exitcode`
 
 # Subcommand modules, in the order `flagsync --help` lists them.
 COMMANDS = (
