@@ -40,8 +40,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--source",
         choices=("files", "redis"),
-        default="files",
-        help="evaluate the flag files (default) or what Redis holds",
+        default=None,
+        help="evaluate what Redis holds or the flag files (default: redis when --redis-url or "
+        "$FLAGSYNC_REDIS_URL is set, else files)",
     )
     parser.add_argument(
         "--at", metavar="TIME", help="evaluate as of this time (RFC 3339), for schedules"
@@ -129,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
             now = parse_timestamp(args.at)
         except ValueError:
             raise ConfigurationError(f"--at {args.at!r} is not an RFC 3339 timestamp") from None
-    load = _engine_from_redis if args.source == "redis" else _engine_from_files
+    source = args.source or ("redis" if redis_url(args) else "files")
+    load = _engine_from_redis if source == "redis" else _engine_from_files
     engine, source, revision = load(args)
     if args.flag not in engine.flag_keys:
         hint = difflib.get_close_matches(args.flag, sorted(engine.flag_keys), n=1)
