@@ -86,7 +86,9 @@ def test_starting_on_the_flag_files_with_redis_down_is_stale_then_ready(
 
     client = api.get_client(DOMAIN)
     client.add_handler(ProviderEvent.PROVIDER_STALE, on_stale)
-    provider = FlagsyncProvider(redis_url=redis_server.url, env=ENV, flags_dir=flags, poll_interval=0.2)
+    provider = FlagsyncProvider(
+        redis_url=redis_server.url, env=ENV, flags_dir=flags, poll_interval=0.2
+    )
     if wait_for_init:
         api.set_provider_and_wait(provider, domain=DOMAIN)
     else:
@@ -116,7 +118,9 @@ def test_start_up_stale_is_never_overwritten_by_the_sdks_ready(
     """Repeated start-ups: the final status is STALE every time, whatever the thread timing."""
     redis_server.kill()
     for _ in range(15):
-        provider = FlagsyncProvider(redis_url=redis_server.url, env=ENV, flags_dir=flags, watch=False)
+        provider = FlagsyncProvider(
+            redis_url=redis_server.url, env=ENV, flags_dir=flags, watch=False
+        )
         api.set_provider(provider, domain=DOMAIN)
         client = api.get_client(DOMAIN)
         wait_until(lambda c=client: c.get_provider_status() is ProviderStatus.STALE, timeout=5)

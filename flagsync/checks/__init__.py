@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from flagsync.checks import lifecycle, names, references, serving, values
+from flagsync.checks import editor, lifecycle, names, references, serving, values
 from flagsync.checks._context import Context
 from flagsync.findings import Finding
 
@@ -38,6 +38,7 @@ CHECKS: tuple[Check, ...] = (
     lifecycle.expired,
     lifecycle.flag_lifetime,
     lifecycle.missing_tags,
+    editor.schema_copy,
 )
 
 

@@ -13,7 +13,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from flagsync import __version__
+from flagsync._version import __version__
 from flagsync.errors import (
     ConfigurationError,
     InvalidFlagsError,
@@ -39,6 +39,9 @@ COMMANDS = (
     "docs",
     "stale",
     "usage",
+    "init",
+    "schema",
+    "codegen",
 )
 
 

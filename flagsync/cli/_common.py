@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
+from pathlib import Path
 
 from flagsync import store
 from flagsync.errors import ConfigurationError
@@ -70,3 +72,17 @@ def date_argument(text: str) -> dt.date:
 
 def redis_url(args: argparse.Namespace) -> str | None:
     return getattr(args, "redis_url", None) or os.environ.get("FLAGSYNC_REDIS_URL") or None
+
+
+def write_atomic(target: Path, text: str) -> None:
+    """Replace ``target`` atomically (parents created): an interrupted run never leaves
+    half a file. A failure is a :class:`ConfigurationError` naming the file (exit 2)."""
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        raise ConfigurationError(f"cannot write {target}: {exc}") from None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import difflib
 import os
@@ -13,7 +12,7 @@ from pathlib import Path
 
 from flagsync import _git, _githistory, pipeline, store
 from flagsync.catalogue import RENDERERS, build_catalogue, check_revision, parse
-from flagsync.cli._common import add_flags_dir, date_argument, flags_dir
+from flagsync.cli._common import add_flags_dir, date_argument, flags_dir, write_atomic
 from flagsync.cli.sync_cmd import print_invalid
 from flagsync.errors import ConfigurationError, InvalidFlagsError
 from flagsync.redisconn import connect, translate_errors
@@ -130,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     if out == "-":
         sys.stdout.write(text)
         return 0
-    _write(Path(out), text)
+    write_atomic(Path(out), text)
     print(f"flagsync docs: wrote {out} ({count} flags)", file=sys.stderr)
     return 0
 
@@ -142,19 +141,6 @@ def _read(path: str) -> str | None:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigurationError(f"cannot read {path}: {exc}") from None
-
-
-def _write(target: Path, text: str) -> None:
-    """Replace ``target`` atomically: an interrupted run never leaves half a catalogue."""
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
-        raise ConfigurationError(f"cannot write {target}: {exc}") from None
 
 
 def _stamp(args: argparse.Namespace, directory: str) -> tuple[str, dt.date]:

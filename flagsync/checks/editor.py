@@ -1,0 +1,44 @@
+"""Checks on what editors use next to the flag files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from flagsync import editor_schema
+from flagsync.checks._context import Context
+from flagsync.findings import Finding, Level
+
+# The modeline sits in a file's first comment lines: no need to read whole files.
+_HEAD_BYTES = 4096
+
+
+def schema_copy(ctx: Context) -> Iterator[Finding]:
+    """The schema copy a flag file names in its modeline
+    (``# yaml-language-server: $schema=flags.schema.json``, written by ``flagsync init``)
+    is the installed flagsync's schema; an older copy would let the editor accept or
+    reject fields differently from ``flagsync validate``. Refresh it with
+    ``flagsync schema --write PATH``. Reported once per copy, at the first file naming it;
+    URLs and copies of other schemas are not judged."""
+    judged: set[Path] = set()
+    for source in ctx.repo.files:
+        try:
+            with open(source.path, "rb") as handle:
+                head = handle.read(_HEAD_BYTES).decode("utf-8", errors="replace")
+        except OSError:
+            continue  # reported by the reader
+        found = editor_schema.modeline_path(head)
+        if found is None or "://" in found[2]:
+            continue
+        line, column, target = found
+        copy = (source.path.parent / target).resolve()
+        if copy in judged:
+            continue
+        judged.add(copy)
+        stale = editor_schema.outdated(copy)
+        if stale is not None:
+            shown = os.path.normpath(Path(source.display).parent / target)
+            yield Finding(
+                source.display, line, column, Level.WARNING, "schema-copy", stale.message(shown)
+            )
