@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import difflib
 import os
+import sys
 from pathlib import Path
 
 from flagsync import store
 from flagsync.errors import ConfigurationError
+
+_MAX_DIFF_LINES = 200
 
 
 def default_flags_dir() -> str:
@@ -86,3 +90,20 @@ def write_atomic(target: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             temporary.unlink(missing_ok=True)
         raise ConfigurationError(f"cannot write {target}: {exc}") from None
+
+
+def print_diff(old: str, new: str, path: str) -> None:
+    """A unified diff of a committed generated file against what the flag files produce."""
+    diff = list(
+        difflib.unified_diff(
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile=f"{path} (committed)",
+            tofile=f"{path} (from the flag files)",
+        )
+    )
+    changed = sum(1 for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---"))
+    sys.stdout.writelines(diff[:_MAX_DIFF_LINES])
+    if len(diff) > _MAX_DIFF_LINES:
+        sys.stdout.write(f"... ({len(diff) - _MAX_DIFF_LINES} more diff lines)\n")
+    sys.stdout.write(f"{changed} line{'s' if changed != 1 else ''} changed\n")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import difflib
 import os
 import sys
 from collections.abc import Mapping
@@ -12,13 +11,18 @@ from pathlib import Path
 
 from flagsync import _git, _githistory, pipeline, store
 from flagsync.catalogue import RENDERERS, build_catalogue, check_revision, parse
-from flagsync.cli._common import add_flags_dir, date_argument, flags_dir, write_atomic
+from flagsync.cli._common import (
+    add_flags_dir,
+    date_argument,
+    flags_dir,
+    print_diff,
+    write_atomic,
+)
 from flagsync.cli.sync_cmd import print_invalid
 from flagsync.errors import ConfigurationError, InvalidFlagsError
 from flagsync.redisconn import connect, translate_errors
 
 DEFAULT_OUT = {"markdown": "docs/flags/README.md", "html": "docs/flags/index.html"}
-_MAX_DIFF_LINES = 200
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -119,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"flagsync docs: {out} is up to date", file=sys.stderr)
             return 0
         if args.check:
-            _print_diff(existing or "", text, out)
+            print_diff(existing or "", text, out)
             print(
                 f"flagsync docs: {out} is out of date; run 'flagsync docs' and commit the result",
                 file=sys.stderr,
@@ -171,19 +175,3 @@ def _killed(url: str, environments: tuple[str, ...]) -> Mapping[str, set[str]]:
             }
     finally:
         client.close()
-
-
-def _print_diff(old: str, new: str, path: str) -> None:
-    diff = list(
-        difflib.unified_diff(
-            old.splitlines(keepends=True),
-            new.splitlines(keepends=True),
-            fromfile=f"{path} (committed)",
-            tofile=f"{path} (from the flag files)",
-        )
-    )
-    changed = sum(1 for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---"))
-    sys.stdout.writelines(diff[:_MAX_DIFF_LINES])
-    if len(diff) > _MAX_DIFF_LINES:
-        sys.stdout.write(f"... ({len(diff) - _MAX_DIFF_LINES} more diff lines)\n")
-    sys.stdout.write(f"{changed} line{'s' if changed != 1 else ''} changed\n")
