@@ -49,17 +49,19 @@ def run(args: argparse.Namespace) -> int:
         return 0
     target = Path(args.out)
     again = f"flagsync codegen --lang {args.lang} --out {args.out}"
+    try:
+        existing: str | None = target.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        existing = None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"cannot read {args.out}: {exc}") from None
+    if existing == text:  # unchanged: not even rewritten (a pre-commit hook sees no change)
+        print(f"flagsync codegen: {args.out} is up to date", file=sys.stderr)
+        return 0
     if args.check:
-        try:
-            existing = target.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        if existing is None:
             print(f"flagsync codegen: {args.out} does not exist; run '{again}'", file=sys.stderr)
             return 1
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigurationError(f"cannot read {args.out}: {exc}") from None
-        if existing == text:
-            print(f"flagsync codegen: {args.out} is up to date", file=sys.stderr)
-            return 0
         print_diff(existing, text, args.out)
         print(
             f"flagsync codegen: {args.out} is out of date; run '{again}' and commit the result",
