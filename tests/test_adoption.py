@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from _tools import GIT_ENV, require_tool
 
 from flagsync import __version__
 
@@ -30,14 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 def _env(**extra: str) -> dict[str, str]:
     """The environment without anything that could import this checkout instead of the wheel."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "FLAGSYNC_"))}
-    env.update(
-        GIT_AUTHOR_NAME="Test",
-        GIT_AUTHOR_EMAIL="test@example.com",
-        GIT_COMMITTER_NAME="Test",
-        GIT_COMMITTER_EMAIL="test@example.com",
-        GIT_CONFIG_GLOBAL=os.devnull,
-        GIT_CONFIG_SYSTEM=os.devnull,
-    )
+    env.update(GIT_ENV)
     env.update(extra)
     return env
 
@@ -59,16 +52,6 @@ def _run(
 def _ok(done: subprocess.CompletedProcess[str]) -> str:
     assert done.returncode == 0, f"{done.args}\n{done.stdout}\n{done.stderr}"
     return done.stdout
-
-
-def _tool(name: str) -> str:
-    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    if found is None:
-        message = f"{name} is not installed (test extra)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
 
 
 @dataclass(frozen=True)
@@ -203,11 +186,13 @@ def test_init_in_an_empty_repository(installed: Installed, tmp_path: Path) -> No
     # The workflows pass actionlint.
     workflows = sorted((repo / ".github" / "workflows").glob("*.yml"))
     assert len(workflows) == 3
-    _ok(_run([_tool("actionlint"), "-no-color", *workflows], repo))
+    _ok(_run([require_tool("actionlint"), "-no-color", *workflows], repo))
 
     # The pre-commit config runs its hooks on the first run (pre-commit from PyPI; the
     # hooks run the wheel's flagsync, first on PATH).
-    hooks = _ok(_run([_tool("pre-commit"), "run", "--all-files"], repo, env=env, timeout=300))
+    hooks = _ok(
+        _run([require_tool("pre-commit"), "run", "--all-files"], repo, env=env, timeout=300)
+    )
     assert "flagsync validate" in hooks
     assert "Failed" not in hooks
 

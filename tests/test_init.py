@@ -4,12 +4,12 @@ and runs, and that it never overwrites a file without --force."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from _tools import GIT_ENV, require_tool
 
 from flagsync import __version__, pipeline
 from flagsync.cli import main
@@ -27,15 +27,7 @@ EXPECTED = {
 
 
 def _git(repo: Path, *args: str) -> None:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "Test",
-        "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "Test",
-        "GIT_COMMITTER_EMAIL": "test@example.com",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_CONFIG_SYSTEM": os.devnull,
-    }
+    env = {**os.environ, **GIT_ENV}
     subprocess.run(
         ["git", "-C", str(repo), *args], check=True, env=env, capture_output=True, timeout=30
     )
@@ -43,7 +35,7 @@ def _git(repo: Path, *args: str) -> None:
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    _require("git")
+    require_tool("git")
     root = tmp_path / "service"
     root.mkdir()
     _git(root, "init", "-q", "-b", "main")
@@ -61,19 +53,8 @@ def _files(root: Path) -> set[str]:
     }
 
 
-def _require(tool: str) -> str:
-    """The tool's path; missing, the test fails under CI and is skipped elsewhere."""
-    binary = shutil.which(tool)
-    if binary is None:
-        message = f"{tool} is not installed (it is in the test extra)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return binary
-
-
 def _actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
-    binary = _require("actionlint")
+    binary = require_tool("actionlint")
     return subprocess.run(
         [binary, "-no-color", *map(str, files)],
         capture_output=True,
@@ -150,7 +131,7 @@ def test_action_repository_and_ref_are_options(
 
 
 def _pre_commit_validates(config: Path) -> None:
-    binary = _require("pre-commit")
+    binary = require_tool("pre-commit")
     done = subprocess.run(
         [binary, "validate-config", str(config)],
         capture_output=True,

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from _tools import GIT_ENV
 
 from flagsync import _githistory, pipeline, stale
 from flagsync.cli import main
@@ -60,15 +61,7 @@ segments:
 
 
 def _git(repo: Path, *args: str, date: str | None = None) -> None:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "Test",
-        "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "Test",
-        "GIT_COMMITTER_EMAIL": "test@example.com",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_CONFIG_SYSTEM": os.devnull,
-    }
+    env = {**os.environ, **GIT_ENV}
     if date is not None:
         env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = date
     subprocess.run(

@@ -105,15 +105,16 @@ def _engine_from_redis(args: argparse.Namespace) -> tuple[Engine, str, str | Non
     url = redis_url(args)
     if not url:
         raise ConfigurationError("--source redis needs --redis-url or FLAGSYNC_REDIS_URL")
+    name = env(args)  # a bad name is a usage error before any connection
     client = redisconn.connect(url)
     try:
         with redisconn.translate_errors(url):
-            state = store.read_state(client, env(args))
+            state = store.read_state(client, name)
     finally:
         client.close()
     if state is None:
         raise ConfigurationError(
-            f"Redis holds no snapshot for environment '{env(args)}'; run 'flagsync sync'"
+            f"Redis holds no snapshot for environment '{name}'; run 'flagsync sync'"
         )
     engine = Engine.from_snapshot(state.snapshot(), killed=state.active_overrides())
     return engine, "redis", state.meta.revision
