@@ -250,3 +250,15 @@ def test_other_flags_dir(repo: Path, capsys: pytest.CaptureFixture[str]) -> None
     hooks = yaml.safe_load((repo / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
     assert hooks["repos"][0]["hooks"][0]["entry"] == "flagsync validate config/flags"
     assert main(["docs", "--check", "--flags-dir", "config/flags"]) == 0
+
+
+def test_invalid_existing_flags_are_reported_not_hidden(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (repo / "flags").mkdir()
+    (repo / "flags" / "old.yaml").write_text("flags:\n  broken:\n    owner: o\n", encoding="utf-8")
+    assert main(["init"]) == 1
+    captured = capsys.readouterr()
+    assert "flags/old.yaml" in captured.err
+    assert "are invalid; fix them, then run flagsync init again" in captured.err
+    assert "docs/flags/README.md" not in _files(repo)  # nothing generated from bad flags

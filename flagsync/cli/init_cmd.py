@@ -11,7 +11,7 @@ from pathlib import Path
 from flagsync import _git, pipeline, scaffold
 from flagsync.cli._common import write_atomic
 from flagsync.codegen import RENDERERS, flag_infos
-from flagsync.errors import ConfigurationError, InvalidFlagsError
+from flagsync.errors import ConfigurationError
 from flagsync.reporters import render_text
 
 
@@ -112,7 +112,6 @@ class _Report:
         self.root = root
         self.force = force
         self.lines: list[str] = []
-        self.kept = 0
 
     def put(self, relative: str, text: str) -> None:
         target = self.root / relative
@@ -126,12 +125,14 @@ class _Report:
             self.lines.append(f"  unchanged  {relative}")
             return
         if existing is not None and not self.force:
-            self.lines.append(f"  kept       {relative} (it exists; --force replaces it)")
-            self.kept += 1
+            self.keep(relative)
             return
         write_atomic(target, text)
         verb = "replaced" if existing is not None else "wrote"
         self.lines.append(f"  {verb:<10} {relative}")
+
+    def keep(self, relative: str) -> None:
+        self.lines.append(f"  kept       {relative} (it exists; --force replaces it)")
 
     def exists(self, relative: str) -> bool:
         return (self.root / relative).exists()
@@ -166,14 +167,11 @@ def run(args: argparse.Namespace) -> int:
         )
         _print(report)
         return 1
-    try:
-        infos = flag_infos(build)
-    except InvalidFlagsError:  # pragma: no cover - checked just above
-        raise
+    infos = flag_infos(build)
     for language, path in options.codegen:
         report.put(path, RENDERERS[language](infos))
     if report.exists(scaffold.CATALOGUE) and not args.force:
-        report.put(scaffold.CATALOGUE, "")  # reports it kept (never empty otherwise)
+        report.keep(scaffold.CATALOGUE)
     else:
         _catalogue(root, options.flags_dir, report)
     _print(report)
