@@ -11,7 +11,7 @@ from flagsync.checks._context import Context
 from flagsync.findings import Finding, Level
 
 # The modeline sits in a file's first comment lines: no need to read whole files.
-_HEAD_BYTES = 4096
+_HEAD_BYTES = 1024
 
 
 def schema_copy(ctx: Context) -> Iterator[Finding]:
@@ -19,9 +19,10 @@ def schema_copy(ctx: Context) -> Iterator[Finding]:
     (``# yaml-language-server: $schema=flags.schema.json``, written by ``flagsync init``)
     is the installed flagsync's schema; an older copy would let the editor accept or
     reject fields differently from ``flagsync validate``. Refresh it with
-    ``flagsync schema --write PATH``. Reported once per copy, at the first file naming it;
+    ``flagsync schema --write PATH``. Reported once per directory naming a copy, at its
+    first file;
     URLs and copies of other schemas are not judged."""
-    judged: set[Path] = set()
+    judged: set[tuple[Path, str]] = set()  # (directory, target) as written: no resolve() each
     for source in ctx.repo.files:
         try:
             with open(source.path, "rb") as handle:
@@ -32,11 +33,11 @@ def schema_copy(ctx: Context) -> Iterator[Finding]:
         if found is None or "://" in found[2]:
             continue
         line, column, target = found
-        copy = (source.path.parent / target).resolve()
-        if copy in judged:
+        key = (source.path.parent, target)
+        if key in judged:
             continue
-        judged.add(copy)
-        stale = editor_schema.outdated(copy)
+        judged.add(key)
+        stale = editor_schema.outdated(source.path.parent / target)
         if stale is not None:
             shown = os.path.normpath(Path(source.display).parent / target)
             yield Finding(
