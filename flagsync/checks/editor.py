@@ -19,9 +19,8 @@ def schema_copy(ctx: Context) -> Iterator[Finding]:
     (``# yaml-language-server: $schema=flags.schema.json``, written by ``flagsync init``)
     is the installed flagsync's schema; an older copy would let the editor accept or
     reject fields differently from ``flagsync validate``. Refresh it with
-    ``flagsync schema --write PATH``. Reported once per directory naming a copy, at its
-    first file;
-    URLs and copies of other schemas are not judged."""
+    ``flagsync schema --write PATH``. Reported once per directory naming a copy, at
+    its first file; URLs and copies of other schemas are not judged."""
     judged: set[tuple[Path, str]] = set()  # (directory, target) as written: no resolve() each
     for source in ctx.repo.files:
         try:
