@@ -73,6 +73,8 @@ class Controller:
         # Wall-clock time (time.time()) at which the next kill's TTL runs out.
         self._next_expiry: float | None = None
         self.last_error: str | None = None
+        self._file_error: str | None = None  # why the flag files were last refused
+        self._unconfirmed: str | None = None  # a refusal awaiting a second reading
         self.current = Current(
             engine=Engine.from_snapshot({**_EMPTY_SNAPSHOT, "env": settings.env}),
             state=ClientState.ERROR,
@@ -174,8 +176,9 @@ class Controller:
         if loaded is None:
             self._note_error(_never_synced(s.env), logging.WARNING)
         else:
-            self._swap(loaded, ClientState.READY)
+            # Cache first: whoever sees the new revision served must find it on disk too.
             self._persist(loaded)
+            self._swap(loaded, ClientState.READY)
         return client
 
     def _initial_fallback(self) -> None:
@@ -190,10 +193,9 @@ class Controller:
             except (SnapshotError, OSError) as exc:
                 self._note_error(f"unusable cache file {s.cache_path}: {exc}", logging.ERROR)
         if s.flags_dir is not None:
-            try:
-                loaded = _sources.from_files(s.flags_dir, s.env)
-            except (InvalidFlagsError, ConfigurationError, SnapshotError, OSError) as exc:
-                self._note_error(f"cannot load flags from {s.flags_dir}: {exc}", logging.ERROR)
+            loaded, problem, unexpected = self._compile_files()
+            if loaded is None:
+                self._files_rejected(f"cannot load flags from {s.flags_dir}: {problem}", unexpected)
             else:
                 if loaded.engine.flag_keys:
                     self._swap(loaded, state)
@@ -228,8 +230,8 @@ class Controller:
                 self._note_error(message, logging.WARNING)
             self._set_state(ClientState.STALE)
             return
+        self._persist(loaded)  # before the swap, as in _initial_redis_load
         self._swap(loaded, ClientState.READY)
-        self._persist(loaded)
 
     def redis_unreachable(self, error: str) -> None:
         if self._closed:
@@ -267,34 +269,83 @@ class Controller:
     # --- files -------------------------------------------------------------------
 
     def _reload_files(self) -> None:
+        """The watcher's callback: serve the files if they are usable, else keep the last flags.
+
+        Whatever the files hold, this returns normally: an unusable tree sets
+        STALE and ``last_error`` (the first finding, ``file:line: message``),
+        logged once however many saves repeat it; the next usable save is
+        served and the state returns to what it was.
+        """
         s = self.settings
         assert s.flags_dir is not None
         if self.current.source not in (Source.FILE, Source.DEFAULTS):
             return  # Redis (or its cache) took over; the files are only a cold-start fallback
-        try:
-            loaded = _sources.from_files(s.flags_dir, s.env)
-        except (InvalidFlagsError, ConfigurationError, SnapshotError, OSError) as exc:
-            self._note_error(
-                f"kept the previous flags: the files in {s.flags_dir} are invalid: {exc}",
-                logging.ERROR,
-            )
-            return
+        log.debug("flagsync: reading the flag files in %s", s.flags_dir)
+        loaded, problem, unexpected = self._compile_files()
+        watcher = self._watcher
+        if watcher is not None and watcher.superseded():
+            return  # saved again while being read: the next reload decides
         with self._lock:
             if self.current.source not in (Source.FILE, Source.DEFAULTS):
                 return
-            if not loaded.engine.flag_keys:
-                if self.current.loaded is not None:
-                    # Every flag gone at once is far likelier a branch switch or a
-                    # half-finished copy than an intent: keep serving the last flags.
-                    self._note_error(
-                        f"kept the previous flags: {s.flags_dir} now defines no flags",
-                        logging.ERROR,
-                    )
-                return  # nothing to serve yet: stay ERROR (see _initial_fallback)
+            if loaded is not None and not loaded.engine.flag_keys:
+                if self.current.loaded is None:
+                    return  # nothing to serve yet: stay ERROR (see _initial_fallback)
+                # Every flag gone at once is far likelier a branch switch or a
+                # half-finished copy than an intent: keep serving the last flags.
+                loaded, problem = None, f"{s.flags_dir} now defines no flags"
+            if loaded is None:
+                kept = self.current.loaded is not None
+                prefix = (
+                    "kept the previous flags" if kept else f"cannot load flags from {s.flags_dir}"
+                )
+                message = f"{prefix}: {problem}"
+                if watcher is not None and message not in (self._file_error, self._unconfirmed):
+                    # What was read may be a save caught half-written (an in-place
+                    # write truncates first): a new problem counts once a second
+                    # reading, after the files were quiet, agrees.
+                    self._unconfirmed = message
+                    watcher.again()
+                    return
+                self._unconfirmed = None
+                self._files_rejected(message, unexpected)
+                return
+            self._unconfirmed = None
+            if self.last_error is not None and self.last_error == self._file_error:
+                self.last_error = None  # a Redis problem, if any, stays reported
+            self._file_error = None
             state = ClientState.READY if s.redis_url is None else ClientState.STALE
-            self.last_error = None if s.redis_url is None else self.last_error
             self._swap(loaded, state)
         log.info("flagsync: reloaded flags from %s (revision %s)", s.flags_dir, loaded.revision)
+
+    def _compile_files(self) -> tuple[Loaded | None, str, Exception | None]:
+        """The flag files compiled; else ``None``, why, and the exception if unexpected.
+
+        Never raises: validation should refuse whatever makes a later stage
+        fail, so an exception of another kind is a flagsync bug, but not one
+        that may end file watching or client construction.
+        """
+        s = self.settings
+        assert s.flags_dir is not None
+        try:
+            return _sources.from_files(s.flags_dir, s.env), "", None
+        except (InvalidFlagsError, ConfigurationError, SnapshotError, OSError) as exc:
+            return None, str(exc), None
+        except Exception as exc:
+            return None, f"{type(exc).__name__} while loading the files: {exc}", exc
+
+    def _files_rejected(self, message: str, unexpected: Exception | None = None) -> None:
+        """Unusable files: keep serving what was, go STALE (not from ERROR), say why.
+
+        Logged once per distinct message, however many saves repeat it; with its
+        traceback when the cause was unexpected.
+        """
+        with self._lock:
+            if message != self._file_error:
+                self._file_error = message
+                log.error("flagsync: %s", message, exc_info=unexpected)
+            self.last_error = message
+        self._set_state(ClientState.STALE)
 
     # --- swapping ----------------------------------------------------------------
 

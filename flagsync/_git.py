@@ -23,6 +23,15 @@ class Commit:
     author: str  # "Name <email>"
 
 
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """How a working tree differs from a commit (paths relative to the checkout)."""
+
+    tracked: tuple[str, ...]  # modified, added to the index or deleted (staged or not)
+    untracked: tuple[str, ...]  # not tracked, not ignored
+    ignored: tuple[str, ...]  # not tracked, ignored by .gitignore and friends
+
+
 def _git(path: Path, *args: str) -> subprocess.CompletedProcess[str] | None:
     cwd = path if path.is_dir() else path.parent
     env = {**os.environ, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
@@ -68,6 +77,27 @@ def commit(path: str | os.PathLike[str], rev: str = "HEAD") -> Commit | None:
     return Commit(sha, moment.strftime("%Y-%m-%dT%H:%M:%SZ"), author)
 
 
+def changed_files(top: Path, rev: str, path: str | os.PathLike[str]) -> Changes | None:
+    """Files under ``path`` whose working-tree content differs from commit ``rev``.
+
+    Paths are relative to ``top``. ``None`` when git cannot tell.
+    """
+    spec = os.path.relpath(Path(path).resolve(), top.resolve())
+    runs = (
+        _git(top, "diff", "--no-renames", "--name-only", "-z", rev, "--", spec),
+        _git(top, "ls-files", "--others", "--exclude-standard", "-z", "--", spec),
+        _git(top, "ls-files", "--others", "-z", "--", spec),
+    )
+    outputs = []
+    for proc in runs:
+        if proc is None or proc.returncode != 0:
+            return None
+        outputs.append([item for item in proc.stdout.split("\0") if item])
+    tracked, untracked, every_other = outputs
+    ignored = sorted(set(every_other) - set(untracked))
+    return Changes(tuple(tracked), tuple(untracked), tuple(ignored))
+
+
 def is_ancestor(path: str | os.PathLike[str], ancestor: str, descendant: str) -> bool | None:
     """Whether ``ancestor`` is an ancestor of (or equal to) ``descendant``.
 
@@ -84,4 +114,4 @@ def is_ancestor(path: str | os.PathLike[str], ancestor: str, descendant: str) ->
     return None
 
 
-__all__ = ["Commit", "commit", "is_ancestor", "resolve", "toplevel"]
+__all__ = ["Changes", "Commit", "changed_files", "commit", "is_ancestor", "resolve", "toplevel"]

@@ -19,7 +19,7 @@ from typing import Protocol
 import redis.exceptions
 
 from flagsync import redisconn, store
-from flagsync.errors import RedisUnavailableError
+from flagsync.errors import RedisRefusedError, RedisUnavailableError
 
 log = logging.getLogger("flagsync")
 
@@ -115,7 +115,7 @@ class Refresher:
             except Exception as exc:
                 if self._stop.is_set():
                     return  # stop() cut the connection: whatever it raised is moot
-                if not isinstance(exc, RedisUnavailableError):
+                if not isinstance(exc, (RedisUnavailableError, RedisRefusedError)):
                     # A bug or an unexpected library error must not end the thread:
                     # the client would never refresh again. Log it in full, retry.
                     log.exception("flagsync: unexpected error in the refresher")

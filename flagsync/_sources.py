@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import redis.exceptions
 
 from flagsync import store
 from flagsync._cache import CachedSnapshot, read_cache
 from flagsync._state import Loaded
 from flagsync.details import Source
 from flagsync.engine import BUCKETING_VERSION, SNAPSHOT_FORMAT, Engine
-from flagsync.errors import SnapshotError
+from flagsync.errors import RedisRefusedError, SnapshotError
 from flagsync.redisconn import RedisClient, translate_errors
 from flagsync.snapshot import canonical_json, checksum, validate_snapshot
+
+log = logging.getLogger("flagsync")
 
 _SHARED_MAX = 64  # longer strings (descriptions) are rarely repeated
 
@@ -48,10 +49,10 @@ def from_redis(client: RedisClient, env: str, url: str, previous: Loaded | None)
             # Meta without a snapshot: the key was deleted (by hand, an eviction
             # policy, a partial restore); say so rather than "never synced".
             orphan_version = store.read_version(client, env) if state is None else None
-        except redis.exceptions.ResponseError as exc:
-            # e.g. WRONGTYPE: something else was written under our keys.
+        except RedisRefusedError as exc:
+            # e.g. NOPERM: the user may not read these keys.
             raise SnapshotError(f"unreadable flagsync data in Redis: {exc}") from None
-        except ValueError as exc:  # a non-numeric version beside a missing snapshot
+        except ValueError as exc:  # a damaged version beside a missing snapshot
             raise SnapshotError(f"corrupt flagsync meta hash in Redis: {exc}") from None
     if state is None:
         if orphan_version is not None:
@@ -61,6 +62,14 @@ def from_redis(client: RedisClient, env: str, url: str, previous: Loaded | None)
             )
         return None
     _check_versions(state.meta.format, state.meta.bucketing, "meta hash in Redis")
+    for name, why in state.corrupt_overrides.items():
+        # One corrupt entry must not cost the other kills: it is skipped, not fatal.
+        log.warning(
+            "flagsync: ignoring the corrupt override entry %s in Redis (%s); "
+            "`flagsync unkill` or `flagsync sync` removes it",
+            store.shown(name),
+            why,
+        )
     killed = killed_flags(state.overrides)
     if previous is not None and previous.checksum == state.meta.checksum:
         # The bytes were verified when ``previous`` was loaded; only overrides moved.
@@ -143,6 +152,8 @@ def parse_shared(data: bytes) -> dict[str, Any]:
         parsed = json.loads(data, object_pairs_hook=pairs_hook)
     except (ValueError, UnicodeDecodeError) as exc:
         raise SnapshotError(f"snapshot is not valid JSON: {exc}") from None
+    except RecursionError:  # JSON nested deeper than any flag file may be
+        raise SnapshotError("snapshot is nested too deeply to be read") from None
     if not isinstance(parsed, dict):
         raise SnapshotError("snapshot is not a JSON object")
     return parsed

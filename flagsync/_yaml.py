@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 import yaml.reader
 from yaml.composer import Composer
+from yaml.events import MappingStartEvent, SequenceStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.parser import Parser
 from yaml.reader import Reader
@@ -25,9 +26,18 @@ from yaml.scanner import Scanner
 from flagsync.errors import YamlProblem
 from flagsync.findings import Loc
 
+# Limits on what one flag file may hold (documented in docs/flag-format.md, "Limits").
 # Alias expansion beyond this many nodes is treated as an attack (billion laughs).
 ALIAS_EXPANSION_LIMIT = 100_000
 MAX_FILE_BYTES = 16 * 1024 * 1024
+# Mappings and lists inside one another, the document itself counting as one.
+# A flag's own structure needs about 10; everything after loading (schema,
+# checks, compiler, JSON, engine) may recurse this deep without nearing
+# Python's recursion limit from any caller.
+MAX_NESTING = 64
+# Integers every JSON reader holds exactly (JavaScript's Number.MAX_SAFE_INTEGER,
+# Lua's doubles in Redis scripts): 2**53 - 1. Larger ones are written as strings.
+MAX_SAFE_INTEGER = 2**53 - 1
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
@@ -64,46 +74,25 @@ class LocatedList(list[Any]):
 
 
 class _CoreResolver(BaseResolver):
-    """YAML 1.2 core schema: only true/false are booleans; no timestamps, no sexagesimals."""
+    """YAML 1.2 core schema: only true/false are booleans; no timestamps, no sexagesimals.
+
+    Plain scalars are resolved by :func:`_resolve_plain` from ``_IMPLICIT``;
+    this class only supplies the composer's resolver bookkeeping.
+    """
 
 
-_CoreResolver.add_implicit_resolver(
-    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+_INT_RE = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
+_FLOAT_RE = re.compile(
+    r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
 )
-_CoreResolver.add_implicit_resolver(
-    _INT,
-    re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
-    list("-+0123456789"),
-)
-_CoreResolver.add_implicit_resolver(
-    _FLOAT,
-    re.compile(
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+.0123456789"),
-)
-_CoreResolver.add_implicit_resolver(
-    _NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
-)
-_CoreResolver.add_implicit_resolver(_MERGE, re.compile(r"^<<$"), ["<"])
-
-
+# Tried in order, each with fullmatch (a `$` would also match before a final newline).
 _IMPLICIT = [
-    (tag, regexp)
-    for tag, regexp in (
-        (_NULL, re.compile(r"^(?:~|null|Null|NULL|)$")),
-        (_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")),
-        (_INT, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")),
-        (
-            _FLOAT,
-            re.compile(
-                r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-                r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-            ),
-        ),
-        (_MERGE, re.compile(r"^<<$")),
-    )
+    (_NULL, re.compile(r"~|null|Null|NULL|")),
+    (_BOOL, re.compile(r"true|True|TRUE|false|False|FALSE")),
+    (_INT, _INT_RE),
+    (_FLOAT, _FLOAT_RE),
+    (_MERGE, re.compile(r"<<")),
 ]
 _FIRST_CHARS = frozenset("~nNtTfF-+0123456789.<")
 
@@ -112,8 +101,8 @@ _RESOLVED: dict[str, str] = {}
 
 
 def _resolve_plain(value: str) -> str:
-    # Same rules as the implicit resolvers above, without PyYAML's per-call path
-    # walk; flag files repeat the same short scalars, so answers are memoised.
+    # YAML 1.2 core rules without PyYAML's per-call resolver path walk; flag
+    # files repeat the same short scalars, so answers are memoised.
     if value and value[0] not in _FIRST_CHARS:
         return _STR
     tag = _RESOLVED.get(value)
@@ -121,7 +110,7 @@ def _resolve_plain(value: str) -> str:
         return tag
     tag = _STR
     for candidate, regexp in _IMPLICIT:
-        if regexp.match(value):
+        if regexp.fullmatch(value):
             tag = candidate
             break
     if len(value) < 64 and len(_RESOLVED) < 65_536:
@@ -145,6 +134,22 @@ class _ComposeOnly(_FastResolve, Reader, Scanner, Parser, Composer, _CoreResolve
         Parser.__init__(self)
         Composer.__init__(self)
         _CoreResolver.__init__(self)
+        self._depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        # PyYAML's composer recurses once per level (LibYAML stops at 1,000
+        # levels by itself): stop at the documented limit, long before Python's
+        # recursion limit, wherever the caller's stack already is.
+        self._depth += 1
+        try:
+            # Scalars and aliases do not nest further (the builder counts aliases).
+            deep = self._depth > MAX_NESTING
+            if deep and self.check_event(SequenceStartEvent, MappingStartEvent):
+                event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in the stubs
+                raise YamlProblem("nesting-depth", _nesting_message(), _mark_loc(event))
+            return Composer.compose_node(self, parent, index)
+        finally:
+            self._depth -= 1
 
 
 try:
@@ -162,8 +167,19 @@ except ImportError:  # PyYAML built without LibYAML
 
 
 def _loc(node: Node) -> Loc:
-    mark = node.start_mark
+    return _mark_loc(node)
+
+
+def _mark_loc(item: Any) -> Loc:
+    mark = item.start_mark
     return Loc(mark.line + 1, mark.column + 1)
+
+
+def _nesting_message() -> str:
+    return (
+        f"values are nested more than {MAX_NESTING} levels deep (lists and mappings "
+        "inside one another); flatten the structure"
+    )
 
 
 class _Builder:
@@ -174,7 +190,7 @@ class _Builder:
         self.active: set[int] = set()
         self.expanded = 0
 
-    def build(self, node: Node) -> Any:
+    def build(self, node: Node, depth: int = 1) -> Any:
         key = id(node)
         if key in self.active:
             raise YamlProblem(
@@ -195,23 +211,25 @@ class _Builder:
             raise YamlProblem("yaml-unsafe-tag", _tag_message(node.tag), _loc(node))
         if isinstance(node, ScalarNode):
             return _scalar(node)
+        if depth > MAX_NESTING:  # counted through aliases too: they copy their subtree
+            raise YamlProblem("nesting-depth", _nesting_message(), _loc(node))
         self.active.add(key)
         try:
             if isinstance(node, SequenceNode):
-                return self._sequence(node)
+                return self._sequence(node, depth)
             assert isinstance(node, MappingNode)
-            return self._mapping(node)
+            return self._mapping(node, depth)
         finally:
             self.active.discard(key)
 
-    def _sequence(self, node: SequenceNode) -> LocatedList:
+    def _sequence(self, node: SequenceNode, depth: int) -> LocatedList:
         out = LocatedList(_loc(node))
         for item in node.value:
-            out.append(self.build(item))
+            out.append(self.build(item, depth + 1))
             out.item_locs.append(_loc(item))
         return out
 
-    def _mapping(self, node: MappingNode) -> LocatedMap:
+    def _mapping(self, node: MappingNode, depth: int) -> LocatedMap:
         out = LocatedMap(_loc(node))
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
@@ -239,7 +257,7 @@ class _Builder:
                     "YAML would silently keep only the last one",
                     key_loc,
                 )
-            out[key] = self.build(value_node)
+            out[key] = self.build(value_node, depth + 1)
             out.key_locs[key] = key_loc
             out.value_locs[key] = _loc(value_node)
         return out
@@ -289,18 +307,46 @@ def _scalar(node: ScalarNode) -> Any:
             )
         return text.lower() == "true"
     if tag == _INT:
-        try:
-            return int(text, 0) if text.lower().startswith(("0o", "0x")) else int(text, 10)
-        except ValueError:
-            raise YamlProblem("yaml-syntax", f"'{text}' is not an integer", _loc(node)) from None
+        return _integer(text, node)
     if tag == _FLOAT:
+        # An explicit !!float tag may sit on any text: float() alone would also
+        # take " 1", "1_0" and "infinity".
+        if not _FLOAT_RE.fullmatch(text):
+            raise YamlProblem("yaml-syntax", f"'{text}' is not a number", _loc(node))
         lowered = text.lower().lstrip("+")
         special = {".inf": "inf", "-.inf": "-inf", ".nan": "nan"}
-        try:
-            return float(special.get(lowered, text))
-        except ValueError:
-            raise YamlProblem("yaml-syntax", f"'{text}' is not a number", _loc(node)) from None
+        return float(special.get(lowered, text))
     raise YamlProblem("yaml-unsafe-tag", _tag_message(tag), _loc(node))
+
+
+def _integer(text: str, node: ScalarNode) -> int:
+    """An integer within ±MAX_SAFE_INTEGER; :class:`YamlProblem` (number-range) beyond."""
+    if not _INT_RE.fullmatch(text):  # an explicit !!int tag may sit on any text
+        raise YamlProblem("yaml-syntax", f"'{text}' is not an integer", _loc(node))
+    based = text.startswith(("0o", "0x"))
+    digits = text.lstrip("+-").lstrip("0")
+    # 2**53 has 16 decimal digits: longer literals are out of range without
+    # converting them (Python refuses to convert more than 4,300 digits anyway).
+    value = None if not based and len(digits) > 16 else int(text, 0 if based else 10)
+    if value is None or abs(value) > MAX_SAFE_INTEGER:
+        shown = text if len(text) <= 24 else f"{text[:20]}… ({len(text)} characters)"
+        raise YamlProblem(
+            "number-range",
+            f"integer {shown} is outside ±{MAX_SAFE_INTEGER:,} (2^53 - 1), the range every "
+            "JSON reader (JavaScript, Lua in Redis) holds exactly; "
+            f"quote it to make it a string",
+            _loc(node),
+        )
+    return value
+
+
+def size_message(size: int | None) -> str:
+    """Why a file over :data:`MAX_FILE_BYTES` is refused (``size`` in bytes when known)."""
+    actual = f"is {size:,} bytes" if size is not None else "is larger than that"
+    return (
+        f"file {actual}; flag files are limited to {MAX_FILE_BYTES // (1024 * 1024)} MiB "
+        f"({MAX_FILE_BYTES:,} bytes): split it into several files"
+    )
 
 
 def _char_at(text: str, mark: Any) -> str:
@@ -319,10 +365,12 @@ def load(text: str) -> Any:
     Raises :class:`YamlProblem` for syntax errors, unsafe tags, duplicate keys
     and alias bombs. An empty document gives ``None``.
     """
-    if len(text) > MAX_FILE_BYTES:
-        raise YamlProblem(
-            "yaml-syntax", f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB", Loc(1, 1)
-        )
+    # The limit is in bytes of UTF-8, as on disk (the loader checks the file's size
+    # before reading it); encode only when characters alone cannot decide.
+    if len(text) * 4 > MAX_FILE_BYTES and (
+        len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES
+    ):
+        raise YamlProblem("file-size", size_message(None), Loc(1, 1))
     loader: Any = None
     try:
         loader = _COMPOSER(text)  # the reader rejects control characters here
@@ -337,6 +385,8 @@ def load(text: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         loc = Loc(mark.line + 1, mark.column + 1) if mark else Loc(1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
+        if "maximum nesting depth" in problem:  # LibYAML's own limit (1,000 levels)
+            raise YamlProblem("nesting-depth", _nesting_message(), loc) from None
         if _char_at(text, mark) == "\t" or "'\\t'" in problem:
             problem = "tab character in indentation; YAML indents with spaces only"
         elif exc.context and exc.context_mark and exc.problem:
@@ -353,4 +403,15 @@ def load(text: str) -> Any:
     return _Builder().build(node)
 
 
-__all__ = ["Loc", "LocatedList", "LocatedMap", "YamlProblem", "load"]
+__all__ = [
+    "ALIAS_EXPANSION_LIMIT",
+    "MAX_FILE_BYTES",
+    "MAX_NESTING",
+    "MAX_SAFE_INTEGER",
+    "Loc",
+    "LocatedList",
+    "LocatedMap",
+    "YamlProblem",
+    "load",
+    "size_message",
+]

@@ -305,6 +305,14 @@ class FlagClient:
         return self._current.revision
 
     @property
+    def served(self) -> Current:
+        """What the client serves now, as one immutable value: the engine, the state and
+        the loaded snapshot (source, revision, checksum, version, overrides; ``None`` in
+        state ERROR). Read it once and use that value; for tools such as ``flagsync
+        serve``, not for the hot path."""
+        return self._current
+
+    @property
     def last_error(self) -> str | None:
         """The most recent problem (unreachable Redis, rejected data, invalid files)."""
         return self._controller.last_error

@@ -95,6 +95,10 @@ class RedisUnavailableError(FlagsyncError):
     """Redis could not be reached (CLI exit code 3)."""
 
 
+class RedisRefusedError(FlagsyncError):
+    """Redis answered but refused a command: OOM, WRONGTYPE, NOPERM, MISCONF (CLI exit 1)."""
+
+
 class RefusedChangeError(FlagsyncError):
     """A sync or override was refused, e.g. a stale git revision (CLI exit code 1)."""
 
@@ -107,6 +111,35 @@ class ConfigurationError(FlagsyncError):
     """Bad arguments or settings given by the caller (CLI exit code 2)."""
 
 
+# --- flagsync serve ---------------------------------------------------------
+
+
+class KeysFileError(ConfigurationError):
+    """The API keys file of ``flagsync serve`` is unreadable or malformed."""
+
+
+class OfrepRequestError(FlagsyncError):
+    """A request to ``flagsync serve`` that gets an OFREP error response, not a 500.
+
+    ``code`` is the OFREP ``errorCode`` (``PARSE_ERROR``, ``INVALID_CONTEXT``,
+    ``FLAG_NOT_FOUND``, ``GENERAL``), ``status`` the HTTP status.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        details: str,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(details)
+        self.status = status
+        self.code = code
+        self.details = details
+        self.headers = headers or {}
+
+
 __all__ = [
     "ConfigurationError",
     "ConflictError",
@@ -117,8 +150,11 @@ __all__ = [
     "GeneralError",
     "InvalidContextError",
     "InvalidFlagsError",
+    "KeysFileError",
+    "OfrepRequestError",
     "ParseError",
     "ProviderNotReadyError",
+    "RedisRefusedError",
     "RedisUnavailableError",
     "RefusedChangeError",
     "SnapshotError",

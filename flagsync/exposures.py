@@ -25,9 +25,9 @@ from typing import Any
 import redis.exceptions
 
 from flagsync._hooks import Exposure
-from flagsync.errors import ConfigurationError, RedisUnavailableError
+from flagsync.errors import ConfigurationError, RedisRefusedError, RedisUnavailableError
 from flagsync.redisconn import RedisClient, translate_errors
-from flagsync.store import format_time, keys
+from flagsync.store import append_exposures, format_time, keys
 
 log = logging.getLogger("flagsync.exposures")
 
@@ -83,8 +83,8 @@ class PeriodicFlush:
 
 
 def exposures_key(env: str) -> str:
-    """The stream of ``env``'s exposure events."""
-    return f"{keys(env).tag}:exposures"
+    """The stream of ``env``'s exposure events (named by flagsync.store)."""
+    return keys(env).exposures
 
 
 def experiment_flags(snapshot: Mapping[str, Any]) -> frozenset[str]:
@@ -286,7 +286,7 @@ class ExposureExporter:
                 return True
             try:
                 self._append(batch)
-            except (RedisUnavailableError, redis.exceptions.RedisError) as exc:
+            except (RedisUnavailableError, RedisRefusedError, redis.exceptions.RedisError) as exc:
                 # Keep the newest queue_size events for the next attempt.
                 excess = len(batch) - self.queue_size
                 if excess > 0:
@@ -306,10 +306,7 @@ class ExposureExporter:
         with translate_errors():
             if self._redis is None:
                 self._redis = self._factory()
-            pipe = self._redis.pipeline(transaction=False)
-            for event in batch:
-                pipe.xadd(self.key, event.fields(), maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
-            pipe.execute()
+        append_exposures(self._redis, self.env, [e.fields() for e in batch], maxlen=self.maxlen)
 
 
 __all__ = [

@@ -48,7 +48,17 @@ class Finding:
 
 # Checks whose findings come from reading the files rather than their content.
 PARSE_CHECKS = frozenset(
-    {"yaml-syntax", "yaml-duplicate-key", "yaml-unsafe-tag", "yaml-alias-limit", "io"}
+    {
+        "yaml-syntax",
+        "yaml-duplicate-key",
+        "yaml-unsafe-tag",
+        "yaml-alias-limit",
+        "io",
+        "file-type",
+        "file-size",
+        "nesting-depth",
+        "number-range",
+    }
 )
 
 

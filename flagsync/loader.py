@@ -6,13 +6,16 @@ and the runtime's file fallback all come through here.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from flagsync import _yaml
 from flagsync._yaml import Loc, LocatedMap
+from flagsync.errors import YamlProblem
 from flagsync.findings import Finding, Level
 
 DEFAULT_ENVIRONMENT = "production"
@@ -63,53 +66,200 @@ def display_path(path: Path) -> str:
 
 
 def discover(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], list[Finding]]:
-    """Expand directories into their flag files (recursively, sorted, hidden entries skipped)."""
+    """Expand directories into their flag files (recursively, sorted, hidden entries skipped).
+
+    A flag file found in a directory must stay inside it: a symlink whose
+    target leaves the directory, or loops, or is broken is reported instead of
+    followed (a path named explicitly is the caller's choice). Whether each
+    file is a regular file of a sane size is :func:`read_file`'s business.
+    """
     found: list[Path] = []
     problems: list[Finding] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            for candidate in sorted(path.rglob("*")):
-                rel = candidate.relative_to(path)
-                if any(part.startswith(".") for part in rel.parts):
-                    continue
-                if candidate.suffix in SUFFIXES and candidate.is_file():
-                    found.append(candidate)
-        elif path.is_file():
-            found.append(path)
+            files, trouble = _walk(path)
+            found.extend(files)
+            problems.extend(trouble)
+        elif os.path.lexists(path):
+            found.append(path)  # a file, or something read_file refuses with a reason
         else:
             problems.append(Finding(str(raw), 1, 1, Level.ERROR, "io", "no such file or directory"))
     seen: set[Path] = set()
     unique = []
     for item in found:
-        resolved = item.resolve()
+        resolved = Path(os.path.realpath(item))  # Path.resolve() raises on a symlink loop
         if resolved not in seen:
             seen.add(resolved)
             unique.append(item)
     return unique, problems
 
 
+def _walk(root: Path) -> tuple[list[Path], list[Finding]]:
+    """The ``*.yaml``/``*.yml`` files under ``root``, following symlinks that stay inside it."""
+    boundary = root.resolve()
+    found: list[Path] = []
+    problems: list[Finding] = []
+    visited = {boundary}
+    pending = [(root, boundary)]
+    while pending:
+        directory, real_dir = pending.pop()
+        try:
+            with os.scandir(directory) as scan:
+                entries = sorted(scan, key=lambda e: e.name)
+        except OSError as exc:
+            problems.append(
+                _file_problem(directory, "io", f"cannot list directory: {exc.strerror}")
+            )
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = directory / entry.name
+            flag_file = path.suffix in SUFFIXES
+            if not entry.is_symlink():
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((path, real_dir / entry.name))
+                elif flag_file:
+                    found.append(path)  # read_file refuses FIFOs, devices and sockets
+                continue
+            target, trouble = _link_target(path, boundary)
+            if target is not None and target.is_dir():
+                if trouble is None and (target == real_dir or target in real_dir.parents):
+                    trouble = _file_problem(
+                        path, "file-type", "symlink loop: it points at a directory containing it"
+                    )
+                if trouble is not None:
+                    problems.append(trouble)
+                elif target not in visited:
+                    visited.add(target)
+                    pending.append((path, target))
+            elif flag_file:
+                if trouble is not None:
+                    problems.append(trouble)
+                else:
+                    found.append(path)
+    return sorted(found), problems
+
+
+def _link_target(link: Path, boundary: Path) -> tuple[Path | None, Finding | None]:
+    """Where ``link`` leads, or why it may not be followed.
+
+    The target is ``None`` when it cannot be resolved at all (a loop, a
+    dangling link); such links are only reported when named like a flag file.
+    """
+    try:
+        os.stat(link)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None, _file_problem(link, "file-type", _LOOP)
+        return None, _file_problem(link, "file-type", "broken symlink: its target does not exist")
+    target = link.resolve()
+    if target != boundary and boundary not in target.parents:
+        return target, _file_problem(
+            link,
+            "file-type",
+            f"symlink leads outside {display_path(boundary)} (to {display_path(target)}); "
+            "flag files must live inside the flags directory",
+        )
+    return target, None
+
+
+_LOOP = "symlink loop: the link never resolves to a file"
+
+
+def _file_problem(path: Path, check: str, message: str) -> Finding:
+    return Finding(display_path(path), 1, 1, Level.ERROR, check, message)
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _not_regular(mode: int) -> str | None:
+    """Why a file of ``mode`` is not read, or ``None`` for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+    return f"{kind} is not a flag file; only regular files are read"
+
+
+# O_NONBLOCK: a FIFO swapped in after the type check must not block the reader.
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+def _read_text(path: Path) -> str:
+    """The file's text; :class:`YamlProblem` (at 1:1) when it cannot or must not be read."""
+    try:
+        return _read_bytes(path).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise YamlProblem(
+            "yaml-syntax", f"file is not UTF-8 text: {exc.reason}", Loc(1, 1)
+        ) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise YamlProblem("file-type", _LOOP, Loc(1, 1)) from None
+        raise YamlProblem("io", f"cannot read file: {exc.strerror}", Loc(1, 1)) from None
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, refusing anything but a regular file of at most MAX_FILE_BYTES.
+
+    The type and size come from ``stat`` before the file is opened (opening a
+    device can have effects of its own; a 2 GB file is never read), and again
+    from the open descriptor, in case the path was swapped in between.
+    """
+    _check_kind_and_size(os.stat(path))
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        _check_kind_and_size(os.fstat(fd))
+        return _read_at_most(fd, _yaml.MAX_FILE_BYTES)
+    finally:
+        os.close(fd)
+
+
+def _check_kind_and_size(info: os.stat_result) -> None:
+    reason = _not_regular(info.st_mode)
+    if reason is not None:
+        raise YamlProblem("file-type", reason, Loc(1, 1))
+    if info.st_size > _yaml.MAX_FILE_BYTES:
+        raise YamlProblem("file-size", _yaml.size_message(info.st_size), Loc(1, 1))
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:  # grew after the size check
+            raise YamlProblem("file-size", _yaml.size_message(None), Loc(1, 1))
+
+
 def read_file(path: Path) -> tuple[SourceFile, list[Finding]]:
     """Read and parse one file; problems become findings, never exceptions."""
     display = display_path(path)
     try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return SourceFile(path, display, None), [
-            Finding(
-                display, 1, 1, Level.ERROR, "yaml-syntax", f"file is not UTF-8 text: {exc.reason}"
-            )
-        ]
-    except OSError as exc:
-        return SourceFile(path, display, None), [
-            Finding(display, 1, 1, Level.ERROR, "io", f"cannot read file: {exc.strerror}")
-        ]
-    try:
-        data = _yaml.load(text)
-    except _yaml.YamlProblem as exc:
-        return SourceFile(path, display, None), [
-            Finding(display, exc.loc.line, exc.loc.column, Level.ERROR, exc.check, exc.message)
-        ]
+        data = _yaml.load(_read_text(path))
+    except YamlProblem as exc:
+        finding = Finding(
+            display, exc.loc.line, exc.loc.column, Level.ERROR, exc.check, exc.message
+        )
+        return SourceFile(path, display, None), [finding]
     if data is None:
         return SourceFile(path, display, None), []
     if not isinstance(data, LocatedMap):

@@ -16,7 +16,12 @@ import re
 from dataclasses import dataclass
 
 from flagsync import store
-from flagsync.errors import ConfigurationError, RefusedChangeError
+from flagsync.errors import (
+    ConfigurationError,
+    RedisRefusedError,
+    RefusedChangeError,
+    SnapshotError,
+)
 from flagsync.redisconn import RedisClient
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
@@ -31,6 +36,7 @@ class OverrideResult:
     version: int
     override: store.Override | None  # None after unkill
     purged: tuple[str, ...] = ()  # expired overrides removed on the way
+    repaired: tuple[str, ...] = ()  # damaged keys replaced on the way (one line each)
 
 
 def default_actor() -> str:
@@ -79,15 +85,23 @@ def kill(
 
     Refuses (:class:`RefusedChangeError`) a flag the synced snapshot does not
     contain, unless ``force`` (e.g. to pre-empt a flag about to be synced).
+    Corrupt entries of other flags do not stop it, and an overrides or audit
+    key of the wrong type is replaced (``OverrideResult.repaired`` says so).
     """
     if not reason.strip():
         raise ConfigurationError("a kill needs a --reason")
     now = now or store.utcnow()
     actor = actor or default_actor()
     if not force:
-        state = store.read_state(client, env)
-        known = state is not None and flag in state.snapshot().get("flags", {})
-        if not known:
+        seen = store.inspect(client, env, usage=False)
+        known = seen.flag_keys()
+        if known is None and seen.synced:
+            problems = "; ".join(d.message() for d in seen.damage) or "unreadable"
+            raise RefusedChangeError(
+                f"cannot check that {flag!r} is a synced flag: the data in Redis is damaged "
+                f"({problems}). Use --force to kill it anyway, and `flagsync sync` to repair"
+            )
+        if known is None or flag not in known:
             raise RefusedChangeError(
                 f"flag {flag!r} is not in the snapshot synced to {env!r}; "
                 "check the name, or use --force to kill it anyway"
@@ -105,11 +119,12 @@ def kill(
         "flag": flag,
         "reason": reason,
         "actor": actor,
+        "redis_user": store.whoami(client) or "",
         "at": override.created_at,
         "expires_at": override.expires_at or "",
     }
-    version = store.set_override(client, env, override, audit)
-    return OverrideResult(version, override, tuple(purged))
+    change = store.set_override(client, env, override, audit)
+    return OverrideResult(change.version, override, tuple(purged), change.repaired)
 
 
 def unkill(
@@ -121,7 +136,8 @@ def unkill(
     reason: str = "",
     now: dt.datetime | None = None,
 ) -> OverrideResult:
-    """Remove the override of ``flag``; refused when there is none (or it expired)."""
+    """Remove the override of ``flag`` (a corrupt entry too); refused when there is
+    none (or it expired)."""
     now = now or store.utcnow()
     purged = store.purge_expired_overrides(client, env, now)
     if flag in purged:
@@ -131,20 +147,31 @@ def unkill(
         "flag": flag,
         "reason": reason,
         "actor": actor or default_actor(),
+        "redis_user": store.whoami(client) or "",
         "at": store.format_time(now),
     }
-    version = store.remove_override(client, env, flag, audit)
-    return OverrideResult(version, None, tuple(purged))
+    change = store.remove_override(client, env, flag, audit)
+    return OverrideResult(change.version, None, tuple(purged), change.repaired)
 
 
 def active(client: RedisClient, env: str, now: dt.datetime | None = None) -> list[store.Override]:
-    """Overrides in force, sorted by flag; expired ones are purged on the way."""
+    """Overrides in force, sorted by flag; expired ones are purged on the way when the
+    Redis user may write (a read-only user just does not see them)."""
     now = now or store.utcnow()
-    store.purge_expired_overrides(client, env, now)
-    return sorted(
-        (o for o in store.read_overrides(client, env).values() if o.active(now)),
-        key=lambda o: o.flag,
-    )
+    purge_if_permitted(client, env, now)
+    try:
+        stored = store.read_overrides(client, env)
+    except SnapshotError:  # not a hash: kill and sync repair it
+        return []
+    return sorted((o for o in stored.values() if o.active(now)), key=lambda o: o.flag)
+
+
+def purge_if_permitted(client: RedisClient, env: str, now: dt.datetime) -> list[str]:
+    """Lazy cleanup of expired overrides; skipped for a user without write permission."""
+    try:
+        return store.purge_expired_overrides(client, env, now)
+    except RedisRefusedError:
+        return []
 
 
 __all__ = [
@@ -154,5 +181,6 @@ __all__ = [
     "default_actor",
     "kill",
     "parse_duration",
+    "purge_if_permitted",
     "unkill",
 ]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flagsync import checks, loader, schema
+from flagsync._githistory import History
 from flagsync.compiler import compile_snapshot
 from flagsync.errors import InvalidFlagsError
 from flagsync.findings import Finding, Result
@@ -58,16 +59,23 @@ class Build:
     def snapshot(self, env: str) -> dict[str, Any]:
         """The compiled snapshot of ``env``; refuses when the files have errors."""
         if not self.result.ok:
-            count = len(self.result.errors) or len(self.result.findings)
-            raise InvalidFlagsError(
-                f"flag files are invalid ({count} problem{'s' if count != 1 else ''}); "
-                "run 'flagsync validate' for details",
-                self.result,
-            )
+            raise InvalidFlagsError(invalid_message(self.result), self.result)
         if env not in self._cache:
             with gc_paused():
                 self._cache[env] = compile_snapshot(self.repository, env)
         return self._cache[env]
+
+
+def invalid_message(result: Result) -> str:
+    """Why files are unusable, naming the first problem as ``file:line: message``."""
+    problems = result.errors or result.findings  # strict: warnings count as errors
+    first = problems[0]
+    more = len(problems) - 1
+    rest = f"and {more} more problem{'s' if more != 1 else ''}; " if more else ""
+    return (
+        f"flag files are invalid: {first.file}:{first.line}: {first.message} "
+        f"({rest}run 'flagsync validate' for details)"
+    )
 
 
 def build(
@@ -75,12 +83,17 @@ def build(
     *,
     strict: bool = False,
     today: datetime.date | None = None,
+    history: History | None = None,
 ) -> Build:
-    """Load, validate and prepare the flag files under ``paths`` (never raises for bad files)."""
+    """Load, validate and prepare the flag files under ``paths`` (never raises for bad files).
+
+    ``history`` supplies git dates for the lifetime check (the age rule in
+    :func:`flagsync.checks.lifecycle.flag_age`); without it only ``created:`` counts.
+    """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]  # one path, not a sequence of one-character paths
     with gc_paused():
-        return _build(paths, strict=strict, today=today)
+        return _build(paths, strict=strict, today=today, history=history)
 
 
 def _build(
@@ -88,6 +101,7 @@ def _build(
     *,
     strict: bool,
     today: datetime.date | None,
+    history: History | None = None,
 ) -> Build:
     files, findings = loader.discover(paths)
     sources: list[loader.SourceFile] = []
@@ -103,9 +117,9 @@ def _build(
         sources.append(source)
     repo, problems = loader.gather(sources, invalid)
     all_findings.extend(problems)
-    ctx = checks.Context(repo, today or datetime.date.today())
+    ctx = checks.Context(repo, today or datetime.date.today(), history=history)
     all_findings.extend(checks.run_checks(ctx))
     return Build(Result.of(all_findings, len(files), strict), repo)
 
 
-__all__ = ["Build", "build"]
+__all__ = ["Build", "build", "invalid_message"]

@@ -38,7 +38,7 @@ import redis.exceptions
 from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
-from flagsync.errors import ConfigurationError, RedisUnavailableError
+from flagsync.errors import ConfigurationError, RedisRefusedError, RedisUnavailableError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -60,8 +60,12 @@ _CERT_REQS = ("none", "optional", "required")
 _SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password")
 _NODE = re.compile(r"\[(?P<v6>[^\]]+)\](?::(?P<port6>\d+))?|(?P<host>[^:\[\]]+)(?::(?P<port>\d+))?")
 
-# Failures that mean "Redis is not there (or not usable)", as opposed to bugs.
-# MasterNotFoundError and SlotNotCoveredError are subclasses of these.
+# Failures that mean "Redis is not there, or not usable for now" (CLI exit 3):
+# connection refused or lost, timeouts, authentication, LOADING, READONLY,
+# cluster reconfiguration. MasterNotFoundError and SlotNotCoveredError are
+# subclasses of these. Every other error reply is Redis refusing the command
+# (OOM, WRONGTYPE, NOPERM, MISCONF…: exit 1), except the codes in
+# _UNAVAILABLE_CODES. The table of exit codes is flagsync.cli._common.EXIT_CODES.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
@@ -71,9 +75,12 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     redis.exceptions.BusyLoadingError,
     redis.exceptions.ReadOnlyError,
     redis.exceptions.TryAgainError,
-    redis.exceptions.NoPermissionError,
+    redis.exceptions.InvalidResponse,
     OSError,
 )
+# Error replies redis-py has no class for that still mean "try again later":
+# BUSY (a script or function is running too long), and replication states.
+_UNAVAILABLE_CODES = frozenset({"BUSY", "MASTERDOWN", "NOREPLICAS", "NOMASTERLINK"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,21 +186,43 @@ def connect(url: str, *, timeout: float = DEFAULT_TIMEOUT, check: bool = True) -
 
 @contextmanager
 def translate_errors(url: str | None = None) -> Iterator[None]:
-    """Turn redis-py's connection failures into :class:`RedisUnavailableError`.
+    """Turn redis-py's failures into flagsync's: :class:`RedisUnavailableError`
+    when Redis is not usable for now, :class:`RedisRefusedError` when it refused
+    the command (an error reply).
 
-    The message names the (redacted) URL and the cause, never a password.
+    The message is one line naming the (redacted) URL and the cause, never a password.
     """
     try:
         yield
     except _UNAVAILABLE as exc:
-        where = f"{redact(url)}: " if url else ""
-        detail = _readable(redact(str(exc))) or type(exc).__name__
-        message = f"{where}{detail}".replace("\n", " ")
-        # Belt and braces: redis-py's own texts should never echo a password,
-        # but the one-line message reaches CI logs, so scrub any literal copy.
-        for secret in _secrets(url):
-            message = message.replace(secret, "***")
-        raise RedisUnavailableError(message) from exc
+        raise RedisUnavailableError(_message(exc, url)) from exc
+    except redis.exceptions.ResponseError as exc:
+        if error_code(exc) in _UNAVAILABLE_CODES:
+            raise RedisUnavailableError(_message(exc, url)) from exc
+        raise RedisRefusedError(_message(exc, url)) from exc
+
+
+def error_code(exc: redis.exceptions.RedisError) -> str:
+    """The error reply's code (``NOPERM``, ``OOM``, ``WRONGTYPE``…), ``""`` if none."""
+    code = getattr(exc, "status_code", None)  # set where redis-py stripped it
+    if code:
+        return str(code)
+    first = str(exc).split(" ", 1)[0]
+    return first if first.isupper() else ""
+
+
+def _message(exc: BaseException, url: str | None) -> str:
+    where = f"{redact(url)}: " if url else ""
+    detail = _readable(redact(str(exc))) or type(exc).__name__
+    code = error_code(exc) if isinstance(exc, redis.exceptions.ResponseError) else ""
+    if code and not detail.startswith(code):
+        detail = f"{code} {detail}"
+    message = f"{where}{detail}".replace("\n", " ")
+    # Belt and braces: redis-py's own texts should never echo a password,
+    # but the one-line message reaches CI logs, so scrub any literal copy.
+    for secret in _secrets(url):
+        message = message.replace(secret, "***")
+    return message
 
 
 def _readable(detail: str) -> str:
@@ -331,6 +360,7 @@ __all__ = [
     "ParsedURL",
     "RedisClient",
     "connect",
+    "error_code",
     "mapped_errors",
     "parse_url",
     "redact",

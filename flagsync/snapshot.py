@@ -31,6 +31,8 @@ def validate_snapshot(data: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
             parsed = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise SnapshotError(f"snapshot is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise SnapshotError("snapshot is nested too deeply to be read") from None
     else:
         parsed = dict(data)
     if not isinstance(parsed, dict):
@@ -38,12 +40,13 @@ def validate_snapshot(data: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
     if is_valid(SNAPSHOT_SCHEMA, parsed):
         return parsed
     error = jsonschema.exceptions.best_match(validator(SNAPSHOT_SCHEMA).iter_errors(parsed))
-    if error is not None:
-        raise SnapshotError(
-            f"snapshot fails its schema at {dotted(list(error.absolute_path))}: "
-            f"{error.message[:300]}"
-        )
-    return parsed
+    if error is None:
+        # jsonschema-rs refuses what python-jsonschema lets through (NaN, say):
+        # a snapshot is served on neither validator's word alone.
+        raise SnapshotError("snapshot fails its schema (jsonschema-rs rejects it)")
+    raise SnapshotError(
+        f"snapshot fails its schema at {dotted(list(error.absolute_path))}: {error.message[:300]}"
+    )
 
 
 __all__ = ["canonical_json", "checksum", "validate_snapshot"]

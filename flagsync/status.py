@@ -20,10 +20,14 @@ from flagsync.redisconn import RedisClient
 @dataclass(frozen=True, slots=True)
 class Status:
     env: str
-    meta: store.Meta | None  # None: never synced
+    meta: store.Meta | None  # None: never synced (or the meta hash is damaged)
     overrides: tuple[store.Override, ...]
-    drift: plan.Plan | None  # Redis → files; None when the files could not be built
+    drift: plan.Plan | None  # Redis → files; None when it cannot be computed
     files_error: str | None = None
+    damage: tuple[str, ...] = ()  # what `flagsync sync` would repair, one line each
+    lock: str | None = None  # who holds the sync lock, if anyone
+    warnings: tuple[str, ...] = ()  # e.g. an eviction policy that can drop flagsync's keys
+    drift_error: str | None = None  # why drift is unknown when the files are fine
 
     @property
     def drifted_flags(self) -> tuple[str, ...]:
@@ -33,8 +37,10 @@ class Status:
 
     @property
     def in_sync(self) -> bool:
-        """No flag differs and no override is active."""
-        return self.drift is not None and self.drift.empty and not self.overrides
+        """No flag differs, no override is active and nothing is damaged."""
+        return (
+            self.drift is not None and self.drift.empty and not self.overrides and not self.damage
+        )
 
 
 def collect(
@@ -45,35 +51,65 @@ def collect(
     files_error: str | None = None,
     now: dt.datetime | None = None,
 ) -> Status:
-    """Read ``env`` from Redis and compare it with ``files_snapshot`` (if any)."""
-    active = overrides_mod.active(client, env, now)
-    state = store.read_state(client, env)
+    """Read ``env`` from Redis and compare it with ``files_snapshot`` (if any).
+
+    Never fails on damaged data: the damage is reported (``flagsync sync``
+    repairs it). Writes only to clean up expired overrides, and only when the
+    Redis user may (a read-only user gets the same report).
+    """
+    now = now or store.utcnow()
+    overrides_mod.purge_if_permitted(client, env, now)
+    seen = store.inspect(client, env, today=now.date())
+    active = sorted((o for o in seen.overrides.values() if o.active(now)), key=lambda o: o.flag)
     drift = None
+    drift_error = None
     if files_snapshot is not None:
-        drift = plan.compute(
-            env,
-            state.snapshot() if state else None,
-            files_snapshot,
-            against=state.meta if state else None,
-            overrides=active,
-        )
-    return Status(env, state.meta if state else None, tuple(active), drift, files_error)
+        if seen.synced and seen.parsed is None:
+            drift_error = "the data in Redis is damaged (see below); `flagsync sync` repairs it"
+        else:
+            drift = plan.compute(
+                env, seen.parsed, files_snapshot, against=seen.meta, overrides=active
+            )
+    lock = None
+    if seen.lock is not None:
+        lock = seen.lock.damaged or f"held by {seen.lock.describe(now)}"
+        if seen.lock.holder_gone():
+            lock += " — that process is no longer running; `flagsync sync --break-lock` removes it"
+    eviction = store.eviction_check(client, seen)
+    warnings = tuple(w for w in (eviction.warning, eviction.unknown) if w)
+    return Status(
+        env,
+        seen.meta,
+        tuple(active),
+        drift,
+        files_error,
+        tuple(d.message() for d in seen.damage),
+        lock,
+        warnings,
+        drift_error,
+    )
 
 
 def render_text(status: Status) -> str:
     lines = [f"environment: {status.env}"]
     meta = status.meta
     if meta is None:
-        lines.append("redis:       nothing synced yet")
+        held = "damaged (below)" if status.damage else "nothing synced yet"
+        lines.append(f"redis:       {held}")
     else:
+        by = meta.synced_by + (f" (Redis user {meta.redis_user})" if meta.redis_user else "")
+        dirty = " — dirty: synced from files that differed from it" if meta.dirty else ""
         lines += [
             f"version:     {meta.version}",
             f"revision:    {meta.revision or '(unknown)'}"
-            + (f" (committed {meta.commit_time})" if meta.commit_time else ""),
-            f"synced:      {meta.synced_at} by {meta.synced_by}",
+            + (f" (committed {meta.commit_time})" if meta.commit_time else "")
+            + dirty,
+            f"synced:      {meta.synced_at} by {by}",
             f"flags:       {meta.flag_count}",
             f"checksum:    {meta.checksum}",
         ]
+    if status.lock is not None:
+        lines.append(f"lock:        {status.lock}")
     if status.overrides:
         lines.append(f"overrides:   {len(status.overrides)} active")
         for o in status.overrides:
@@ -83,15 +119,23 @@ def render_text(status: Status) -> str:
             )
     else:
         lines.append("overrides:   none")
+    kills = ""
+    if status.overrides:
+        names = ", ".join(o.flag for o in status.overrides)
+        kills = f"{len(status.overrides)} active kill(s) ({names})"
     if status.drift is None:
-        lines.append(f"drift:       unknown ({status.files_error or 'files not read'})")
+        why = status.files_error or status.drift_error or "files not read"
+        lines.append(f"drift:       {kills + '; ' if kills else ''}unknown ({why})")
     elif status.drift.empty:
-        lines.append("drift:       none (Redis matches the files)")
+        if kills:
+            lines.append(f"drift:       {kills}; the flags otherwise match the files")
+        else:
+            lines.append("drift:       none (Redis matches the files)")
     else:
         d = status.drift
         # Say what differs: flags, segments (which change every flag using
         # them) and snapshot settings; a segment-only drift is not "0 flags".
-        parts = []
+        parts = [kills] if kills else []
         if d.flags:
             parts.append(
                 f"{len(d.flags)} flag(s) differ from the files "
@@ -108,8 +152,12 @@ def render_text(status: Status) -> str:
         for c in d.segments:
             affects = f" (affects flags {', '.join(c.affects)})" if c.affects else ""
             lines.append(f"  {symbols[c.action]} segment {c.key}{affects}")
+    if status.damage:
+        lines.append(f"damaged:     {len(status.damage)} problem(s); `flagsync sync` repairs them")
+        lines.extend(f"  ! {line}" for line in status.damage)
     if status.overrides:
         lines.append("note:        active overrides are drift until unkilled or expired")
+    lines.extend(f"warning:     {w}" for w in status.warnings)
     return "\n".join(lines) + "\n"
 
 
@@ -125,6 +173,11 @@ def as_json(status: Status) -> dict[str, Any]:
         "synced_by": meta.synced_by if meta else None,
         "flag_count": meta.flag_count if meta else None,
         "checksum": meta.checksum if meta else None,
+        "redis_user": meta.redis_user if meta else None,
+        "dirty": bool(meta.dirty) if meta else None,
+        "lock": status.lock,
+        "damage": list(status.damage),
+        "warnings": list(status.warnings),
         "overrides": [
             {
                 "flag": o.flag,
@@ -137,6 +190,7 @@ def as_json(status: Status) -> dict[str, Any]:
         ],
         "drift": None if status.drift is None else plan.as_json(status.drift)["changes"],
         "files_error": status.files_error,
+        "drift_error": status.drift_error,
         "in_sync": status.in_sync,
     }
 

@@ -3,13 +3,17 @@
 Order of a sync (``docs/redis.md`` explains why):
 
 1. build and validate the files — any error refuses before Redis is touched;
-2. take the environment's lock (token + expiry), so concurrent syncs queue;
-3. read what Redis holds, in one atomic call;
+   so does a working tree whose flag files differ from the revision recorded
+   (unless ``allow_dirty``);
+2. take the environment's lock (holder + expiry), so concurrent syncs queue;
+3. read everything under the environment's keys, in one atomic call, noting
+   every damaged part (wrong types, a broken meta hash, corrupt overrides);
 4. refuse a stale revision (the stored one must be an ancestor of ours, when
    in a git checkout) and, without ``prune``, the removal of flags;
-5. write snapshot + meta + audit + notice in one Lua script, which re-checks
-   the version and the lock token, so a late writer loses;
-6. release the lock by compare-and-delete.
+5. write snapshot + meta + audit + notice, and repair the damage found, in one
+   Lua script, which re-checks the types, the version and the lock first, so
+   a late writer loses and a refused write changes nothing;
+6. release the lock by compare-and-delete (also when interrupted).
 
 Identical content is a no-op: no version bump, no notice. A new revision with
 identical content records the revision (so later stale checks see it) but
@@ -18,20 +22,23 @@ keeps the version, since clients have nothing to reload.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from flagsync import _git, overrides, plan, store
-from flagsync.errors import RedisUnavailableError, RefusedChangeError, SnapshotError
+from flagsync.errors import FlagsyncError, RedisUnavailableError, RefusedChangeError
+from flagsync.loader import SUFFIXES
 from flagsync.redisconn import RedisClient
 from flagsync.snapshot import canonical_json, checksum, validate_snapshot
 
-Outcome = Literal["created", "updated", "revision-recorded", "unchanged", "dry-run"]
+Outcome = Literal["created", "updated", "revision-recorded", "repaired", "unchanged", "dry-run"]
 _ATTEMPTS = 3  # retries when a kill lands between our read and our write
+_LISTED = 10  # changed files named in a refusal
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +49,7 @@ class Revision:
     commit_time: str = ""
     author: str = ""
     repo: Path | None = None  # git checkout to answer ancestry questions
+    dirty: tuple[str, ...] = ()  # flag files that differ from `revision` (checkout paths)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +59,8 @@ class SyncOptions:
     prune: bool = False  # allow removing flags Redis has and the files do not
     actor: str | None = None
     lock_wait: float = 30.0
+    allow_dirty: bool = False  # sync files that differ from the recorded revision
+    break_lock: bool = False  # remove a lock left by a killed sync first (audited)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +72,7 @@ class SyncResult:
     revision: str
     plan: plan.Plan
     notes: tuple[str, ...] = ()  # e.g. "not a git checkout: no stale-revision check"
+    repaired: tuple[str, ...] = ()  # damage replaced (or, in a dry run, to replace)
 
     @property
     def changed(self) -> bool:
@@ -81,7 +92,8 @@ def build_snapshot(flags_dir: str | os.PathLike[str], env: str) -> dict[str, Any
 
 
 def resolve_revision(flags_dir: str | os.PathLike[str], explicit: str | None = None) -> Revision:
-    """The revision of the checkout holding ``flags_dir`` (or ``explicit``)."""
+    """The revision of the checkout holding ``flags_dir`` (or ``explicit``), and which
+    of the flag files differ from it in the working tree."""
     top = _git.toplevel(flags_dir)
     if top is None:
         return Revision(explicit or "")
@@ -90,7 +102,44 @@ def resolve_revision(flags_dir: str | os.PathLike[str], explicit: str | None = N
         if explicit is None:  # a repository without commits yet
             return Revision("")
         raise RefusedChangeError(f"--revision {explicit!r} is not a commit of {top}")
-    return Revision(info.revision, info.commit_time, info.author, top)
+    changes = _git.changed_files(top, info.revision, flags_dir)
+    if changes is None:
+        raise RefusedChangeError(
+            f"cannot tell whether {flags_dir} differs from revision {info.revision[:12]}: "
+            "git failed (use --allow-dirty to sync anyway)"
+        )
+    base = PurePosixPath(Path(os.path.relpath(Path(flags_dir).resolve(), top.resolve())).as_posix())
+    dirty = [*changes.tracked, *changes.untracked]
+    # An ignored file matters only if the loader reads it (e.g. a *.yaml in .gitignore).
+    dirty += [p for p in changes.ignored if _loaded(PurePosixPath(p), base)]
+    return Revision(info.revision, info.commit_time, info.author, top, tuple(sorted(set(dirty))))
+
+
+def _loaded(path: PurePosixPath, base: PurePosixPath) -> bool:
+    """Whether ``flagsync.loader.discover`` reads ``path`` (a flag file, nothing hidden)."""
+    try:
+        rel = path.relative_to(base) if str(base) != "." else path
+    except ValueError:
+        return False
+    return path.suffix in SUFFIXES and not any(part.startswith(".") for part in rel.parts)
+
+
+def _check_dirty(revision: Revision, options: SyncOptions) -> list[str]:
+    """Refuse files that differ from the revision recorded; a note under --allow-dirty."""
+    if not revision.dirty:
+        return []
+    count = len(revision.dirty)
+    listed = ", ".join(revision.dirty[:_LISTED]) + (", …" if count > _LISTED else "")
+    if options.allow_dirty:
+        return [
+            f"--allow-dirty: {count} file(s) differ from revision {revision.revision[:12]} "
+            f"({listed}); the sync is recorded as dirty"
+        ]
+    raise RefusedChangeError(
+        f"{count} file(s) under the flags directory differ from revision "
+        f"{revision.revision[:12]}, which the sync would record: {listed}. Commit them "
+        "and sync again (or use --allow-dirty to sync the working tree, recorded as dirty)"
+    )
 
 
 def sync_snapshot(
@@ -100,38 +149,57 @@ def sync_snapshot(
     revision: Revision,
     options: SyncOptions = SyncOptions(),
 ) -> SyncResult:
-    """Store the compiled ``snapshot`` for ``env``.
+    """Store the compiled ``snapshot`` for ``env``, repairing any damage found.
 
     The snapshot is checked against ``schema/snapshot.schema.json`` first, so a
     compiler bug can never reach running clients.
     """
     validate_snapshot(snapshot)
     data = canonical_json(snapshot)
+    notes = _check_dirty(revision, options)
+    known = (checksum(data), snapshot)
     if options.dry_run:
-        state = store.read_state(client, env)
+        seen = store.inspect(client, env, known=known)
         result = _decide(
-            env, state, snapshot=snapshot, data=data, revision=revision, options=options
+            env, seen, snapshot=snapshot, data=data, revision=revision, options=options
         )
-        return replace(result, outcome="dry-run")
-    token = store.acquire_lock(client, env, wait=options.lock_wait)
-    released = False
+        if options.break_lock and seen.lock is not None:
+            notes.append(f"--break-lock: would remove the lock ({seen.lock.describe()})")
+        return replace(result, outcome="dry-run", notes=(*notes, *result.notes))
+    actor = options.actor or overrides.default_actor()
+    redis_user = store.whoami(client)
+    holder = store.LockHolder.here(actor)
+    repaired = _clear_lock(
+        client, env, options=options, actor=actor, redis_user=redis_user, notes=notes
+    )
+    token = holder.value()
+    release = True
     try:
+        store.acquire_lock(client, env, holder, wait=options.lock_wait)
         for attempt in range(_ATTEMPTS):
-            state = store.read_state(client, env)
+            seen = store.inspect(client, env, known=known)
             result = _decide(
-                env, state, snapshot=snapshot, data=data, revision=revision, options=options
+                env, seen, snapshot=snapshot, data=data, revision=revision, options=options
+            )
+            result = replace(
+                result,
+                notes=(*notes, *result.notes),
+                repaired=(*repaired, *result.repaired),
             )
             if result.outcome == "unchanged":
-                return result
+                if not repaired:
+                    return result
+                result = replace(result, outcome="repaired")  # record the repair
             try:
                 return _write(
                     client,
                     env,
-                    state=state,
+                    seen=seen,
                     snapshot=snapshot,
                     data=data,
                     revision=revision,
-                    options=options,
+                    actor=actor,
+                    redis_user=redis_user,
                     token=token,
                     decided=result,
                 )
@@ -140,16 +208,74 @@ def sync_snapshot(
                     raise
         raise AssertionError("unreachable")
     except RedisUnavailableError:
-        released = True  # the lock expires by itself; do not mask the failure
+        release = False  # the lock expires by itself; do not mask the failure
         raise
     finally:
-        if not released:
-            store.release_lock(client, env, token)
+        # Also on SIGTERM/SIGINT (the CLI turns both into exceptions) and refusals.
+        if release:
+            _release_quietly(client, env, token)
+
+
+def _release_quietly(client: RedisClient, env: str, token: str) -> None:
+    # A failure here must not hide the outcome (or the error) of the sync; an
+    # unreleased lock expires by itself.
+    with contextlib.suppress(FlagsyncError):
+        store.release_lock(client, env, token)
+
+
+def _clear_lock(
+    client: RedisClient,
+    env: str,
+    *,
+    options: SyncOptions,
+    actor: str,
+    redis_user: str | None,
+    notes: list[str],
+) -> list[str]:
+    """Remove a damaged lock (a repair) or, with ``--break-lock``, any lock (audited)."""
+    held = store.read_lock(client, env)
+    if held is None:
+        if options.break_lock:
+            notes.append("--break-lock: no lock was held")
+        return []
+    damaged = held.damaged
+    if damaged is None and not options.break_lock:
+        return []
+    key = store.keys(env).lock
+    audit = {
+        "kind": "break-lock",
+        "actor": actor,
+        "redis_user": redis_user or "",
+        "at": store.format_time(store.utcnow()),
+        "holder": held.describe(),
+        "reason": damaged or "--break-lock",
+    }
+    outcome = store.break_lock(client, env, held, audit)
+    if outcome is False:
+        notes.append(f"the lock {key} changed while it was being removed; left alone")
+        return []
+    unaudited = " (not audited: the audit key is damaged; this sync replaces it)"
+    suffix = unaudited if outcome is None else ""
+    if damaged is not None:
+        return [f"{key} {damaged}: removed it{suffix}"]
+    notes.append(f"--break-lock: removed the lock held by {held.describe()}{suffix}")
+    return []
+
+
+def _stored_revision(seen: store.Namespace) -> str:
+    """The revision Redis records, read from a damaged meta hash too when readable."""
+    if seen.meta is not None:
+        return seen.meta.revision
+    raw = seen.raw_meta.get(b"revision", b"")
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return ""
 
 
 def _decide(
     env: str,
-    state: store.StoredState | None,
+    seen: store.Namespace,
     *,
     snapshot: Mapping[str, Any],
     data: bytes,
@@ -158,28 +284,22 @@ def _decide(
 ) -> SyncResult:
     """Checks and the plan; raises :class:`RefusedChangeError` for a refused sync."""
     notes: list[str] = []
-    stored: Mapping[str, Any] | None = None
-    same = False
-    if state is not None:
-        # A stored snapshot that fails its own checksum (edited by hand, a partial
-        # restore) is what clients are rejecting: a sync must replace it, even
-        # with the content the meta hash claims, not refuse or call it unchanged.
-        intact = checksum(state.snapshot_bytes) == state.meta.checksum
-        same = intact and state.meta.checksum == checksum(data)
-        try:
-            # Identical bytes need no diff: skip parsing the stored snapshot (no-op path).
-            stored = snapshot if same else state.snapshot()
-        except SnapshotError as exc:
-            notes.append(f"replacing the unreadable snapshot stored in Redis ({exc})")
+    k = store.keys(env)
+    meta = seen.meta
+    # A stored snapshot that fails its checksum (edited by hand, a partial restore)
+    # is what clients are rejecting: it is damage, which a sync replaces even with
+    # the content the meta hash claims, never "unchanged".
+    same = seen.parsed is not None and meta is not None and meta.checksum == checksum(data)
+    stored = seen.parsed
     the_plan = plan.compute(
         env,
         stored,
         snapshot,
-        against=state.meta if state else None,
-        overrides=list(state.active_overrides().values()) if state else (),
+        against=meta,
+        overrides=[o for o in seen.overrides.values() if o.active()],
     )
-    if state is not None:
-        notes += _check_revision(state.meta.revision, revision, options.force)
+    if seen.synced:
+        notes += _check_revision(_stored_revision(seen), revision, options.force)
         if the_plan.removed and not options.prune:
             names = ", ".join(the_plan.removed)
             raise RefusedChangeError(
@@ -187,16 +307,30 @@ def _decide(
                 f"serves in {env!r}: {names}. Running apps would fall back to their code "
                 "defaults for them; re-run with --prune to remove them"
             )
-    if state is None:
+    content = not same or seen.damaged(k.meta) or seen.damaged(k.snapshot)
+    if not seen.synced:
         outcome: Outcome = "created"
-    elif not same:
+    elif content:
         outcome = "updated"
-    elif revision.revision and revision.revision != state.meta.revision:
+    elif revision.revision and revision.revision != _stored_revision(seen):
         outcome = "revision-recorded"
+    elif seen.damage:
+        outcome = "repaired"
     else:
         outcome = "unchanged"
-    version = state.meta.version if state else None
-    return SyncResult(env, outcome, version, version, revision.revision, the_plan, tuple(notes))
+    version = seen.version
+    if content and version is not None and version >= store.MAX_VERSION:
+        notes.append(f"the version reached 2^53 ({version}); it starts again at 1")
+    return SyncResult(
+        env,
+        outcome,
+        version,
+        version,
+        revision.revision,
+        the_plan,
+        tuple(notes),
+        tuple(d.message() for d in seen.damage),
+    )
 
 
 def _check_revision(stored: str, revision: Revision, force: bool) -> list[str]:
@@ -229,16 +363,16 @@ def _write(
     client: RedisClient,
     env: str,
     *,
-    state: store.StoredState | None,
+    seen: store.Namespace,
     snapshot: Mapping[str, Any],
     data: bytes,
     revision: Revision,
-    options: SyncOptions,
+    actor: str,
+    redis_user: str | None,
     token: str,
     decided: SyncResult,
 ) -> SyncResult:
     now = store.format_time(dt.datetime.now(dt.timezone.utc))
-    actor = options.actor or overrides.default_actor()
     digest = checksum(data)
     meta = {
         "revision": revision.revision,
@@ -249,23 +383,29 @@ def _write(
         "format": str(snapshot.get("format", 1)),
         "bucketing": str(snapshot.get("bucketing", 1)),
         "flag_count": str(len(snapshot.get("flags", {}))),
+        "redis_user": redis_user or "",
+        "dirty": "1" if revision.dirty else "",
     }
     the_plan = decided.plan
-    changed_keys = ",".join(c.key for c in the_plan.flags)
     audit = {
         "kind": "sync",
         "actor": actor,
+        "redis_user": redis_user or "",
         "at": now,
         "revision": revision.revision,
-        "previous_revision": state.meta.revision if state else "",
+        "previous_revision": _stored_revision(seen),
         "checksum": digest,
         "summary": the_plan.summary(),
-        "flags": changed_keys[:4000],
+        "flags": ",".join(c.key for c in the_plan.flags)[:4000],
+        "dirty": ",".join(revision.dirty)[:4000],
+        "repaired": "; ".join(decided.repaired)[:4000],
     }
-    changed = decided.outcome in ("created", "updated")
+    k = store.keys(env)
+    changed = decided.outcome in ("created", "updated") or (
+        seen.damaged(k.meta) or seen.damaged(k.snapshot)
+    )
     write = store.SnapshotWrite(data, meta, audit, content_changed=changed)
-    expected = state.meta.version if state else (store.read_version(client, env) or 0)
-    version = store.write_snapshot(client, env, write, expected_version=expected, lock_token=token)
+    version = store.write_snapshot(client, env, write, lock_token=token, seen=seen)
     return replace(decided, version=version)
 
 

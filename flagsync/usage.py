@@ -57,7 +57,7 @@ import redis.exceptions
 from flagsync._hooks import Exposure
 from flagsync._state import ChangeEvent
 from flagsync.engine import Resolution
-from flagsync.errors import ConfigurationError, RedisUnavailableError
+from flagsync.errors import ConfigurationError, RedisRefusedError, RedisUnavailableError
 from flagsync.exposures import (
     EXPERIMENT_KIND,
     ExposureExporter,
@@ -65,7 +65,7 @@ from flagsync.exposures import (
     experiment_flags,
 )
 from flagsync.redisconn import RedisClient, translate_errors
-from flagsync.store import format_time, keys
+from flagsync.store import flush_usage, format_time, keys
 
 log = logging.getLogger("flagsync.usage")
 
@@ -81,43 +81,15 @@ UsageKey = tuple[str, "str | None", str]
 
 RedisFactory = Callable[[], RedisClient]
 
-# KEYS[1] = last-seen hash, KEYS[2..] = daily hashes.
-# ARGV = ttl seconds, then per daily key: n, then n (field, increment) pairs,
-# then the rest: (flag, time) pairs for last-seen. One atomic script per flush:
-# a failure leaves nothing half-applied, so a retry cannot double count.
-# Times are fixed-width RFC 3339, so string comparison is time order and an
-# older (retried) flush can never move last-seen backwards.
-_FLUSH_LUA = """
-local ttl = tonumber(ARGV[1])
-local i = 2
-for k = 2, #KEYS do
-  local n = tonumber(ARGV[i])
-  i = i + 1
-  for _ = 1, n do
-    redis.call('HINCRBY', KEYS[k], ARGV[i], ARGV[i + 1])
-    i = i + 2
-  end
-  redis.call('EXPIRE', KEYS[k], ttl)
-end
-while i < #ARGV do
-  local old = redis.call('HGET', KEYS[1], ARGV[i])
-  if (not old) or old < ARGV[i + 1] then
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  end
-  i = i + 2
-end
-return #KEYS - 1
-"""
-
 
 def usage_key(env: str, day: dt.date) -> str:
-    """The hash holding ``env``'s counts for the UTC day ``day``."""
-    return f"{keys(env).tag}:usage:{day.isoformat()}"
+    """The hash holding ``env``'s counts for the UTC day ``day`` (named by flagsync.store)."""
+    return keys(env).usage(day)
 
 
 def last_seen_key(env: str) -> str:
     """The hash holding, per flag, the last time ``env`` evaluated it."""
-    return f"{keys(env).tag}:usage:last_seen"
+    return keys(env).usage_last_seen
 
 
 def _escape_variant(variant: str) -> str:
@@ -191,6 +163,13 @@ class _Pending:
     @property
     def total(self) -> int:
         return sum(sum(day.values()) for day in self.counts.values())
+
+
+@dataclass(slots=True)
+class _PendingRefusal(_Pending):
+    """What a flush could not deliver, and why."""
+
+    error: str = ""
 
 
 class UsageTracker:
@@ -401,12 +380,19 @@ class UsageTracker:
             self._harvest()
             if not self._pending.counts and not self._pending.last_seen:
                 return True
+            refused: _Pending | None
             try:
-                self._deliver(self._pending)
-            except (RedisUnavailableError, redis.exceptions.RedisError) as exc:
+                refused = self._deliver(self._pending)
+            except (RedisUnavailableError, RedisRefusedError, redis.exceptions.RedisError) as exc:
+                refused, error = self._pending, str(exc)
+            else:
+                error = refused.error if refused is not None else ""
+            if refused is not None:
+                # Only what Redis did not take stays pending: a retry never double counts.
+                self._pending = refused
                 self.failed_flushes += 1
-                self.last_error = str(exc)
-                log.warning("flagsync usage: flush to Redis failed (will retry): %s", exc)
+                self.last_error = error
+                log.warning("flagsync usage: flush to Redis failed (will retry): %s", error)
                 self._expire_if_too_old()
                 return False
             self._pending = _Pending({}, {}, 0.0)
@@ -509,20 +495,27 @@ class UsageTracker:
             self._redis = self._factory()
         return self._redis
 
-    def _deliver(self, pending: _Pending) -> None:
-        days = sorted(pending.counts)
-        key_names = [last_seen_key(self.env), *(usage_key(self.env, d) for d in days)]
-        args: list[str | int] = [self.ttl_seconds]
-        for day in days:
-            entries = pending.counts[day]
-            args.append(len(entries))
-            for key, n in entries.items():
-                args.extend((encode_field(key), n))
-        for flag, stamp in pending.last_seen.items():
-            args.extend((flag, stamp))
+    def _deliver(self, pending: _Pending) -> _PendingRefusal | None:
+        """Send ``pending`` (plain commands, flagsync.store.flush_usage); what Redis
+        refused, if anything, as the pending increments still to deliver."""
+        counts = {
+            day: {encode_field(key): n for key, n in entries.items()}
+            for day, entries in pending.counts.items()
+        }
         with translate_errors():
             client = self._connection()
-            client.eval(_FLUSH_LUA, len(key_names), *key_names, *args)
+        refused = flush_usage(
+            client, self.env, counts, pending.last_seen, ttl_seconds=self.ttl_seconds
+        )
+        if refused is None:
+            return None
+        left = {
+            day: {key: n for key, n in entries.items() if encode_field(key) in fields}
+            for day, entries in pending.counts.items()
+            if (fields := refused.counts.get(day))
+        }
+        seen = pending.last_seen if refused.last_seen else {}
+        return _PendingRefusal(left, dict(seen), pending.since, refused.error)
 
 
 def redis_factory(url: str, *, timeout: float = 2.0) -> RedisFactory:

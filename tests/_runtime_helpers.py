@@ -57,7 +57,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
     while not predicate():
         if time.monotonic() - start > timeout:
             raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
+        time.sleep(interval)  # poll interval of a deadline-bounded wait
     return time.monotonic() - start
 
 

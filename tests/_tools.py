@@ -1,4 +1,4 @@
-"""Helpers for tests that run external tools (git, actionlint, pre-commit)."""
+"""Helpers for tests that run external tools (actionlint, pre-commit, mypy)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-# A fixed identity and no user or system git config, for tests that commit.
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.com",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.com",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_SYSTEM": os.devnull,
-}
 
 
 def require_tool(name: str) -> str:

@@ -26,7 +26,7 @@ def _no_leaked_threads() -> Iterator[None]:
         ]
         if not leaked or time.monotonic() > deadline:
             break
-        time.sleep(0.02)
+        time.sleep(0.02)  # poll interval of a deadline-bounded wait
     assert not leaked, f"test leaked threads: {[t.name for t in leaked]}"
 
 

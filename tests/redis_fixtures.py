@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import shlex
 import shutil
 import signal
 import socket
@@ -79,6 +81,19 @@ def write_flags(directory: Path, flags: dict[str, object], name: str = "flags.ya
     return directory
 
 
+def git(repo: Path, *args: str) -> str:
+    """Run real ``git`` in ``repo`` (a fixed author); its stdout, stripped."""
+    done = subprocess.run(
+        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return done.stdout.strip()
+
+
 def boolean_flag(default: dict[str, Any], *, description: str = "test flag") -> dict[str, Any]:
     """One compiled boolean flag as a snapshot holds it, serving ``default``."""
     return {
@@ -119,6 +134,41 @@ def dump_keys(client: redis.Redis | RedisCluster, env: str = "production") -> di
     from flagsync.store import keys
 
     return {name: client.dump(name) for name in keys(env).all_keys()}
+
+
+def dump_namespace(client: redis.Redis, env: str = "production") -> dict[bytes, Any]:
+    """Every key under ``env``'s hash tag, whatever its name (SCAN): its DUMP and
+    whether it has a TTL — byte-exact state, to prove a refused write changed nothing.
+
+    A hash stored as a hash table is compared by its sorted fields instead: its
+    DUMP lists fields in table order, which Redis's incremental rehashing changes
+    on mere reads.
+    """
+    from flagsync.store import keys
+
+    pattern = keys(env).tag.replace("{", "\\{").replace("}", "\\}") + "*"
+    state: dict[bytes, Any] = {}
+    for name in sorted(client.scan_iter(match=pattern, count=1000)):
+        if client.type(name) == b"hash" and client.object("encoding", name) == b"hashtable":
+            content: object = sorted(client.hgetall(name).items())
+        else:
+            content = client.dump(name)
+        state[name] = (content, client.pttl(name) > 0)
+    return state
+
+
+def acl_rule_from_docs(user: str, password: str) -> list[str]:
+    """The ``ACL SETUSER <user> …`` line of docs/redis.md (or gitops.md) as arguments,
+    with ``>PASSWORD`` replaced: tests create exactly the users the docs print."""
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    # A whole line of a code block, or an inline `code span` of a sentence.
+    pattern = re.compile(rf"(?:^|`)(ACL SETUSER {re.escape(user)} [^`\n]*)", re.M)
+    for page in ("redis.md", "gitops.md"):
+        match = pattern.search((docs / page).read_text(encoding="utf-8"))
+        if match:
+            rule = shlex.split(match.group(1))  # the selector "'(…)'" is one argument
+            return [">" + password if part == ">PASSWORD" else part for part in rule]
+    raise AssertionError(f"no 'ACL SETUSER {user}' line in docs/")
 
 
 @dataclass
@@ -194,7 +244,7 @@ def wait_for_ping(port: int, process: subprocess.Popen[bytes] | None = None) -> 
                     return
         except (redis.exceptions.ConnectionError, redis.exceptions.BusyLoadingError):
             pass
-        time.sleep(0.05)
+        time.sleep(0.05)  # poll interval of a deadline-bounded wait
     raise RuntimeError(f"redis-server on port {port} did not start")
 
 
@@ -306,7 +356,7 @@ def _wait_cluster_ok(nodes: Sequence[RedisServer]) -> None:
                 states.append("cluster_state:ok" in text)
         if all(states):
             return
-        time.sleep(0.1)
+        time.sleep(0.1)  # poll interval of a deadline-bounded wait
     raise RuntimeError("Redis Cluster did not reach cluster_state:ok")
 
 
@@ -355,7 +405,7 @@ def _wait_sentinel_knows(port: int, service: str) -> None:
         with redis.Redis(host="127.0.0.1", port=port) as c:
             if c.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", service):
                 return
-        time.sleep(0.05)
+        time.sleep(0.05)  # poll interval of a deadline-bounded wait
     raise RuntimeError("Sentinel did not learn its primary")
 
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from _tools import GIT_ENV, require_tool
+from _gitrepo import git_env
+from _tools import require_tool
 
 from flagsync import __version__
 
@@ -29,8 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _env(**extra: str) -> dict[str, str]:
     """The environment without anything that could import this checkout instead of the wheel."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "FLAGSYNC_"))}
-    env.update(GIT_ENV)
+    env = {k: v for k, v in git_env().items() if not k.startswith(("PYTHON", "FLAGSYNC_"))}
     env.update(extra)
     return env
 

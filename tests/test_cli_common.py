@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,37 @@ def test_env_variable_is_validated_too(
     monkeypatch.setenv("FLAGSYNC_ENV", "bad:env")
     assert main(["eval", "new_ui"]) == 2
     assert "invalid environment name 'bad:env'" in capsys.readouterr().err
+
+
+def test_the_exit_code_table_in_the_docs_is_the_one_in_the_code(repo_root: Path) -> None:
+    from flagsync.cli._common import EXIT_CODES
+
+    page = (repo_root / "docs" / "operations.md").read_text(encoding="utf-8")
+    section = page.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\d+)` \| (.+) \|$", section, re.M)
+    assert [(int(code), meaning) for code, meaning in rows] == [
+        (row.code, row.meaning) for row in EXIT_CODES
+    ]
+
+
+def test_every_operational_error_has_one_exit_code() -> None:
+    from flagsync import errors
+    from flagsync.cli._common import exit_code_for
+
+    operational = [
+        cls
+        for cls in vars(errors).values()
+        if isinstance(cls, type)
+        and issubclass(cls, errors.FlagsyncError)
+        # Evaluation errors become error codes, YAML problems findings, and OFREP
+        # request errors HTTP responses: none of them ends a command.
+        and not issubclass(
+            cls, (errors.EvaluationError, errors.YamlProblem, errors.OfrepRequestError)
+        )
+        and cls is not errors.FlagsyncError
+    ]
+    assert operational
+    for cls in operational:
+        row = exit_code_for(cls("x"))
+        assert row is not None, cls
+        assert row.code in (1, 2, 3)

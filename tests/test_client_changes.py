@@ -41,44 +41,48 @@ def test_change_events_kills_kinds_and_cache_without_a_snapshot_dict(
     ) as client:
         assert client.source is Source.REDIS
         attached = attach_usage(client, None, exposures=exporter)
-        client.on_change(events.append)
-        assert client.flags_of_kind("experiment") == {"exp"}
-        assert (client.flag_kind("exp"), client.flag_kind("static"), client.flag_kind("x")) == (
-            "experiment",
-            "release",
-            None,
-        )
-        assert exporter.experiments == {"exp"}
-        # The cache holds exactly the bytes synced to Redis (they passed its checksum).
-        stored = admin.get(store.keys(ENV).snapshot)
-        assert read_cache(cache, ENV).snapshot_bytes == stored
-        assert client._current.engine.snapshot == first  # lazy parse for rare callers
+        try:
+            client.on_change(events.append)
+            assert client.flags_of_kind("experiment") == {"exp"}
+            assert (client.flag_kind("exp"), client.flag_kind("static"), client.flag_kind("x")) == (
+                "experiment",
+                "release",
+                None,
+            )
+            assert exporter.experiments == {"exp"}
+            # The cache holds exactly the bytes synced to Redis (they passed its checksum).
+            stored = admin.get(store.keys(ENV).snapshot)
+            assert read_cache(cache, ENV).snapshot_bytes == stored
+            assert client._current.engine.snapshot == first  # lazy parse for rare callers
 
-        # One flag edited, one added, one removed, one turned into an experiment.
-        second = copy.deepcopy(first)
-        second["flags"]["static"]["default"] = {"variant": "off"}
-        second["flags"]["new"] = boolean_flag({"variant": "on"})
-        del second["flags"]["rollout"]
-        second["flags"]["other"]["kind"] = "experiment"
-        publish(admin, second, "r2")
-        wait_until(lambda: client.revision == "r2", timeout=5)
-        wait_until(lambda: bool(events), timeout=2)
-        assert events[-1].flags_changed == {"static", "new", "rollout", "other"}
-        assert client.flags_of_kind("experiment") == {"exp", "other"}
-        wait_until(lambda: exporter.experiments == {"exp", "other"}, timeout=2)
-        # The cache file is written after the listeners ran: wait for it, too.
-        wait_until(lambda: json.loads(read_cache(cache, ENV).snapshot_bytes) == second, timeout=2)
+            # One flag edited, one added, one removed, one turned into an experiment.
+            second = copy.deepcopy(first)
+            second["flags"]["static"]["default"] = {"variant": "off"}
+            second["flags"]["new"] = boolean_flag({"variant": "on"})
+            del second["flags"]["rollout"]
+            second["flags"]["other"]["kind"] = "experiment"
+            publish(admin, second, "r2")
+            wait_until(lambda: client.revision == "r2", timeout=5)
+            wait_until(lambda: bool(events), timeout=2)
+            assert events[-1].flags_changed == {"static", "new", "rollout", "other"}
+            assert client.flags_of_kind("experiment") == {"exp", "other"}
+            wait_until(lambda: exporter.experiments == {"exp", "other"}, timeout=2)
+            # The cache file is written after the listeners ran: wait for it, too.
+            wait_until(
+                lambda: json.loads(read_cache(cache, ENV).snapshot_bytes) == second, timeout=2
+            )
 
-        # A kill and its end are reported as a change of exactly that flag.
-        overrides.kill(admin, ENV, "exp", reason="test", actor="test")
-        wait_until(lambda: client.is_enabled("exp", "u") is False, timeout=5)
-        wait_until(lambda: len(events) == 2, timeout=2)
-        assert events[-1].flags_changed == {"exp"}
-        overrides.unkill(admin, ENV, "exp", actor="test")
-        wait_until(lambda: client.is_enabled("exp", "u") is True, timeout=5)
-        wait_until(lambda: len(events) == 3, timeout=2)
-        assert events[-1].flags_changed == {"exp"}
-        attached.close()
+            # A kill and its end are reported as a change of exactly that flag.
+            overrides.kill(admin, ENV, "exp", reason="test", actor="test")
+            wait_until(lambda: client.is_enabled("exp", "u") is False, timeout=5)
+            wait_until(lambda: len(events) == 2, timeout=2)
+            assert events[-1].flags_changed == {"exp"}
+            overrides.unkill(admin, ENV, "exp", actor="test")
+            wait_until(lambda: client.is_enabled("exp", "u") is True, timeout=5)
+            wait_until(lambda: len(events) == 3, timeout=2)
+            assert events[-1].flags_changed == {"exp"}
+        finally:  # a failed assertion must not leak the exporter's thread
+            attached.close()
 
 
 def test_redis_returning_with_the_cached_content_reports_no_flag_change(

@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from redis_fixtures import RedisServer, flag_yaml, write_flags
+from redis_fixtures import RedisServer, flag_yaml, git, write_flags
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -30,22 +30,11 @@ CLIENT_SCRIPT = textwrap.dedent(
                 print("CHANGED", client.source.value, client.revision,
                       client.is_enabled("checkout", "u1"), flush=True)
                 break
-            time.sleep(0.01)
+            time.sleep(0.01)  # poll interval of a deadline-bounded wait
         else:
             print("TIMEOUT", flush=True)
     """
 )
-
-
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *args],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    ).stdout.strip()
 
 
 def _env() -> dict[str, str]:
@@ -85,11 +74,11 @@ def test_edit_commit_sync_reaches_a_client_process(
 ) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
-    _git(repo, "init", "-q", "-b", "main")
+    git(repo, "init", "-q", "-b", "main")
     flags = write_flags(repo / "flags", {"checkout": flag_yaml("New checkout", default="off")})
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", "add checkout flag")
-    first = _git(repo, "rev-parse", "HEAD")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "add checkout flag")
+    first = git(repo, "rev-parse", "HEAD")
     synced = _sync(redis_server.url, flags)
     assert synced.returncode == 0, synced.stdout + synced.stderr
 
@@ -106,8 +95,8 @@ def test_edit_commit_sync_reaches_a_client_process(
         assert start_line == ["START", "redis", first, "False"], start_line
 
         write_flags(flags, {"checkout": flag_yaml("New checkout", default="on")})
-        _git(repo, "commit", "-q", "-am", "turn checkout on")
-        second = _git(repo, "rev-parse", "HEAD")
+        git(repo, "commit", "-q", "-am", "turn checkout on")
+        second = git(repo, "rev-parse", "HEAD")
         synced = _sync(redis_server.url, flags)
         assert synced.returncode == 0, synced.stdout + synced.stderr
 

@@ -3,13 +3,13 @@ and runs, and that it never overwrites a file without --force."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from _tools import GIT_ENV, require_tool
+from _gitrepo import git_env
+from _tools import require_tool
 
 from flagsync import __version__, pipeline
 from flagsync.cli import main
@@ -27,7 +27,7 @@ EXPECTED = {
 
 
 def _git(repo: Path, *args: str) -> None:
-    env = {**os.environ, **GIT_ENV}
+    env = git_env()
     subprocess.run(
         ["git", "-C", str(repo), *args], check=True, env=env, capture_output=True, timeout=30
     )

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from _runtime_helpers import wait_until
 from redis_fixtures import RedisServer, flag_yaml, free_port, write_flags
 
 from flagsync import overrides, store
@@ -121,7 +121,10 @@ def test_ttl_expiry(
     # Readers stop applying it at expires_at, before any cleanup ran...
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1.5)
     assert state.active_overrides(later) == {}
-    time.sleep(1.1)
+    expires_at = state.overrides["new_ui"].expires_at
+    assert expires_at is not None
+    ends = store.parse_time(expires_at)
+    wait_until(lambda: dt.datetime.now(dt.timezone.utc) > ends, timeout=5)
     # ...and the next status removes it (lazy cleanup, audited).
     capsys.readouterr()
     assert main(["status", "--redis-url", redis_url, "--flags-dir", str(synced)]) == 0
@@ -205,11 +208,13 @@ def test_status_reports_drift_from_the_files(
     ]
     [field] = next(c for c in status["drift"] if c["key"] == "new_ui")["fields"]
     assert field["share_changing_variant"] == pytest.approx(0.4)
-    # Someone edits Redis by hand: the checksum no longer matches → exit 1, one line.
+    # Someone edits Redis by hand: status reports the damage (sync repairs it).
     client.set(store.keys(ENV).snapshot, b'{"format":1}')
-    assert main(base) == 1
-    [line] = capsys.readouterr().err.strip().splitlines()
-    assert "checksum mismatch" in line
+    assert main(base) == 0
+    out = capsys.readouterr().out
+    assert "drift:       unknown (the data in Redis is damaged" in out
+    assert "snapshot does not match the checksum in the meta hash" in out
+    assert main([*base, "--fail-on-drift"]) == 1
 
 
 def test_status_of_an_unsynced_environment(
@@ -238,3 +243,77 @@ def test_status_fail_on_drift(
     assert main(base) == 1  # the files moved on
     assert main(base[:-1]) == 0  # without the option, drift is only reported
     capsys.readouterr()
+
+
+def test_status_headline_names_an_active_kill_instead_of_no_drift(
+    redis_url: str, synced: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["status", "--redis-url", redis_url, "--flags-dir", str(synced)]
+    assert main(["kill", "search", "--reason", "incident", "--redis-url", redis_url]) == 0
+    capsys.readouterr()
+    assert main(base) == 0
+    out = capsys.readouterr().out
+    assert "drift:       none" not in out
+    assert "drift:       1 active kill(s) (search); the flags otherwise match the files" in out
+    write_flags(synced, {"new_ui": flag_yaml(default={"rollout": 50}), "search": flag_yaml()})
+    assert main(base) == 0
+    assert "drift:       1 active kill(s) (search); 2 flag(s) differ" in capsys.readouterr().out
+
+
+def test_status_of_an_environment_the_files_do_not_declare_is_a_usage_error(
+    redis_url: str, synced: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in ("status", "sync"):
+        argv = [command, "--env", "staging", "--redis-url", redis_url, "--flags-dir", str(synced)]
+        assert main(argv) == 2
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert "unknown environment 'staging'" in line
+
+
+@pytest.mark.parametrize(
+    ("policy", "ttl", "warned"),
+    [
+        ("noeviction", False, False),
+        ("allkeys-lru", False, True),
+        ("allkeys-random", False, True),
+        ("volatile-lru", False, False),
+        ("volatile-ttl", True, True),
+    ],
+)
+def test_status_warns_when_the_eviction_policy_can_drop_flagsync_keys(
+    policy: str,
+    ttl: bool,
+    warned: bool,
+    *,
+    redis_url: str,
+    synced: Path,
+    client: redis.Redis,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    client.config_set("maxmemory-policy", policy)
+    if ttl:
+        client.expire(store.keys(ENV).snapshot, 3600)
+    capsys.readouterr()
+    assert main(["status", "--redis-url", redis_url, "--flags-dir", str(synced)]) == 0
+    out = capsys.readouterr().out
+    assert (f"warning:     maxmemory-policy is {policy}" in out) is warned
+    if ttl:
+        assert "{flagsync:production}:snapshot has a TTL" in out
+    base = ["status", "--redis-url", redis_url, "--flags-dir", str(synced)]
+    assert main([*base, "--format", "json"]) == 0
+    assert bool(json.loads(capsys.readouterr().out)["warnings"]) is warned
+
+
+def test_status_says_when_it_may_not_read_the_eviction_policy(
+    redis_server: RedisServer, synced: Path, client: redis.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client.execute_command(
+        "ACL", "SETUSER", "reader", "on", ">pw-1", "~*", "&*", "+@all", "-config", "-info"
+    )
+    url = f"redis://reader:pw-1@127.0.0.1:{redis_server.port}/0"
+    capsys.readouterr()
+    assert main(["status", "--redis-url", url, "--flags-dir", str(synced)]) == 0
+    out = capsys.readouterr().out
+    assert "warning:     cannot check maxmemory-policy: INFO" in out
+    assert "CONFIG GET" in out
+    assert "not permitted for Redis user reader" in out

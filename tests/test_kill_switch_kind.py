@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from flagsync import pipeline, stale
+from flagsync._githistory import GitHistory
 from flagsync.catalogue import build_catalogue
 from flagsync.catalogue import markdown as catalogue_markdown
 from flagsync.catalogue.html import render as render_html
 from flagsync.cli import main
 
 UTC = dt.timezone.utc
-FAR_FUTURE = dt.date(9999, 12, 30)
+FAR_FUTURE = dt.date(2099, 12, 30)  # the examples plan their removal for 2099-12-31
 
 FLAGS = """\
 flags:
@@ -111,8 +112,14 @@ def test_kind_reaches_the_snapshot(flags: Path) -> None:
 
 
 def test_repository_examples_never_age_into_warnings(repo_root: Path) -> None:
-    """A newcomer's first `validate` is clean on any date: no expiry or lifetime can run out."""
-    build = pipeline.build([repo_root / "flags"], strict=True, today=FAR_FUTURE)
+    """A newcomer's first `validate` is clean on any date: kill switches are permanent, and
+    the release and experiment examples plan their removal far ahead (`expires`), so
+    neither their git age nor an expiry can ever warn (up to that far date)."""
+    flags = repo_root / "flags"
+    history = GitHistory.for_paths([flags])  # None outside a git checkout (an sdist)
+    build = pipeline.build([flags], strict=True, today=FAR_FUTURE, history=history)
     assert build.result.findings == ()
-    found = stale.find_stale(build, now=dt.datetime(9999, 12, 30, tzinfo=UTC), history=None)
-    assert found == []
+    moment = dt.datetime.combine(FAR_FUTURE, dt.time(), tzinfo=UTC)
+    found = stale.find_stale(build, now=moment, history=history)
+    aged = {stale.Reason.EXPIRED, stale.Reason.PAST_LIFETIME}
+    assert [(s.key, s.reason) for s in found if s.reason in aged] == []

@@ -163,16 +163,18 @@ def test_stale_and_ready_events_follow_redis(redis_server: RedisServer) -> None:
         client = api.get_client(DOMAIN)
         assert client.get_boolean_value("rollout", False, EvaluationContext("u1")) is True
         redis_server.kill()
-        wait_until(lambda: client.get_provider_status() is ProviderStatus.STALE, timeout=3)
+        wait_until(lambda: client.get_provider_status() is ProviderStatus.STALE, timeout=10)
         # stale, but still answering from the last good snapshot
         assert client.get_boolean_value("rollout", False, EvaluationContext("u1")) is True
         redis_server.start()
         with redis_server.client() as admin:
             publish(admin, snapshot(100), "rev-2")
-        wait_until(lambda: client.get_provider_status() is ProviderStatus.READY, timeout=3)
+        wait_until(lambda: client.get_provider_status() is ProviderStatus.READY, timeout=10)
+        # The SDK runs handlers on its own thread: the status can be READY before the
+        # READY handler ran. Wait for the handler, not only the status.
+        wait_until(lambda: bool(received) and received[-1] is ProviderEvent.PROVIDER_READY, 10)
         with lock:
             assert ProviderEvent.PROVIDER_STALE in received
-            assert received[-1] is ProviderEvent.PROVIDER_READY
     finally:
         api.shutdown()
         api.clear_providers()

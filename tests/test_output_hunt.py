@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flagsync import _describe, pipeline, plan, stale, status, sync
+from flagsync._githistory import FlagRecord, When
 from flagsync.catalogue import build_catalogue, markdown
 from flagsync.cli import main
 from flagsync.engine import Engine
@@ -563,16 +564,13 @@ def test_catalogue_states_per_environment(tmp_path: Path) -> None:
 
 
 class _FixedHistory:
-    """Every flag added, and every file last changed, on one date."""
+    """Every flag committed once, on one date, and never changed."""
 
     def __init__(self, when: dt.datetime) -> None:
         self.when = when
 
-    def introduced(self, file: str, key: str) -> dt.datetime | None:
-        return self.when
-
-    def last_changed(self, file: str) -> dt.datetime | None:
-        return self.when
+    def flag(self, key: str) -> FlagRecord | None:
+        return FlagRecord.since(key, When(self.when))
 
 
 def _stale(flags: Path, today: str, changed: str = "2026-01-01") -> list[stale.StaleFlag]:

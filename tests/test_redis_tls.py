@@ -184,7 +184,7 @@ class TLSRedisServer(RedisServer):
                         return self
             except (redis.exceptions.ConnectionError, ssl.SSLError) as exc:
                 last = exc
-            time.sleep(0.05)
+            time.sleep(0.05)  # poll interval of a deadline-bounded wait
         self.stop()
         # The server runs with its TLS options: failing to talk to it (a certificate the
         # client refuses, say) is a bug in the test set-up, never a reason to skip.

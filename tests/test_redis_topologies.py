@@ -97,12 +97,12 @@ def _client_follows(url: str, tmp_path: Path) -> None:
         deadline = time.monotonic() + 5  # the pub/sub notice, not the 30 s poll
         while not all(client.is_enabled("new_ui", u) for u in users):
             assert time.monotonic() < deadline, "client did not follow the sync"
-            time.sleep(0.02)
+            time.sleep(0.02)  # poll interval of a deadline-bounded wait
         assert main(["kill", "new_ui", "--reason", "t", "--redis-url", url]) == 0
         deadline = time.monotonic() + 5
         while client.is_enabled("new_ui", "u1"):
             assert time.monotonic() < deadline, "client did not follow the kill"
-            time.sleep(0.02)
+            time.sleep(0.02)  # poll interval of a deadline-bounded wait
         tracker = client.usage
         assert tracker is not None
     assert tracker.flushes >= 1

@@ -59,6 +59,10 @@ KNOWN_CHECKS = frozenset(
         "operator-values",
         "rollout-shorthand",
         "requires-variant",
+        "number-range",
+        "nesting-depth",
+        "environment-name",
+        "variant-name",
     }
 )
 
@@ -171,6 +175,56 @@ def _describes(schema: dict[str, Any], subschema: dict[str, Any]) -> bool:
     if ref.startswith("#/$defs/"):
         return "description" in schema["$defs"][ref.removeprefix("#/$defs/")]
     return False
+
+
+def _patterns(node: object) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("pattern"), str):
+            yield node["pattern"]
+        for value in node.values():
+            yield from _patterns(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _patterns(item)
+
+
+@pytest.mark.parametrize("name", ["flags.schema.json", "snapshot.schema.json"])
+def test_no_pattern_lets_a_trailing_newline_through(name: str) -> None:
+    # Python's `$` (python-jsonschema) also matches before a final newline; ECMA's
+    # (jsonschema-rs, editors) does not. `$(?!\n)` means the end in both, and
+    # `\Z` is not ECMA-262 at all.
+    patterns = list(_patterns(_load_schema(name)))
+    assert patterns
+    for pattern in patterns:
+        assert pattern.endswith("$(?!\\n)"), pattern
+        assert "\\Z" not in pattern, pattern
+
+
+@pytest.mark.parametrize(
+    ("name", "instance"),
+    [
+        (
+            "flags.schema.json",
+            {"flags": {"f": {"description": "d", "owner": "o", "expires": "2027-01-01\n"}}},
+        ),
+        ("snapshot.schema.json", {"date": "2027-01-01\n"}),
+        ("snapshot.schema.json", {"at": "2027-01-01T00:00:00Z\n"}),
+    ],
+)
+def test_both_validators_refuse_a_trailing_newline(name: str, instance: dict[str, Any]) -> None:
+    import jsonschema_rs
+
+    schema = _load_schema(name)
+    if name == "snapshot.schema.json":  # check the one definition on its own
+        ((key, value),) = instance.items()
+        if key == "date":
+            schema = {**schema["$defs"]["date"], "$schema": schema["$schema"]}
+        else:
+            at = schema["$defs"]["scheduleServe"]["properties"]["schedule"]["items"]
+            schema = {**at["properties"]["at"], "$schema": schema["$schema"]}
+        instance = value
+    assert not Draft202012Validator(schema).is_valid(instance)
+    assert not jsonschema_rs.validator_for(schema).is_valid(instance)
 
 
 def test_every_flag_file_property_is_described() -> None:

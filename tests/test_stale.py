@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from _tools import GIT_ENV
+from _gitrepo import git_env
 
 from flagsync import _githistory, pipeline, stale
 from flagsync.cli import main
@@ -61,11 +60,13 @@ segments:
 
 
 def _git(repo: Path, *args: str, date: str | None = None) -> None:
-    env = {**os.environ, **GIT_ENV}
-    if date is not None:
-        env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = date
+    when = dt.datetime.fromisoformat(date.replace("Z", "+00:00")) if date else None
     subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, env=env, capture_output=True, timeout=30
+        ["git", "-C", str(repo), *args],
+        check=True,
+        env=git_env(when),
+        capture_output=True,
+        timeout=30,
     )
 
 
@@ -90,21 +91,35 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def _history() -> _githistory.GitHistory:
+    history = _githistory.GitHistory.for_paths(["flags"])
+    assert history is not None
+    return history
+
+
+def _record(history: _githistory.GitHistory, key: str) -> _githistory.FlagRecord:
+    record = history.flag(key)
+    assert record is not None, key
+    return record
+
+
 def test_git_history_dates(repo: Path) -> None:
-    web = "flags/web.yaml"
-    assert _githistory.introduced(web, "old_release") == dt.datetime(2026, 1, 5, 10, tzinfo=UTC)
-    assert _githistory.introduced(web, "young_release") == dt.datetime(2026, 5, 20, 10, tzinfo=UTC)
-    assert _githistory.last_changed(web) == dt.datetime(2026, 5, 20, 10, tzinfo=UTC)
-    assert _githistory.introduced("flags/growth.yaml", "running_test") == dt.datetime(
-        2026, 1, 5, 10, tzinfo=UTC
+    history = _history()
+    old, young, running = (
+        _record(history, k) for k in ("old_release", "young_release", "running_test")
     )
+    assert old.introduced.at == dt.datetime(2026, 1, 5, 10, tzinfo=UTC)
+    # Per flag: adding young_release to the same file did not change old_release.
+    assert old.changed.at == dt.datetime(2026, 1, 5, 10, tzinfo=UTC)
+    assert young.introduced.at == dt.datetime(2026, 5, 20, 10, tzinfo=UTC)
+    assert running.introduced.at == dt.datetime(2026, 1, 5, 10, tzinfo=UTC)
+    assert (old.path, running.path) == ("flags/web.yaml", "flags/growth.yaml")
+    assert history.shallow_at is None
 
 
 def test_stale_reports_flags_by_git_history(repo: Path) -> None:
     build = pipeline.build(["flags"])
-    found = stale.find_stale(
-        build, now=dt.datetime(2026, 7, 1, tzinfo=UTC), history=_githistory.GitHistory()
-    )
+    found = stale.find_stale(build, now=dt.datetime(2026, 7, 1, tzinfo=UTC), history=_history())
     reasons = {(s.key, s.reason) for s in found}
     assert reasons == {
         ("old_release", stale.Reason.PAST_LIFETIME),
@@ -116,22 +131,26 @@ def test_stale_reports_flags_by_git_history(repo: Path) -> None:
     assert lifetime.since == dt.date(2026, 1, 5)
     assert lifetime.days == 177
     assert (lifetime.file, lifetime.line) == ("flags/web.yaml", 2)
-    # Rolled out since the file last changed (May), not since the flag was added.
+    # Rolled out since the flag itself last changed (January): adding another
+    # flag to its file in May does not reset its clock (it did when dates were per file).
     rolled = by[("old_release", stale.Reason.ROLLED_OUT)]
-    assert rolled.since == dt.date(2026, 5, 20)
-    assert "served on to everyone in every environment for 42 days" in rolled.message
+    assert rolled.since == dt.date(2026, 1, 5)
+    assert "served on to everyone in every environment for 177 days" in rolled.message
     assert by[("young_release", stale.Reason.PAST_LIFETIME)].since == dt.date(2026, 5, 20)
 
 
 def test_thresholds_are_overridable(repo: Path) -> None:
     build = pipeline.build(["flags"])
     limits = stale.Thresholds(
-        lifetime_days={"release": 400, "experiment": 40}, rollout_days=60, unused_days=30
+        # old_release has served `on` since January (177 days), measured per flag.
+        lifetime_days={"release": 400, "experiment": 40},
+        rollout_days=200,
+        unused_days=30,
     )
     found = stale.find_stale(
         build,
         now=dt.datetime(2026, 7, 1, tzinfo=UTC),
-        history=_githistory.GitHistory(),
+        history=_history(),
         thresholds=limits,
     )
     assert found == []
@@ -139,9 +158,7 @@ def test_thresholds_are_overridable(repo: Path) -> None:
 
 def test_nothing_is_stale_soon_after_the_commits(repo: Path) -> None:
     build = pipeline.build(["flags"])
-    found = stale.find_stale(
-        build, now=dt.datetime(2026, 1, 20, tzinfo=UTC), history=_githistory.GitHistory()
-    )
+    found = stale.find_stale(build, now=dt.datetime(2026, 1, 15, tzinfo=UTC), history=_history())
     assert found == []
 
 
@@ -192,7 +209,7 @@ def test_cli_formats_and_exit_code(repo: Path, capsys: pytest.CaptureFixture[str
     )
 
     args = ["stale", "--today", "2026-07-01", "--fail-on-stale"]
-    assert main([*args, "--max-age-release", "never", "--rollout-days", "100"]) == 0
+    assert main([*args, "--max-age-release", "never", "--rollout-days", "200"]) == 0
     assert "no stale flags among 3" in capsys.readouterr().out
 
 

@@ -126,8 +126,8 @@ def test_override_round_trip_and_notice(redis_server: RedisServer) -> None:
     assert first is not None
     assert first["type"] == "subscribe"
     override = store.Override("f", "broken", "alice", "2026-01-01T00:00:00.000Z", None)
-    version = store.set_override(client, "production", override, {"kind": "kill", "flag": "f"})
-    assert version == 1
+    change = store.set_override(client, "production", override, {"kind": "kill", "flag": "f"})
+    assert change == store.OverrideChange(1)
     assert store.read_overrides(client, "production") == {"f": override}
     message = pubsub.get_message(timeout=2)
     assert message is not None

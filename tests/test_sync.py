@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
-import shlex
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +12,7 @@ import pytest
 import redis
 from redis_fixtures import (
     RedisServer,
+    acl_rule_from_docs,
     dump_keys,
     flag_yaml,
     free_port,
@@ -22,9 +20,8 @@ from redis_fixtures import (
     write_flags,
 )
 
-from flagsync import FlagClient, store, sync
+from flagsync import store, sync
 from flagsync.cli import main
-from flagsync.details import Reason, Source
 from flagsync.errors import RefusedChangeError
 
 pytestmark = pytest.mark.redis
@@ -330,25 +327,11 @@ SYNC_PW = "sync-Pw-7f3a"
 ADMIN_PW = "admin-Pw-91c2"
 
 
-def _acl_from_docs(prefix: str, user: str) -> list[str]:
-    """The ``ACL SETUSER <user> …`` line of docs/redis.md (or gitops.md), as arguments."""
-    docs = Path(__file__).resolve().parent.parent / "docs"
-    # A whole line of a code block, or an inline `code span` of a sentence.
-    pattern = re.compile(rf"(?:^|`)({re.escape(prefix)} {re.escape(user)} [^`\n]*)", re.M)
-    for page in ("redis.md", "gitops.md"):
-        match = pattern.search((docs / page).read_text(encoding="utf-8"))
-        if match:
-            return shlex.split(match.group(1))  # the selector "'(…)'" is one argument
-    raise AssertionError(f"no '{prefix} {user}' line in docs/")
-
-
 @pytest.fixture
 def acl_server(redis_server: RedisServer) -> RedisServer:
     """The sync job's user exactly as docs/redis.md defines it; default user has requirepass."""
     with redis_server.client() as admin:
-        rule = _acl_from_docs("ACL SETUSER", "flagsync")
-        rule = [">" + SYNC_PW if part == ">PASSWORD" else part for part in rule]
-        admin.execute_command(*rule)
+        admin.execute_command(*acl_rule_from_docs("flagsync", SYNC_PW))
         admin.config_set("requirepass", ADMIN_PW)
     return redis_server
 
@@ -427,58 +410,3 @@ def test_refused_credentials_exit_3_without_the_password(
     assert bad not in line
     assert SYNC_PW not in line
     assert ADMIN_PW not in line
-
-
-def test_read_only_plan_user_from_the_docs(
-    acl_server: RedisServer, flags: Path, capfd: pytest.CaptureFixture[str]
-) -> None:
-    """The read-only user docs/redis.md gives pull-request plans: plans, cannot write."""
-    url = f"redis://flagsync:{SYNC_PW}@127.0.0.1:{acl_server.port}/0"
-    assert main(["sync", "--redis-url", url, "--flags-dir", str(flags)]) == 0
-    with acl_server.client(password=ADMIN_PW) as admin:
-        rule = _acl_from_docs("ACL SETUSER", "flagsync-plan")
-        rule = [">plan-Pw-1" if part == ">PASSWORD" else part for part in rule]
-        admin.execute_command(*rule)
-        before = dump_keys(admin)
-    url = f"redis://flagsync-plan:plan-Pw-1@127.0.0.1:{acl_server.port}/0"
-    capfd.readouterr()
-    assert main(["plan", "--redis-url", url, "--flags-dir", str(flags)]) == 0
-    assert "No changes" in capfd.readouterr().out
-    assert main(["kill", "new_ui", "--reason", "r", "--redis-url", url]) == 3
-    [line] = capfd.readouterr().err.strip().splitlines()
-    assert "can't run this command" in line
-    assert "plan-Pw-1" not in line
-    with acl_server.client(password=ADMIN_PW) as admin:
-        assert dump_keys(admin) == before
-
-
-def test_runtime_user_from_the_docs(
-    acl_server: RedisServer, flags: Path, capfd: pytest.CaptureFixture[str]
-) -> None:
-    """The app user docs/redis.md gives: loads, follows a kill notice, flushes usage."""
-    url = f"redis://flagsync:{SYNC_PW}@127.0.0.1:{acl_server.port}/0"
-    assert main(["sync", "--redis-url", url, "--flags-dir", str(flags)]) == 0
-    with acl_server.client(password=ADMIN_PW) as admin:
-        rule = _acl_from_docs("ACL SETUSER", "flagsync-app")
-        rule = [">app-Pw-1" if part == ">PASSWORD" else part for part in rule]
-        admin.execute_command(*rule)
-    app_url = f"redis://flagsync-app:app-Pw-1@127.0.0.1:{acl_server.port}/0"
-    client = FlagClient(app_url, flags_dir=None, init_timeout=5, usage_flush_interval=0.2)
-    try:
-        details = client.evaluate("checkout", "u-1")
-        assert (details.source, details.reason) == (Source.REDIS, Reason.STATIC)
-        assert main(["kill", "checkout", "--reason", "r", "--redis-url", url]) == 0
-        deadline = time.monotonic() + 5
-        while client.evaluate("checkout", "u-1").reason != Reason.DISABLED:
-            assert time.monotonic() < deadline, "the kill notice never arrived"
-            time.sleep(0.02)
-    finally:
-        client.close()  # flushes the usage counters
-    with acl_server.client(password=ADMIN_PW) as admin:
-        assert admin.keys("{flagsync:production}:usage:*")
-        # ... and it may write nothing else.
-        app = redis.Redis(
-            host="127.0.0.1", port=acl_server.port, username="flagsync-app", password="app-Pw-1"
-        )
-        with app, pytest.raises(redis.exceptions.NoPermissionError):
-            app.hset(store.keys(ENV).meta, "version", "99")

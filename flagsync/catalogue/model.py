@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from flagsync import _describe
-from flagsync.checks.lifecycle import LIFETIME_DAYS, flag_date
+from flagsync._githistory import History
+from flagsync.checks.lifecycle import LIFETIME_DAYS, flag_age, flag_date, lifetime_exceeded
 from flagsync.pipeline import Build
 from flagsync.stale import ROLLOUT_KINDS, rolled_out_variant
 
@@ -123,13 +124,16 @@ def build_catalogue(
     as_of: dt.date,
     killed: Mapping[str, Collection[str]] | None = None,
     display_path: Callable[[str], str] = str,
+    history: History | None = None,
 ) -> Catalogue:
     """The catalogue of a valid build.
 
     ``as_of`` decides what counts as expired and which schedule step is in
     force; ``killed`` maps environment → flags with an emergency override
     (``None``: Redis was not consulted). ``display_path`` turns an entry's
-    file into the path shown (e.g. relative to the repository root).
+    file into the path shown (e.g. relative to the repository root). ``history``
+    dates flags without ``created:`` by git (the age rule,
+    :func:`~flagsync.checks.lifecycle.flag_age`).
     Raises :class:`~flagsync.errors.InvalidFlagsError` when the files are invalid.
     """
     envs = build.environments
@@ -151,6 +155,7 @@ def build_catalogue(
             kills=kills,
             as_of=as_of,
             rolled_out=rolled_out_variant(key, list(snapshots.values()), moment),
+            history=history,
         )
     docs = _prerequisite_attention(docs, snapshots)
 
@@ -192,6 +197,7 @@ def _flag(
     kills: Mapping[str, set[str]],
     as_of: dt.date,
     rolled_out: tuple[str, dt.datetime | None] | None,
+    history: History | None,
 ) -> FlagDoc:
     first = next(iter(compiled.values()))
     kind = str(first.get("kind", "release"))
@@ -207,11 +213,11 @@ def _flag(
     expiry = flag_date(expires)
     if expiry is not None and expiry < as_of:
         attention.append(f"expired on {expiry}")
-    born = flag_date(created)
-    if lifetime is not None and expiry is None and born is not None:
-        age = (as_of - born).days
-        if age > lifetime:
-            attention.append(f"{age} days old, past the {lifetime}-day lifetime of a {kind} flag")
+    if lifetime is not None and expiry is None:  # only then is git worth asking
+        record = history.flag(key) if history is not None else None
+        age = flag_age(raw, record.introduced if record is not None else None)
+        if age is not None and lifetime_exceeded(raw, age, lifetime, as_of):
+            attention.append(f"{age.old(as_of)}, past the {lifetime}-day lifetime of a {kind} flag")
     killed_in = [env for env in compiled if key in kills[env]]
     if killed_in:
         attention.append(f"killed in {', '.join(killed_in)}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from flagsync import _yaml
 from flagsync.checks import editor, lifecycle, names, references, serving, values
 from flagsync.checks._context import Context
 from flagsync.findings import Finding
@@ -18,6 +19,8 @@ Check = Callable[[Context], Iterable[Finding]]
 CHECKS: tuple[Check, ...] = (
     names.flag_key,
     names.segment_name,
+    names.environment_name,
+    names.variant_name,
     serving.serve_exclusive,
     serving.rollout_shorthand,
     serving.rollout_sum,
@@ -52,6 +55,18 @@ def check_id(check: Check) -> str:
 READING_CHECKS: tuple[tuple[str, str], ...] = (
     ("io", "A path given on the command line exists and every file can be read."),
     (
+        "file-type",
+        "Every flag file is a regular file inside the flags directory: a symlink "
+        "leading outside it, a symlink loop, a broken symlink, a FIFO, a device or a "
+        "socket named `*.yaml` is refused without being opened or read.",
+    ),
+    (
+        "file-size",
+        f"A flag file is at most {_yaml.MAX_FILE_BYTES // (1024 * 1024)} MiB "
+        f"({_yaml.MAX_FILE_BYTES:,} bytes, as on disk); the size is checked before "
+        "the file is read.",
+    ),
+    (
         "yaml-syntax",
         "The file is UTF-8 YAML. Tabs in indentation, unclosed quotes and "
         "other syntax errors are reported with the line and column where YAML gave up.",
@@ -70,6 +85,18 @@ READING_CHECKS: tuple[tuple[str, str], ...] = (
         "yaml-alias-limit",
         "Anchors and aliases may not expand to more than 100,000 "
         "values (billion-laughs protection) or refer to themselves.",
+    ),
+    (
+        "nesting-depth",
+        f"Lists and mappings are nested at most {_yaml.MAX_NESTING} levels deep "
+        "(the document counting as one, aliases expanded), so every later stage "
+        "handles the values without deep recursion.",
+    ),
+    (
+        "number-range",
+        f"Integers lie within ±{_yaml.MAX_SAFE_INTEGER:,} (2^53 - 1), the range every "
+        "JSON reader holds exactly (JavaScript, Lua in Redis); write larger ids as "
+        'strings (`users: ["12345678901234567890"]`).',
     ),
     (
         "schema",

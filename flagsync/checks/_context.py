@@ -5,6 +5,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from flagsync import _walk
+from flagsync._githistory import History, When
 from flagsync.findings import Finding, Level
 from flagsync.loader import Entry, Repository
 from flagsync.schema import locate
@@ -17,6 +18,12 @@ class Context:
     repo: Repository
     today: datetime.date
     _sites: dict[str, list[_walk.Site]] = field(default_factory=dict)
+    history: History | None = None  # git dates for the age rule; None: `created:` only
+
+    def introduced(self, key: str) -> When | None:
+        """When git says flag ``key`` was added (read on first use), else ``None``."""
+        record = self.history.flag(key) if self.history is not None else None
+        return record.introduced if record is not None else None
 
     def sites(self, entry: Entry) -> list[_walk.Site]:
         """The entry's serve sites, computed once for all checks."""

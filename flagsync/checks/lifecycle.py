@@ -1,10 +1,17 @@
-"""Warnings about flags that should be cleaned up (errors with ``--strict``)."""
+"""Warnings about flags that should be cleaned up (errors with ``--strict``).
+
+Also the home of the one rule for a flag's age (:func:`flag_age`), which
+``validate``, ``stale`` and ``docs`` all apply.
+"""
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
+from flagsync._githistory import When
 from flagsync.checks._context import Context, at
 from flagsync.findings import Finding, Level
 
@@ -33,6 +40,62 @@ def flag_date(value: object) -> datetime.date | None:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class Age:
+    """When a flag was born by :func:`flag_age`; ``exact`` is ``False`` for a lower bound."""
+
+    born: datetime.date
+    source: str  # "created 2026-01-05", "added in git on 2026-01-05", ...
+    exact: bool = True
+
+    def days(self, today: datetime.date) -> int:
+        return (today - self.born).days
+
+    def old(self, today: datetime.date) -> str:
+        """``56 days old``; ``at least 56 days old`` for a lower bound."""
+        days = self.days(today)
+        bound = "" if self.exact else "at least "
+        return f"{bound}{days} day{'' if days == 1 else 's'} old"
+
+    def describe(self, today: datetime.date) -> str:
+        """``56 days old (created 2026-01-05)``."""
+        return f"{self.old(today)} ({self.source})"
+
+
+def flag_age(raw: Mapping[str, Any], introduced: When | None) -> Age | None:
+    """A flag's age, by the one rule every command applies (docs/gitops.md, "A flag's age").
+
+    1. ``created:`` when the flag has a valid one: written and reviewed with
+       the flag, and the same in every clone, shallow or not;
+    2. else the git history: the first commit on the checked-out branch whose
+       flag files define the key (``introduced``);
+    3. else, in a shallow clone whose history starts after the flag, a lower
+       bound: "at least" since the oldest commit there;
+    4. else unknown (``None``): no judgement by age.
+    """
+    created = flag_date(raw.get("created"))
+    if created is not None:
+        return Age(created, f"created {created}")
+    if introduced is None:
+        return None
+    if introduced.exact:
+        return Age(introduced.date, f"added in git on {introduced.date}")
+    return Age(
+        introduced.date,
+        f"in git since before {introduced.date}, the start of this shallow clone",
+        exact=False,
+    )
+
+
+def lifetime_exceeded(
+    raw: Mapping[str, Any], age: Age | None, limit: int | None, today: datetime.date
+) -> bool:
+    """Past its kind's lifetime ``limit`` (``None``: permanent) with no ``expires`` planned."""
+    if age is None or limit is None or flag_date(raw.get("expires")) is not None:
+        return False
+    return age.days(today) > limit
+
+
 def expired(ctx: Context) -> Iterator[Finding]:
     """A flag whose ``expires`` date has passed is stale: remove it from code, then here."""
     for entry in ctx.flags():
@@ -50,24 +113,31 @@ def expired(ctx: Context) -> Iterator[Finding]:
 
 
 def flag_lifetime(ctx: Context) -> Iterator[Finding]:
-    """A flag older (by ``created``) than its kind's expected lifetime: release and
-    experiment 40 days, operational 7 days, permission and kill-switch never."""
+    """A flag older than its kind's expected lifetime: release and experiment 40
+    days, operational 7 days, permission and kill-switch never. Its age is ``created``
+    when set, else (``flagsync validate`` in a git checkout) the commit that added it."""
     for entry in ctx.flags():
-        created = flag_date(entry.data.get("created"))
         kind = entry.data.get("kind", "release")
         limit = LIFETIME_DAYS.get(kind) if isinstance(kind, str) else None
-        if created is None or limit is None:
-            continue
-        age = (ctx.today - created).days
-        if age > limit and flag_date(entry.data.get("expires")) is None:
+        if limit is None or flag_date(entry.data.get("expires")) is not None:
+            continue  # no need to ask git
+        age = flag_age(entry.data, ctx.introduced(entry.key))
+        if age is not None and lifetime_exceeded(entry.data, age, limit, ctx.today):
             yield at(
                 entry,
-                ("created",),
+                ("created",) if "created" in entry.data else (),
                 "flag-lifetime",
-                f"{kind} flag '{entry.key}' is {age} days old, past the expected {limit} "
-                "days; remove it or set 'expires' to plan its removal",
+                lifetime_message(entry.key, kind, age, limit, ctx.today),
                 level=Level.WARNING,
             )
+
+
+def lifetime_message(key: str, kind: object, age: Age, limit: int, today: datetime.date) -> str:
+    """The one wording of ``flag-lifetime`` and ``stale``'s ``past-lifetime``."""
+    return (
+        f"{kind} flag '{key}' is {age.describe(today)}, past the expected {limit} "
+        "days; remove it or set 'expires' to plan its removal"
+    )
 
 
 def missing_tags(ctx: Context) -> Iterator[Finding]:

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping
 
 from flagsync import _walk
 from flagsync.checks._context import Context, at, where
+from flagsync.checks.names import visible
 from flagsync.engine import MAX_PREREQUISITE_DEPTH
 from flagsync.findings import Finding
 
@@ -35,7 +36,7 @@ def unknown_segment(ctx: Context) -> Iterator[Finding]:
                         entry,
                         path,
                         "unknown-segment",
-                        f"{where(entry, site.path)} uses unknown segment '{name}' "
+                        f"{where(entry, site.path)} uses unknown segment '{visible(name)}' "
                         f"(segments: {hint})",
                     )
 
@@ -49,7 +50,7 @@ def unknown_prerequisite(ctx: Context) -> Iterator[Finding]:
                     entry,
                     (*path, "flag"),
                     "unknown-prerequisite",
-                    f"flag '{entry.key}' requires unknown flag '{name}'",
+                    f"flag '{entry.key}' requires unknown flag '{visible(name)}'",
                 )
 
 
@@ -206,7 +207,7 @@ def unknown_environment(ctx: Context) -> Iterator[Finding]:
                     entry,
                     ("environments", name),
                     "unknown-environment",
-                    f"flag '{entry.key}' overrides undeclared environment '{name}' "
+                    f"flag '{entry.key}' overrides undeclared environment '{visible(name)}' "
                     f"(declared: {', '.join(declared)}); "
                     "add it to a top-level 'environments:' list",
                     key=True,

@@ -8,6 +8,7 @@ from typing import Any
 
 from flagsync import _walk
 from flagsync.checks._context import Context, at, where
+from flagsync.checks.names import visible
 from flagsync.findings import Finding
 
 HUNDRED = Decimal(100)
@@ -181,7 +182,7 @@ def unknown_variant(ctx: Context) -> Iterator[Finding]:
                         entry,
                         path,
                         "unknown-variant",
-                        f"{where(entry, site.path)} serves unknown variant '{name}' "
+                        f"{where(entry, site.path)} serves unknown variant '{visible(name)}' "
                         f"(variants: {names})",
                         key=path[-1] not in ("serve", "default"),
                     )
@@ -202,7 +203,8 @@ def unknown_variant(ctx: Context) -> Iterator[Finding]:
                     entry,
                     (*scope.path, "off_variant"),
                     "unknown-variant",
-                    f"flag '{entry.key}': off_variant '{off}' is not a variant (variants: {names})",
+                    f"flag '{entry.key}': off_variant '{visible(off)}' is not a variant "
+                    f"(variants: {names})",
                 )
 
 

@@ -3,7 +3,8 @@
 Each subcommand lives in its own module exposing ``register(subparsers)``,
 which adds its parser and sets ``func`` to a ``run(args) -> int``.
 Exit codes: 0 ok, 1 invalid flags or a refused change, 2 usage error,
-3 Redis unreachable, 4 changes present (only from ``plan --detailed-exitcode``).
+3 Redis unavailable for now, 4 changes present (only from ``plan --detailed-exitcode``);
+the table is ``flagsync.cli._common.EXIT_CODES``.
 """
 
 from __future__ import annotations
@@ -14,19 +15,11 @@ import sys
 from collections.abc import Sequence
 
 from flagsync._version import __version__
-from flagsync.errors import (
-    ConfigurationError,
-    InvalidFlagsError,
-    RedisUnavailableError,
-    RefusedChangeError,
-    SnapshotError,
-)
+from flagsync.cli._common import exit_code_for
+from flagsync.errors import FlagsyncError
 
 EXIT_OK = 0
-EXIT_INVALID = 1
 EXIT_USAGE = 2
-EXIT_REDIS = 3
-EXIT_CHANGES = 4  # only `plan --detailed-exitcode`
 
 # Subcommand modules, in the order `flagsync --help` lists them.
 COMMANDS = (
@@ -38,7 +31,10 @@ COMMANDS = (
     "kill",
     "docs",
     "stale",
+    "refs",
     "usage",
+    "serve",
+    "keys",
     "init",
     "schema",
     "codegen",
@@ -71,15 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         code: int = args.func(args)
-    except ConfigurationError as exc:
-        print(f"flagsync {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except RedisUnavailableError as exc:
-        print(f"flagsync {args.command}: Redis unreachable: {exc}", file=sys.stderr)
-        return EXIT_REDIS
-    except (InvalidFlagsError, RefusedChangeError, SnapshotError) as exc:
-        print(f"flagsync {args.command}: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+    except FlagsyncError as exc:
+        row = exit_code_for(exc)
+        if row is None:
+            raise
+        print(f"flagsync {args.command}: {row.prefix}{exc}", file=sys.stderr)
+        return row.code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

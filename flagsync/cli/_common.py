@@ -8,10 +8,64 @@ import datetime as dt
 import difflib
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from flagsync import store
-from flagsync.errors import ConfigurationError
+from flagsync.errors import (
+    ConfigurationError,
+    FlagsyncError,
+    InvalidFlagsError,
+    RedisRefusedError,
+    RedisUnavailableError,
+    RefusedChangeError,
+    SnapshotError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExitCode:
+    """One row of the exit-code table (docs/operations.md prints the same table)."""
+
+    code: int
+    meaning: str
+    errors: tuple[type[FlagsyncError], ...] = ()
+    prefix: str = ""  # before the exception's message on stderr
+
+
+# The one table of exit codes. A test checks docs/operations.md against it.
+EXIT_CODES = (
+    ExitCode(0, "ok"),
+    ExitCode(
+        1,
+        "invalid flags, a refused change (stale revision, removals without --prune, "
+        "a dirty working tree, a held lock), corrupt data in Redis, a failed check "
+        "(--fail-on-drift, --fail-on-stale, docs --check), or Redis refusing the command "
+        "(OOM, WRONGTYPE, NOPERM, MISCONF): retrying alone will not help",
+        (InvalidFlagsError, RefusedChangeError, SnapshotError, RedisRefusedError),
+    ),
+    ExitCode(
+        2, "usage error: bad arguments, an unknown environment", (ConfigurationError,), "error: "
+    ),
+    ExitCode(
+        3,
+        "Redis unavailable for now: connection refused or lost, timeout, authentication "
+        "failed, LOADING, READONLY, BUSY, cluster down: retrying later may work",
+        (RedisUnavailableError,),
+        "Redis unreachable: ",
+    ),
+    ExitCode(4, "changes present: only from `plan --detailed-exitcode` (which exits 0 without)"),
+)
+EXIT_CHANGES = 4  # no error maps to it: `plan --detailed-exitcode` returns it
+
+
+def exit_code_for(exc: FlagsyncError) -> ExitCode | None:
+    """The row of :data:`EXIT_CODES` for ``exc`` (``None``: not an operational error)."""
+    for row in EXIT_CODES:
+        if isinstance(exc, row.errors):
+            return row
+    return None
+
 
 _MAX_DIFF_LINES = 200
 
@@ -72,6 +126,14 @@ def date_argument(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def output_format(args: argparse.Namespace) -> str:
+    """``--format``, else ``github`` inside GitHub Actions (``GITHUB_ACTIONS=true``), else text."""
+    chosen = getattr(args, "format", None)
+    if chosen:
+        return str(chosen)
+    return "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text"
 
 
 def redis_url(args: argparse.Namespace) -> str | None:

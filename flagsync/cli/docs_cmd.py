@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     build = pipeline.build([directory])
     root = _git.toplevel(directory) or Path.cwd()
     killed = _killed(args.redis_url, build.environments) if args.redis_url else None
+    history = _githistory.GitHistory.for_paths([directory])  # ages of flags without created:
     link_base = None if out == "-" else _relative(str(root), Path(out).resolve().parent)
 
     def render(revision: str, as_of: dt.date) -> tuple[str, int]:
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
                 as_of=as_of,
                 killed=killed,
                 display_path=lambda file: _relative(file, root),
+                history=history,
             )
         except InvalidFlagsError as exc:
             print_invalid(exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from flagsync import overrides
 from flagsync.cli._common import add_env, add_redis_url, env
@@ -63,6 +64,8 @@ def run_kill(args: argparse.Namespace) -> int:
             force=args.force,
         )
     assert result.override is not None
+    for line in result.repaired:
+        print(f"repaired: {line}", file=sys.stderr)
     until = f" until {result.override.expires_at}" if result.override.expires_at else ""
     print(f"killed {args.flag!r} in {name!r}{until} (version {result.version})")
     return 0
@@ -72,5 +75,7 @@ def run_unkill(args: argparse.Namespace) -> int:
     name = env(args)
     with redis_client(args) as client:
         result = overrides.unkill(client, name, args.flag, actor=args.actor, reason=args.reason)
+    for line in result.repaired:
+        print(f"repaired: {line}", file=sys.stderr)
     print(f"unkilled {args.flag!r} in {name!r} (version {result.version})")
     return 0

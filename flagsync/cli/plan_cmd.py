@@ -7,8 +7,15 @@ import json
 import sys
 
 from flagsync import plan, store, sync
-from flagsync.cli import EXIT_CHANGES, EXIT_OK
-from flagsync.cli._common import add_env, add_flags_dir, add_redis_url, env, flags_dir
+from flagsync.cli import EXIT_OK
+from flagsync.cli._common import (
+    EXIT_CHANGES,
+    add_env,
+    add_flags_dir,
+    add_redis_url,
+    env,
+    flags_dir,
+)
 from flagsync.cli.sync_cmd import print_invalid, redis_client
 from flagsync.errors import InvalidFlagsError
 

@@ -11,7 +11,7 @@ from typing import Any
 from flagsync import status, sync
 from flagsync.cli._common import add_env, add_flags_dir, add_redis_url, env, flags_dir
 from flagsync.cli.sync_cmd import redis_client
-from flagsync.errors import ConfigurationError, InvalidFlagsError
+from flagsync.errors import InvalidFlagsError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="show the synced revision, version, overrides and drift from the files",
         description="Show what Redis holds for an environment (revision, version, "
         "synced at/by, flag count), the active kill overrides, and drift between the flag "
-        "files and Redis. Exit 3 when Redis is unreachable; with --fail-on-drift, exit 1 "
+        "files and Redis, damaged keys (which `flagsync sync` repairs), a held sync lock, and "
+        "an eviction policy that can drop flagsync's keys. Exit 2 for an environment the "
+        "files do not declare, 3 when Redis is unavailable; with --fail-on-drift, exit 1 "
         "when anything differs.",
     )
     add_env(parser)
@@ -46,8 +48,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         try:
             snapshot = sync.build_snapshot(directory, name)
-        except (InvalidFlagsError, ConfigurationError) as exc:
+        except InvalidFlagsError as exc:
             files_error = str(exc)
+        # ConfigurationError (an environment the files do not declare) is a usage
+        # error, exit 2, as for `sync`.
     with redis_client(args) as client:
         result = status.collect(client, name, snapshot, files_error=files_error)
     if args.format == "json":

@@ -7,6 +7,7 @@ import os
 import sys
 
 from flagsync import pipeline
+from flagsync._githistory import GitHistory
 from flagsync.checks import render_reference
 from flagsync.cli._common import default_flags_dir
 from flagsync.reporters import RENDERERS
@@ -35,6 +36,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--list-checks", action="store_true", help="print every check with its documentation"
     )
+    parser.add_argument(
+        "--no-git",
+        action="store_true",
+        help="lifetime warning: judge ages by 'created:' only, without reading git history",
+    )
     parser.set_defaults(func=run)
 
 
@@ -44,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     fmt = args.format or ("github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text")
     paths = args.paths or [default_flags_dir()]
-    build = pipeline.build(paths, strict=args.strict)
+    # Git is read only if some flag's age needs it (no `created:`), once for all.
+    history = None if args.no_git else GitHistory.for_paths(paths)
+    build = pipeline.build(paths, strict=args.strict, history=history)
     sys.stdout.write(RENDERERS[fmt](build.result))
     return build.result.exit_code
