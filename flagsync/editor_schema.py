@@ -11,7 +11,9 @@ and check files offline. The copy is the installed flagsync's schema with one
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,26 @@ from flagsync.schema import FLAGS_SCHEMA, load_schema
 MODELINE = re.compile(r"^#\s*yaml-language-server:\s*\$schema=(\S+)")
 DEFAULT_COPY_NAME = "flags.schema.json"
 _WRITTEN_BY = re.compile(r"^Written by flagsync (\S+)\.")
+_MAX_COPY_BYTES = 4 << 20  # the schema is ~15 KB: anything this big is not a copy of it
+# O_NONBLOCK: a FIFO named as the copy (or swapped in) must never block validate.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def read_regular(path: Path, limit: int) -> bytes | None:
+    """Up to ``limit`` bytes of ``path`` if it is a regular file, else ``None`` (missing,
+    unreadable, a FIFO, a device): never blocks, never reads more than asked."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def schema_id() -> str:
@@ -85,9 +107,12 @@ def outdated(path: Path) -> Outdated | None:
     ``None`` when it is current, unreadable, or not a copy of this schema
     (another ``$id``): only flagsync's own schema is judged.
     """
+    raw = read_regular(path, _MAX_COPY_BYTES + 1)
+    if raw is None or len(raw) > _MAX_COPY_BYTES:
+        return None
     try:
-        copy = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+        copy = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     if not isinstance(copy, dict) or copy.get("$id") != schema_id():
         return None
@@ -113,6 +138,7 @@ __all__ = [
     "document",
     "modeline_path",
     "outdated",
+    "read_regular",
     "render",
     "schema_id",
 ]

@@ -7,6 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from _gitrepo import Repo
 
 from flagsync import pipeline, stale
 from flagsync._githistory import GitHistory
@@ -37,16 +38,6 @@ flags:
 """
 
 
-class _AncientHistory:
-    """Every flag was added in git long ago, and its file never changed since."""
-
-    def introduced(self, file: str, key: str) -> dt.datetime | None:
-        return dt.datetime(2000, 1, 1, tzinfo=UTC)
-
-    def last_changed(self, file: str) -> dt.datetime | None:
-        return dt.datetime(2000, 1, 1, tzinfo=UTC)
-
-
 @pytest.fixture
 def flags(tmp_path: Path) -> Path:
     directory = tmp_path / "flags"
@@ -62,14 +53,16 @@ def test_no_lifetime_warning_for_a_kill_switch(flags: Path) -> None:
     assert flagged == {("flag-lifetime", "incident_toggle")}
 
 
-def test_kill_switch_is_never_stale_for_age_whatever_the_thresholds(flags: Path) -> None:
-    build = pipeline.build([flags])
+def test_kill_switch_is_never_stale_for_age_whatever_the_thresholds(tmp_path: Path) -> None:
+    repo = Repo(tmp_path / "repo")
+    repo.commit(dt.datetime(2000, 1, 1, tzinfo=UTC), {"flags/ops.yaml": FLAGS})  # long ago
+    build = pipeline.build([repo.root / "flags"])
     zero = stale.Thresholds(lifetime_days={"kill-switch": 0, "operational": 0})
     found = stale.find_stale(
         build,
         now=dt.datetime(9999, 1, 1, tzinfo=UTC),
         thresholds=zero,
-        history=_AncientHistory(),
+        history=GitHistory.for_paths([repo.root / "flags"]),
     )
     assert {(s.key, s.reason) for s in found} == {("incident_toggle", stale.Reason.PAST_LIFETIME)}
 

@@ -5,6 +5,7 @@ copy is not the installed flagsync's schema."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import jsonschema
@@ -124,4 +125,11 @@ def test_urls_and_other_schemas_are_not_judged(repo: Path) -> None:
     )
     url = "# yaml-language-server: $schema=https://example.com/flags.schema.json\n"
     (repo / "c.yaml").write_text(url + FLAG.replace("banner", "third"), encoding="utf-8")
+    assert _warnings(repo) == []
+
+
+def test_a_fifo_named_as_the_copy_never_blocks_validate(repo: Path) -> None:
+    copy = repo / "flags.schema.json"
+    copy.unlink()
+    os.mkfifo(copy)  # no writer: a plain open() for reading would block forever
     assert _warnings(repo) == []

@@ -23,12 +23,12 @@ def schema_copy(ctx: Context) -> Iterator[Finding]:
     its first file; URLs and copies of other schemas are not judged."""
     judged: set[tuple[Path, str]] = set()  # (directory, target) as written: no resolve() each
     for source in ctx.repo.files:
-        try:
-            with open(source.path, "rb") as handle:
-                head = handle.read(_HEAD_BYTES).decode("utf-8", errors="replace")
-        except OSError:
-            continue  # reported by the reader
-        found = editor_schema.modeline_path(head)
+        if source.data is None:
+            continue  # not read (a FIFO, a device, bad YAML): the reader reported it
+        head = editor_schema.read_regular(source.path, _HEAD_BYTES)
+        if head is None:
+            continue
+        found = editor_schema.modeline_path(head.decode("utf-8", errors="replace"))
         if found is None or "://" in found[2]:
             continue
         line, column, target = found
