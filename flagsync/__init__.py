@@ -2,11 +2,10 @@
 
 from flagsync._hooks import Exposure
 from flagsync._state import ChangeEvent, ClientState
+from flagsync._version import __version__
 from flagsync.client import FlagClient
 from flagsync.details import EvaluationDetails, Reason, Source
 from flagsync.errors import ErrorCode, FlagsyncError
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ChangeEvent",

@@ -15,8 +15,9 @@ A flag is stale when
 * ``unused``: usage data is available and the flag was not evaluated for
   ``unused_days`` (or never).
 
-Flags of a kind without a lifetime (``permission``) are exempt from
-``past-lifetime``: they are meant to stay.
+Flags of a kind without a lifetime (``permission``, ``kill-switch``) are
+exempt from ``past-lifetime``: they are meant to stay. Kill switches are
+permanent whatever the thresholds say.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from flagsync import _describe, _yaml, schema
 from flagsync._githistory import FlagRecord, History, When, as_document
 from flagsync.checks.lifecycle import (
     LIFETIME_DAYS,
+    PERMANENT_KINDS,
     flag_age,
     flag_date,
     lifetime_exceeded,
@@ -201,7 +203,7 @@ def reasons(
             f"flag '{key}' expired on {expires} ({_days(today - expires)} ago); "
             "remove it or extend 'expires'",
         )
-    lifetime = limits.lifetime_days.get(kind)
+    lifetime = None if kind in PERMANENT_KINDS else limits.lifetime_days.get(kind)
     age = flag_age(raw, record.introduced if record is not None else None)
     if age is not None and lifetime is not None and lifetime_exceeded(raw, age, lifetime, today):
         yield (

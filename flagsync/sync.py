@@ -36,9 +36,7 @@ from flagsync.loader import SUFFIXES
 from flagsync.redisconn import RedisClient
 from flagsync.snapshot import canonical_json, checksum, validate_snapshot
 
-Outcome = Literal[
-    "created", "updated", "revision-recorded", "repaired", "unchanged", "dry-run"
-]
+Outcome = Literal["created", "updated", "revision-recorded", "repaired", "unchanged", "dry-run"]
 _ATTEMPTS = 3  # retries when a kill lands between our read and our write
 _LISTED = 10  # changed files named in a refusal
 

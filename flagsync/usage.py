@@ -81,6 +81,7 @@ UsageKey = tuple[str, "str | None", str]
 
 RedisFactory = Callable[[], RedisClient]
 
+
 def usage_key(env: str, day: dt.date) -> str:
     """The hash holding ``env``'s counts for the UTC day ``day`` (named by flagsync.store)."""
     return keys(env).usage(day)

@@ -67,7 +67,10 @@ def test_change_events_kills_kinds_and_cache_without_a_snapshot_dict(
             assert events[-1].flags_changed == {"static", "new", "rollout", "other"}
             assert client.flags_of_kind("experiment") == {"exp", "other"}
             wait_until(lambda: exporter.experiments == {"exp", "other"}, timeout=2)
-            assert json.loads(read_cache(cache, ENV).snapshot_bytes) == second
+            # The cache file is written after the listeners ran: wait for it, too.
+            wait_until(
+                lambda: json.loads(read_cache(cache, ENV).snapshot_bytes) == second, timeout=2
+            )
 
             # A kill and its end are reported as a change of exactly that flag.
             overrides.kill(admin, ENV, "exp", reason="test", actor="test")

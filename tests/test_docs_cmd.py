@@ -72,7 +72,14 @@ def test_catalogue_content(workdir: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "Only when new\\_ui is on; otherwise everyone gets off." in out
     # The sections come in the documented order.
     headings = [line for line in out.splitlines() if line.startswith("## ")]
-    assert headings == ["## Needs attention", "## Index", "## Flags", "## By owner", "## Segments"]
+    assert headings == [
+        "## Needs attention",
+        "## Kill switches",
+        "## Index",
+        "## Flags",
+        "## By owner",
+        "## Segments",
+    ]
     assert "### Owner team-web" in out
     assert "### Segment `employees`" in out
 

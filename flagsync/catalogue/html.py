@@ -84,6 +84,20 @@ def render(catalogue: Catalogue, *, link_base: str | None = None) -> str:
         out += _table(["flag", "owner", "why"], rows)
     else:
         out.append("<p>Nothing needs attention.</p>")
+    out += ["<h2>Kill switches</h2>"]
+    if catalogue.kill_switches:
+        out.append(
+            "<p>Permanent operational flags (kind <code>kill-switch</code>). In an incident: "
+            "<code>flagsync kill FLAG --reason TEXT</code>, then "
+            "<code>flagsync unkill FLAG</code>.</p>"
+        )
+        rows = [
+            [_flag_link(f.key), _e(f.owner), _e(f.state_summary), _e(f.description)]
+            for f in catalogue.kill_switches
+        ]
+        out += _table(["flag", "owner", "state", "what it does"], rows)
+    else:
+        out.append("<p>No flag is of kind <code>kill-switch</code>.</p>")
     out += ["<h2>Index</h2>"]
     rows = [
         [

@@ -83,6 +83,7 @@ def render(catalogue: Catalogue, *, link_base: str | None = None) -> str:
         "",
     ]
     out += _attention(catalogue)
+    out += _kill_switches(catalogue)
     out += _index(catalogue, link_base)
     out += ["## Flags", ""]
     for flag in catalogue.flags:
@@ -103,6 +104,23 @@ def _attention(catalogue: Catalogue) -> list[str]:
     for flag in flags:
         why = "; ".join(text(reason) for reason in flag.attention)
         out.append(_row([_flag_link(flag.key), text(flag.owner), why]))
+    return [*out, ""]
+
+
+def _kill_switches(catalogue: Catalogue) -> list[str]:
+    out = ["## Kill switches", ""]
+    flags = catalogue.kill_switches
+    if not flags:
+        return [*out, "No flag is of kind `kill-switch`.", ""]
+    out += [
+        "Permanent operational flags (kind `kill-switch`). In an incident: "
+        "`flagsync kill FLAG --reason TEXT`, then `flagsync unkill FLAG`.",
+        "",
+    ]
+    out += [_row(["flag", "owner", "state", "what it does"]), _row(["---"] * 4)]
+    for flag in flags:
+        cells = [_flag_link(flag.key), text(flag.owner), text(flag.state_summary)]
+        out.append(_row([*cells, text(flag.description)]))
     return [*out, ""]
 
 

@@ -19,6 +19,8 @@ from flagsync.checks.lifecycle import LIFETIME_DAYS, flag_age, flag_date, lifeti
 from flagsync.pipeline import Build
 from flagsync.stale import ROLLOUT_KINDS, rolled_out_variant
 
+KILL_SWITCH = "kill-switch"
+
 
 @dataclass(frozen=True, slots=True)
 class Behaviour:
@@ -100,6 +102,11 @@ class Catalogue:
     @property
     def attention(self) -> tuple[FlagDoc, ...]:
         return tuple(flag for flag in self.flags if flag.attention)
+
+    @property
+    def kill_switches(self) -> tuple[FlagDoc, ...]:
+        """Flags of kind ``kill-switch``: what an incident responder looks for first."""
+        return tuple(flag for flag in self.flags if flag.kind == KILL_SWITCH)
 
     @property
     def owners(self) -> dict[str, tuple[FlagDoc, ...]]:
@@ -306,4 +313,4 @@ def _uses_segment(flag: Mapping[str, Any], name: str) -> bool:
     return any(name in rule.get("segments", ()) for rule in flag.get("rules", []))
 
 
-__all__ = ["Behaviour", "Catalogue", "FlagDoc", "SegmentDoc", "build_catalogue"]
+__all__ = ["KILL_SWITCH", "Behaviour", "Catalogue", "FlagDoc", "SegmentDoc", "build_catalogue"]

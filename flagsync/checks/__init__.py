@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from flagsync import _yaml
-from flagsync.checks import lifecycle, names, references, serving, values
+from flagsync.checks import editor, lifecycle, names, references, serving, values
 from flagsync.checks._context import Context
 from flagsync.findings import Finding
 
@@ -41,6 +41,7 @@ CHECKS: tuple[Check, ...] = (
     lifecycle.expired,
     lifecycle.flag_lifetime,
     lifecycle.missing_tags,
+    editor.schema_copy,
 )
 
 

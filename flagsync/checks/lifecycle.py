@@ -15,13 +15,16 @@ from flagsync._githistory import When
 from flagsync.checks._context import Context, at
 from flagsync.findings import Finding, Level
 
-# Expected lifetime in days by kind; None = permanent (permission flags).
+# Expected lifetime in days by kind; None = permanent (permission flags, kill switches).
 LIFETIME_DAYS: dict[str, int | None] = {
     "release": 40,
     "experiment": 40,
     "operational": 7,
     "permission": None,
+    "kill-switch": None,
 }
+# Permanent by definition: no threshold (``stale --max-age-KIND``) can give them a lifetime.
+PERMANENT_KINDS = frozenset({"kill-switch"})
 
 
 def flag_date(value: object) -> datetime.date | None:
@@ -111,8 +114,8 @@ def expired(ctx: Context) -> Iterator[Finding]:
 
 def flag_lifetime(ctx: Context) -> Iterator[Finding]:
     """A flag older than its kind's expected lifetime: release and experiment 40
-    days, operational 7 days, permission never. Its age is ``created`` when
-    set, else (``flagsync validate`` in a git checkout) the commit that added it."""
+    days, operational 7 days, permission and kill-switch never. Its age is ``created``
+    when set, else (``flagsync validate`` in a git checkout) the commit that added it."""
     for entry in ctx.flags():
         kind = entry.data.get("kind", "release")
         limit = LIFETIME_DAYS.get(kind) if isinstance(kind, str) else None

@@ -40,8 +40,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--source",
         choices=("files", "redis"),
-        default="files",
-        help="evaluate the flag files (default) or what Redis holds",
+        default=None,
+        help="evaluate what Redis holds or the flag files (default: redis when --redis-url or "
+        "$FLAGSYNC_REDIS_URL is set, else files)",
     )
     parser.add_argument(
         "--at", metavar="TIME", help="evaluate as of this time (RFC 3339), for schedules"
@@ -104,15 +105,16 @@ def _engine_from_redis(args: argparse.Namespace) -> tuple[Engine, str, str | Non
     url = redis_url(args)
     if not url:
         raise ConfigurationError("--source redis needs --redis-url or FLAGSYNC_REDIS_URL")
+    name = env(args)  # a bad name is a usage error before any connection
     client = redisconn.connect(url)
     try:
         with redisconn.translate_errors(url):
-            state = store.read_state(client, env(args))
+            state = store.read_state(client, name)
     finally:
         client.close()
     if state is None:
         raise ConfigurationError(
-            f"Redis holds no snapshot for environment '{env(args)}'; run 'flagsync sync'"
+            f"Redis holds no snapshot for environment '{name}'; run 'flagsync sync'"
         )
     engine = Engine.from_snapshot(state.snapshot(), killed=state.active_overrides())
     return engine, "redis", state.meta.revision
@@ -129,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
             now = parse_timestamp(args.at)
         except ValueError:
             raise ConfigurationError(f"--at {args.at!r} is not an RFC 3339 timestamp") from None
-    load = _engine_from_redis if args.source == "redis" else _engine_from_files
+    source = args.source or ("redis" if redis_url(args) else "files")
+    load = _engine_from_redis if source == "redis" else _engine_from_files
     engine, source, revision = load(args)
     if args.flag not in engine.flag_keys:
         hint = difflib.get_close_matches(args.flag, sorted(engine.flag_keys), n=1)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from flagsync import _git, pipeline, refs, stale
 from flagsync._githistory import GitHistory
-from flagsync.checks.lifecycle import LIFETIME_DAYS
+from flagsync.checks.lifecycle import LIFETIME_DAYS, PERMANENT_KINDS
 from flagsync.cli._common import (
     add_env,
     add_flags_dir,
@@ -27,6 +27,10 @@ from flagsync.errors import InvalidFlagsError
 from flagsync.reporters import annotation
 
 JSON_FORMAT_VERSION = 1
+
+
+# Kinds whose lifetime --max-age-KIND may change (kill switches are permanent).
+_ADJUSTABLE = {k: d for k, d in LIFETIME_DAYS.items() if k not in PERMANENT_KINDS}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -66,7 +70,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def add_judgement_options(parser: argparse.ArgumentParser) -> None:
     """The options that decide what is stale (shared with ``flagsync refs``)."""
     add_flags_dir(parser)
-    for kind, days in LIFETIME_DAYS.items():
+    for kind, days in _ADJUSTABLE.items():
         parser.add_argument(
             f"--max-age-{kind}",
             type=_days_or_never,
@@ -195,7 +199,7 @@ def judge(args: argparse.Namespace) -> Judgement:
     if args.today is not None:
         now = dt.datetime.combine(args.today, dt.time(12), tzinfo=dt.timezone.utc)
     thresholds = stale.Thresholds(
-        lifetime_days={kind: getattr(args, f"max_age_{kind}") for kind in LIFETIME_DAYS},
+        lifetime_days={kind: getattr(args, f"max_age_{kind}") for kind in _ADJUSTABLE},
         rollout_days=args.rollout_days,
         unused_days=args.unused_days,
     )

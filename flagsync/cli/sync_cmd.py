@@ -154,8 +154,7 @@ def run(args: argparse.Namespace) -> int:
     before = "(damaged)" if result.version_before is None else result.version_before
     messages = {
         "created": f"synced {name!r}: version {result.version}, revision {rev} (first sync)",
-        "updated": f"synced {name!r}: version {before} → {result.version}, "
-        f"revision {rev}",
+        "updated": f"synced {name!r}: version {before} → {result.version}, revision {rev}",
         "revision-recorded": f"no flag changes in {name!r}; recorded revision {rev} "
         f"(version stays {result.version})",
         "repaired": f"no flag changes in {name!r}; repaired it (version stays {result.version})",
