@@ -34,6 +34,7 @@ from flagsync._state import ChangeEvent, ClientState, Current
 from flagsync.details import EvaluationDetails, Reason, Source
 from flagsync.engine import Resolution
 from flagsync.errors import ConfigurationError, ErrorCode
+from flagsync.redisconn import deadline
 from flagsync.usage import UsageTracker, redis_factory
 
 T = TypeVar("T")
@@ -405,7 +406,10 @@ class FlagClient:
         tracker = self._tracker
         if tracker is not None:
             self._usage_table = None
-            tracker.close()
+            # The final flush gets socket_timeout in all, even from a Redis
+            # that answers one byte at a time.
+            with deadline(self._controller.settings.socket_timeout):
+                tracker.close()
         self._controller.close()
 
     def __enter__(self) -> FlagClient:

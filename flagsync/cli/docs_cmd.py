@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from flagsync import _git, _githistory, pipeline, store
+from flagsync._text import lines as text_lines
 from flagsync.catalogue import RENDERERS, build_catalogue, check_revision, parse
 from flagsync.cli._common import add_flags_dir, date_argument, flags_dir
 from flagsync.cli.sync_cmd import print_invalid
@@ -199,7 +200,8 @@ def _print_diff(old: str, new: str, path: str) -> None:
         )
     )
     changed = sum(1 for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---"))
-    sys.stdout.writelines(diff[:_MAX_DIFF_LINES])
+    # The committed file is anyone's text: its lines are escaped like ours.
+    sys.stdout.write(text_lines(line.rstrip("\n") for line in diff[:_MAX_DIFF_LINES]))
     if len(diff) > _MAX_DIFF_LINES:
         sys.stdout.write(f"... ({len(diff) - _MAX_DIFF_LINES} more diff lines)\n")
     sys.stdout.write(f"{changed} line{'s' if changed != 1 else ''} changed\n")
