@@ -76,12 +76,9 @@ _SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password")
 _KNOWN_OPTIONS = ("db", *TLS_OPTIONS, *_SENTINEL_OPTIONS)
 _NODE = re.compile(r"\[(?P<v6>[^\]]+)\](?::(?P<port6>\d+))?|(?P<host>[^:\[\]]+)(?::(?P<port>\d+))?")
 _SCHEME = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)\Z", re.DOTALL)
-# A query option holding a password, and its value: up to the next option
-# flagsync knows (a password may hold an unencoded "&"), else to the end.
-_QUERY_PASSWORD = re.compile(
-    r"[?&][^=&#]*password=(?P<value>.*?)(?=&(?:" + "|".join(_KNOWN_OPTIONS) + r")=|\Z)",
-    re.DOTALL | re.IGNORECASE,
-)
+# A query option holding a password, and its value: to the end of the URL,
+# since the password may hold an unencoded "&" (or "&db=…", or "#").
+_QUERY_PASSWORD = re.compile(r"[?&][^=&#]*password=(?P<value>.*)\Z", re.DOTALL | re.IGNORECASE)
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _MASK = "***"
 _ENCODE_HINT = (
@@ -183,6 +180,10 @@ def _parts(url: str) -> _Parts | None:
         _misplaced_at(item, userinfo is not None or _host_list(hosts)) for item in query.split("&")
     ):
         ambiguous = "an '@' in the query"
+    elif len(keys := [unquote(i.partition("=")[0]) for i in query.split("&") if i]) > len(
+        set(keys)
+    ):
+        ambiguous = "an option given twice"
     elif userinfo is not None and _BAD_PERCENT.search(userinfo):
         ambiguous = "a '%' that starts no %XX escape"
     return _Parts(scheme, match.start("rest"), userinfo, hosts, path, query, ambiguous)
