@@ -57,7 +57,7 @@ class FlagClient:
     ``FlagClient()`` with no ``redis_url`` serves the files in ``flags_dir``
     and reloads them when they change. With a ``redis_url`` it loads the
     environment's snapshot from Redis (waiting at most ``init_timeout``
-    seconds), follows its change notices, polls its version every
+    seconds in all), follows its change notices, polls its version every
     ``poll_interval`` seconds, and falls back to ``cache_path`` and then
     ``flags_dir`` when Redis cannot be reached at start.
 

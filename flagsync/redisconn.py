@@ -317,10 +317,10 @@ def parse_url(url: str) -> ParsedURL:
         )
     if len(segments) > 1:
         raise ConfigurationError(f"a Redis URL's path is one database number: {redact(url)}")
-    if "db" in options:  # it wins over a database in the path
-        _int_option(options["db"], "db", url)
-    db_text = options.get("db") or (segments[0] if segments else "0")
-    db = _int_option(db_text, "db", url)
+    named = [_int_option(text, "db", url) for text in (options.get("db"), *segments) if text]
+    if len(set(named)) > 1:
+        raise ConfigurationError(f"the Redis URL names two databases: {redact(url)}")
+    db = named[0] if named else 0
     if scheme in _CLUSTER_SCHEMES and db != 0:
         raise ConfigurationError(f"Redis Cluster has only database 0: {redact(url)}")
     return ParsedURL(scheme, nodes, username, password, db, service, options)
