@@ -14,8 +14,10 @@ back the very same strings.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import logging
+import pkgutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -298,13 +300,23 @@ def test_log_records_are_escaped_message_arguments_and_traceback(
     assert ESCAPED in second.getMessage()
 
 
-def test_every_flagsync_module_logs_through_the_escaping_logger(repo_root: Path) -> None:
-    offenders = [
-        str(path.relative_to(repo_root))
-        for path in (repo_root / "flagsync").rglob("*.py")
-        if "logging.getLogger(" in path.read_text(encoding="utf-8") and path.name != "_text.py"
-    ]
-    assert not offenders, f"use flagsync._text.logger(): {offenders}"
+def test_every_flagsync_logger_escapes_its_records() -> None:
+    """With every module imported, every logger named ``flagsync…`` carries the
+    escaping filter (a logger's filters apply to its own records only)."""
+    import flagsync
+
+    for module in pkgutil.walk_packages(flagsync.__path__, "flagsync."):
+        if not module.name.endswith("__main__"):  # that one runs the CLI
+            importlib.import_module(module.name)
+    loggers = {
+        name: logger
+        for name, logger in logging.root.manager.loggerDict.items()
+        if name.split(".")[0] == "flagsync" and isinstance(logger, logging.Logger)
+    }
+    assert {"flagsync", "flagsync.usage"} <= set(loggers)
+    escaping = _text.logger("flagsync").filters
+    unfiltered = [n for n, logger in loggers.items() if not set(escaping) & set(logger.filters)]
+    assert not unfiltered, f"log through flagsync._text.logger(): {unfiltered}"
 
 
 # --- the real paths: files, Redis, CLI --------------------------------------------------------
