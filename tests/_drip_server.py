@@ -85,9 +85,11 @@ class DripServer:
             drain = asyncio.ensure_future(_discard(reader))
             try:
                 for byte in self.payload:
+                    # Not a wait: the server's pace, one byte per interval.
                     await asyncio.sleep(self.interval)
                     writer.write(bytes([byte]))
                     await writer.drain()
+                # Not a wait: hold the connection open, silent, until stopped.
                 await asyncio.sleep(self.lifetime)
             except (ConnectionError, OSError):
                 pass
