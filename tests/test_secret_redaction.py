@@ -250,12 +250,18 @@ def assert_no_leak(
         assert not found, f"{argv[0]} with {redisconn.redact(url)} leaked {found}:\n{output}"
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+# Whole runs of the CLI per example: no per-example deadline, fixtures shared.
+SLOW = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
+ANY_PASSWORD_IN_ANY_FORM = given(
+    password=PASSWORDS.filter(checkable), form=st.sampled_from(sorted(FORMS))
 )
-@given(password=PASSWORDS.filter(checkable), form=st.sampled_from(sorted(FORMS)))
+
+
+@settings(max_examples=60, **SLOW)
+@ANY_PASSWORD_IN_ANY_FORM
 @example(password=NASTY[0], form="userinfo")
 @example(password=NASTY[1], form="encoded")
 @example(password=NASTY[2], form="sentinel-query")
@@ -317,12 +323,8 @@ def run_subprocesses(todo: list[Job]) -> list[str]:
 
 
 @pytest.mark.timeout(600)
-@settings(
-    max_examples=2,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(password=PASSWORDS.filter(checkable), form=st.sampled_from(sorted(FORMS)))
+@settings(max_examples=2, **SLOW)
+@ANY_PASSWORD_IN_ANY_FORM
 @example(password=NASTY[0], form="userinfo")
 @example(password=NASTY[1], form="environment")
 def test_no_command_prints_the_password_in_real_processes(
