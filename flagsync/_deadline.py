@@ -203,20 +203,26 @@ class _Bounded(AbstractConnection):
         # this mixin in the MRO provides it.)
         connect = cast(Any, super())._connect
         left = remaining()
-        if left is None:
-            sock = connect()
-        elif left <= 0:
-            raise TimeoutError("flagsync: deadline reached before connecting")
-        else:
-            # TCP connect uses socket_connect_timeout, a TLS handshake socket_timeout:
-            # both are lowered to what is left for the duration of the connect.
-            saved = (self.socket_connect_timeout, self.socket_timeout)
-            self.socket_connect_timeout = _smaller(saved[0], left)
-            self.socket_timeout = _smaller(saved[1], left)
-            try:
+        try:
+            if left is None:
                 sock = connect()
-            finally:
-                self.socket_connect_timeout, self.socket_timeout = saved
+            elif left <= 0:
+                raise TimeoutError("flagsync: deadline reached before connecting")
+            else:
+                # TCP connect uses socket_connect_timeout, a TLS handshake
+                # socket_timeout: both are lowered to what is left meanwhile.
+                saved = (self.socket_connect_timeout, self.socket_timeout)
+                self.socket_connect_timeout = _smaller(saved[0], left)
+                self.socket_timeout = _smaller(saved[1], left)
+                try:
+                    sock = connect()
+                finally:
+                    self.socket_connect_timeout, self.socket_timeout = saved
+        finally:
+            guard: socket.socket | None = getattr(_local, "handshake_guard", None)
+            if guard is not None:
+                _local.handshake_guard = None
+                guard.close()
         _track(sock)
         return _BoundedSocket(sock)
 
@@ -227,12 +233,20 @@ class _Bounded(AbstractConnection):
 
 
 class _TrackedTCP(Connection):
-    """Tracks the TCP socket before TLS is set up on it, so that a stuck
-    handshake can be cut too (placed after ``SSLConnection`` in the MRO)."""
+    """Lets a stuck TLS handshake be cut too (placed after ``SSLConnection`` in the MRO,
+    so it sees the TCP socket before TLS is set up on it).
+
+    Setting up TLS takes the socket's descriptor over before the handshake, so
+    what is tracked meanwhile is a duplicate of it: shutting that down ends
+    the one connection both refer to. ``_Bounded._connect`` closes it once the
+    handshake is over.
+    """
 
     def _connect(self) -> Any:
         sock = cast(Any, super())._connect()
-        _track(sock)
+        if getattr(_local, "tracking", None) is not None:
+            _local.handshake_guard = sock.dup()
+            _track(_local.handshake_guard)
         return sock
 
 

@@ -38,6 +38,7 @@ class DripServer:
         self.unix_path = unix_path
         self.port = 0
         self.connections = 0
+        self.talking = 0  # connections whose client has sent something (now awaits a reply)
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._stopping: asyncio.Event | None = None
@@ -75,6 +76,16 @@ class DripServer:
         finally:
             self._loop.close()
 
+    async def _discard(self, reader: asyncio.StreamReader) -> None:
+        """Read and drop whatever the client sends (so its writes never block)."""
+        try:
+            if await reader.read(4096):
+                self.talking += 1
+                while await reader.read(4096):
+                    pass
+        except (ConnectionError, OSError):
+            pass
+
     async def _serve(self) -> None:
         self._stopping = asyncio.Event()
         writers: list[asyncio.StreamWriter] = []
@@ -82,7 +93,7 @@ class DripServer:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             self.connections += 1
             writers.append(writer)
-            drain = asyncio.ensure_future(_discard(reader))
+            drain = asyncio.ensure_future(self._discard(reader))
             try:
                 for byte in self.payload:
                     # Not a wait: the server's pace, one byte per interval.
@@ -93,6 +104,8 @@ class DripServer:
                 await asyncio.sleep(self.lifetime)
             except (ConnectionError, OSError):
                 pass
+            except asyncio.CancelledError:
+                pass  # the server is stopping: end quietly, not as a failed callback
             finally:
                 drain.cancel()
 
@@ -112,15 +125,6 @@ class DripServer:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _discard(reader: asyncio.StreamReader) -> None:
-    """Read and drop whatever the client sends (so its writes never block)."""
-    try:
-        while await reader.read(4096):
-            pass
-    except (ConnectionError, OSError):
-        pass
 
 
 __all__ = ["RESP_DRIP", "TLS_DRIP", "DripServer"]

@@ -109,6 +109,10 @@ def test_construction_ends_by_init_timeout_and_falls_back_to_the_files(
             assert client.is_enabled("new_ui", "u-1") is True
             assert client.last_error is not None
             assert client.last_error.startswith("Redis unreachable at start")
+            # The refresher is at it again (start-up made one connection) and waits
+            # for a reply (or a TLS handshake) from the same server: close(),
+            # leaving the block, must cut that at once.
+            wait_until(lambda: server.talking >= 2, timeout=10)
 
 
 def test_falls_back_to_the_cache_file_within_the_deadline(
