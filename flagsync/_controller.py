@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flagsync import _sources, redisconn, store
+from flagsync import _deadline, _sources, _text, redisconn, store
 from flagsync._cache import write_cache
 from flagsync._refresher import Refresher
 from flagsync._state import ChangeEvent, ClientState, Current, Loaded
@@ -33,7 +33,7 @@ from flagsync.errors import (
     SnapshotError,
 )
 
-log = logging.getLogger("flagsync")
+log = _text.logger("flagsync")
 
 Listener = Callable[[ChangeEvent], object]
 
@@ -86,10 +86,14 @@ class Controller:
 
     def start(self) -> None:
         """Initial load (bounded by ``init_timeout``), then the background threads."""
-        client = self._initial_redis_load() if self.settings.redis_url else None
+        # The start-up connection goes on to the refresher: its sockets are
+        # tracked from the start, so close() can cut them wherever they hang.
+        sockets = _deadline.SocketSet()
+        with _deadline.tracked(sockets):
+            client = self._initial_redis_load() if self.settings.redis_url else None
         if self.current.loaded is None:
             self._initial_fallback()
-        self._start_threads(client)
+        self._start_threads(client, sockets)
         _register(self)
 
     def close(self) -> None:
@@ -123,7 +127,11 @@ class Controller:
         if not self._closed:
             self._start_threads(None)
 
-    def _start_threads(self, client: redisconn.RedisClient | None) -> None:
+    def _start_threads(
+        self,
+        client: redisconn.RedisClient | None,
+        sockets: _deadline.SocketSet | None = None,
+    ) -> None:
         s = self.settings
         if s.redis_url is not None:
             self._refresher = Refresher(
@@ -133,6 +141,7 @@ class Controller:
                 poll_interval=s.poll_interval,
                 socket_timeout=s.socket_timeout,
                 client=client,
+                sockets=sockets,
             )
             self._refresher.start()
         if (
@@ -164,10 +173,17 @@ class Controller:
     def _initial_redis_load(self) -> redisconn.RedisClient | None:
         s = self.settings
         assert s.redis_url is not None
+        client: redisconn.RedisClient | None = None
         try:
-            client = redisconn.connect(s.redis_url, timeout=s.init_timeout)
-            loaded = _sources.from_redis(client, s.env, s.redis_url, None)
+            # One deadline for every network step (connect, TLS, AUTH, Sentinel
+            # discovery, each read), however slowly the server answers.
+            with _deadline.deadline(s.init_timeout):
+                # socket_timeout: the connection is handed on to the refresher.
+                client = redisconn.connect(s.redis_url, timeout=s.socket_timeout)
+                loaded = _sources.from_redis(client, s.env, s.redis_url, None)
         except RedisUnavailableError as exc:
+            if client is not None:
+                client.close()
             self._note_error(f"Redis unreachable at start: {exc}", logging.WARNING)
             return None
         except SnapshotError as exc:
@@ -406,6 +422,8 @@ class Controller:
             log.warning("flagsync: could not write the cache file %s: %s", path, exc)
 
     def _note_error(self, message: str, level: int) -> None:
+        # last_error ends up on health endpoints and dashboards: one inert line.
+        message = _text.printable(message)
         self.last_error = message
         log.log(level, "flagsync: %s", message)
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from flagsync import _text
 from flagsync.details import Reason, Source
 from flagsync.errors import ErrorCode
 
-log = logging.getLogger("flagsync")
+log = _text.logger("flagsync")
 
 T = TypeVar("T")
 

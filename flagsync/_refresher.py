@@ -10,7 +10,6 @@ each connection to the sink, which reads, verifies and swaps.
 
 from __future__ import annotations
 
-import logging
 import random
 import threading
 import time
@@ -18,13 +17,15 @@ from typing import Protocol
 
 import redis.exceptions
 
-from flagsync import redisconn, store
+from flagsync import _deadline, _text, redisconn, store
 from flagsync.errors import RedisRefusedError, RedisUnavailableError
 
-log = logging.getLogger("flagsync")
+log = _text.logger("flagsync")
 
 # Longest a single wait on the subscription lasts: bounds how long close() takes.
 _WAKE_INTERVAL = 0.25
+# Notices within this long of a read share the next read (see Refresher._listen).
+_COALESCE = 0.1
 
 
 class RefreshSink(Protocol):
@@ -70,6 +71,7 @@ class Refresher:
         backoff_base: float = 0.05,
         backoff_cap: float = 30.0,
         client: redisconn.RedisClient | None = None,
+        sockets: _deadline.SocketSet | None = None,
     ) -> None:
         self._url = url
         self._env = env
@@ -85,9 +87,9 @@ class Refresher:
         self._initial_client = client
         self._stop = threading.Event()
         self._rng = random.Random()
-        # The client in use, so stop() can cut a call blocked on a hung server.
-        self._active: redisconn.RedisClient | None = None
-        self._active_lock = threading.Lock()
+        # Every socket this thread opens (and those of ``client``, opened while
+        # tracked into ``sockets`` at start-up), so stop() can cut a blocked call.
+        self._sockets = sockets or _deadline.SocketSet()
         self._thread = threading.Thread(target=self._run, name="flagsync-refresh", daemon=True)
 
     def start(self) -> None:
@@ -96,16 +98,19 @@ class Refresher:
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         # A call blocked on a server that accepts but does not answer (frozen,
-        # partitioned) would hold close() for up to socket_timeout: shut the
-        # sockets down so it fails now. The thread then sees _stop and exits.
-        with self._active_lock:
-            active, self._active = self._active, None
-        if active is not None:
-            _cut(active)
+        # partitioned, dripping) would hold close() for up to socket_timeout:
+        # shut the sockets down so it fails now — the pubsub's, a Cluster's
+        # nodes', the Sentinels', one mid-TLS-handshake. The thread then sees
+        # _stop and exits.
+        self._sockets.shutdown()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        with _deadline.tracked(self._sockets):
+            self._loop()
+
+    def _loop(self) -> None:
         attempt = 0
         while not self._stop.is_set():
             self._connected = False
@@ -140,11 +145,6 @@ class Refresher:
             # Unchecked: registered below before the first command, so stop() can cut it.
             client = redisconn.connect(self._url, timeout=self._socket_timeout, check=False)
         pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-        with self._active_lock:
-            if self._stop.is_set():
-                _close_quietly(pubsub, client)
-                return
-            self._active = client
         try:
             with redisconn.translate_errors(self._url):
                 if fresh:
@@ -155,19 +155,34 @@ class Refresher:
                 self._sink.sync_from_redis(client)
                 self._listen(client, pubsub)
         finally:
-            with self._active_lock:
-                self._active = None
             _close_quietly(pubsub, client)
 
     def _listen(self, client: redisconn.RedisClient, pubsub: object) -> None:
+        """Follow notices and poll, until stopped (or the connection fails).
+
+        Notices are coalesced: the first one after a quiet spell is read at
+        once, and any arriving within ``_COALESCE`` of a read wait for the end
+        of that window and share one read. A notice carries no data (the read
+        fetches whatever Redis holds then), so the last change is never lost:
+        a flood of notices costs a few reads, and the last one is served at
+        most ``_COALESCE`` later than it would have been.
+        """
         next_poll = time.monotonic() + self._poll_interval
+        next_read = time.monotonic()  # notices read no earlier than this
+        pending = False  # a notice arrived that no read has covered yet
         get_message = pubsub.get_message  # type: ignore[attr-defined]
         while not self._stop.is_set():
-            wait = min(_WAKE_INTERVAL, max(0.0, next_poll - time.monotonic()))
-            message = get_message(timeout=wait)
+            now = time.monotonic()
+            until = min(next_poll, next_read) if pending else next_poll
+            message = get_message(timeout=min(_WAKE_INTERVAL, max(0.0, until - now)))
             if message is not None and message.get("type") == "message":
+                pending = True
+            now = time.monotonic()
+            if pending and now >= next_read:
+                pending = False
                 self._sink.sync_from_redis(client)
-            if time.monotonic() >= next_poll:
+                next_read = time.monotonic() + _COALESCE
+            if now >= next_poll:
                 try:
                     marker = store.read_marker(client, self._env)
                     differs = marker != self._sink.loaded_marker()
@@ -178,25 +193,9 @@ class Refresher:
                     # counts from 1 again, and a lower version is then the newer data.
                     log.info("flagsync: version poll found %s (missed notice)", marker)
                     self._sink.sync_from_redis(client)
+                    pending = False  # that read covers every notice received so far
                 next_poll = time.monotonic() + self._poll_interval
             self._sink.periodic()
-
-
-def _cut(client: redisconn.RedisClient) -> None:
-    """Shut down the sockets of ``client``'s pool (the subscription's included) from
-    another thread: a read blocked on them fails at once instead of at socket_timeout.
-
-    Only the sockets: the owning thread still closes the client and its pubsub
-    itself, so the two threads never tear down the same objects. (A Cluster
-    client has no single pool; there close() may wait up to socket_timeout.)
-    """
-    pool = getattr(client, "connection_pool", None)
-    if pool is None:
-        return
-    try:
-        pool.disconnect()
-    except (OSError, redis.exceptions.RedisError) as exc:
-        log.debug("flagsync: error cutting a Redis connection: %s", exc)
 
 
 def _close_quietly(pubsub: object, client: redisconn.RedisClient) -> None:

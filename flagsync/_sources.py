@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flagsync import store
+from flagsync import _text, store
 from flagsync._cache import CachedSnapshot, read_cache
 from flagsync._state import Loaded
 from flagsync.details import Source
@@ -25,7 +24,7 @@ from flagsync.errors import RedisRefusedError, SnapshotError
 from flagsync.redisconn import RedisClient, translate_errors
 from flagsync.snapshot import canonical_json, checksum, validate_snapshot
 
-log = logging.getLogger("flagsync")
+log = _text.logger("flagsync")
 
 _SHARED_MAX = 64  # longer strings (descriptions) are rarely repeated
 

@@ -12,7 +12,6 @@ tools do) is seen as well.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import stat
 import threading
@@ -24,7 +23,9 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import ObservedWatch
 
-log = logging.getLogger("flagsync")
+from flagsync import _text
+
+log = _text.logger("flagsync")
 
 _RELEVANT_SUFFIXES = (".yaml", ".yml")
 _WRITE_SETTLE = 1.0  # quiet time after an in-place write when no close event follows

@@ -35,6 +35,7 @@ from flagsync._state import ChangeEvent, ClientState, Current
 from flagsync.details import EvaluationDetails, Reason, Source
 from flagsync.engine import Resolution, copy_json, flag_key, shown
 from flagsync.errors import ConfigurationError, ErrorCode
+from flagsync.redisconn import deadline
 from flagsync.usage import UsageTracker, redis_factory
 
 T = TypeVar("T")
@@ -57,7 +58,7 @@ class FlagClient:
     ``FlagClient()`` with no ``redis_url`` serves the files in ``flags_dir``
     and reloads them when they change. With a ``redis_url`` it loads the
     environment's snapshot from Redis (waiting at most ``init_timeout``
-    seconds), follows its change notices, polls its version every
+    seconds in all), follows its change notices, polls its version every
     ``poll_interval`` seconds, and falls back to ``cache_path`` and then
     ``flags_dir`` when Redis cannot be reached at start.
 
@@ -412,7 +413,10 @@ class FlagClient:
         tracker = self._tracker
         if tracker is not None:
             self._usage_table = None
-            tracker.close()
+            # The final flush gets socket_timeout in all, even from a Redis
+            # that answers one byte at a time.
+            with deadline(self._controller.settings.socket_timeout):
+                tracker.close()
         self._controller.close()
 
     def __enter__(self) -> FlagClient:

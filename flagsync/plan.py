@@ -22,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from flagsync._text import lines as _lines
+from flagsync._text import printable
 from flagsync.store import Meta, Override
 
 BUCKETS = 100_000
@@ -546,12 +548,12 @@ def render_text(plan: Plan) -> str:
             f"Segments: {counts['add']} to add, {counts['change']} to change, "
             f"{counts['remove']} to remove."
         )
-    return "\n".join(lines) + "\n"
+    return _lines(lines)
 
 
 def render_markdown(plan: Plan) -> str:
     """A pull-request comment: summary line and one table row per flag."""
-    lines = [f"### flagsync plan: `{plan.env}`", "", _against_line(plan), ""]
+    lines = [f"### flagsync plan: {_code(plan.env)}", "", _md(_against_line(plan)), ""]
     lines.append(f"**{plan.summary()}**")
     lines.append("")
     rows = [*plan.flags, *plan.segments]
@@ -577,7 +579,7 @@ def render_markdown(plan: Plan) -> str:
     if plan.overrides:
         lines += ["", "Active overrides (kept by sync):", ""]
         lines.extend(f"- {_md(_describe_override(o))}" for o in plan.overrides)
-    return "\n".join(lines) + "\n"
+    return _lines(lines)
 
 
 def as_json(plan: Plan) -> dict[str, Any]:
@@ -634,7 +636,7 @@ def _md(text: str) -> str:
     emphasis, a link or HTML is escaped; GitHub renders the escapes as the
     characters themselves.
     """
-    text = text.replace("\r", " ").replace("\n", " ")
+    text = printable(text.replace("\r", " ").replace("\n", " "))
     return "".join(f"\\{c}" if c in _MD_SPECIAL else _HTML.get(c, c) for c in text)
 
 
@@ -649,7 +651,7 @@ def _code(text: str) -> str:
     backtick cannot close it early; ``|`` is still escaped, since GitHub
     splits table cells before it reads code spans.
     """
-    text = text.replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+    text = printable(text.replace("\r", " ").replace("\n", " ")).replace("|", "\\|")
     longest = max((len(run) for run in re.findall("`+", text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""

@@ -6,8 +6,8 @@ The JSON structure (``format_version`` 1) is stable and documented in
 
 from __future__ import annotations
 
-import json
-
+from flagsync._text import json_text, printable
+from flagsync._text import lines as text_lines
 from flagsync.findings import Finding, Level, Result
 
 JSON_FORMAT_VERSION = 1
@@ -35,7 +35,7 @@ def render_text(result: Result) -> str:
         for f in result.findings
     ]
     lines.append(summary(result))
-    return "\n".join(lines) + "\n"
+    return text_lines(lines)
 
 
 def render_json(result: Result) -> str:
@@ -49,12 +49,14 @@ def render_json(result: Result) -> str:
         "schema_errors": [f.as_dict() for f in result.schema_errors],
         "findings": [f.as_dict() for f in result.findings],
     }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return json_text(document) + "\n"
 
 
 def _escape_data(text: str) -> str:
-    # GitHub's workflow-command escaping (toolkit's escapeData / escapeProperty).
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    # GitHub's workflow-command escaping (toolkit's escapeData / escapeProperty),
+    # after control characters: an ESC would reach the log viewer as a colour code.
+    escaped = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return printable(escaped)
 
 
 def _escape_property(text: str) -> str:
@@ -77,7 +79,7 @@ def annotation(finding: Finding, *, strict: bool = False) -> str:
 def render_github(result: Result) -> str:
     lines = [annotation(f, strict=result.strict) for f in result.findings]
     lines.append(summary(result))
-    return "\n".join(lines) + "\n"
+    return text_lines(lines)
 
 
 RENDERERS = {"text": render_text, "json": render_json, "github": render_github}

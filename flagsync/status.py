@@ -14,6 +14,7 @@ from typing import Any
 
 from flagsync import overrides as overrides_mod
 from flagsync import plan, store
+from flagsync._text import lines as text_lines
 from flagsync.redisconn import RedisClient
 
 
@@ -158,7 +159,7 @@ def render_text(status: Status) -> str:
     if status.overrides:
         lines.append("note:        active overrides are drift until unkilled or expired")
     lines.extend(f"warning:     {w}" for w in status.warnings)
-    return "\n".join(lines) + "\n"
+    return text_lines(lines)
 
 
 def as_json(status: Status) -> dict[str, Any]:

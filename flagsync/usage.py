@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import logging
 import threading
 import time
 import weakref
@@ -54,6 +53,7 @@ from typing import Any, Protocol
 
 import redis.exceptions
 
+from flagsync import _text
 from flagsync._hooks import Exposure
 from flagsync._state import ChangeEvent
 from flagsync.engine import Resolution
@@ -67,7 +67,7 @@ from flagsync.exposures import (
 from flagsync.redisconn import RedisClient, translate_errors
 from flagsync.store import flush_usage, format_time, keys
 
-log = logging.getLogger("flagsync.usage")
+log = _text.logger("flagsync.usage")
 
 DEFAULT_FLUSH_INTERVAL = 10.0
 DEFAULT_MAX_KEYS = 10_000

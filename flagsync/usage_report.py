@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from flagsync._text import lines as text_lines
+from flagsync._text import printable
 from flagsync.redisconn import RedisClient, mapped_errors
 from flagsync.store import format_time, parse_time
 from flagsync.usage import decode_field, last_seen_key, usage_key
@@ -142,13 +144,16 @@ def render_text(report: UsageReport) -> str:
         f"({len(report.days)} day{'s' if len(report.days) != 1 else ''}, UTC)",
         "",
     ]
-    width = max([4, *(len(f.flag) for f in report.flags)])
+    # Names come from Redis, written by any app credential: escaped before
+    # the columns are measured.
+    names = {usage.flag: printable(usage.flag) for usage in report.flags}
+    width = max([4, *(len(name) for name in names.values())])
     lines.append(f"{'flag':<{width}}  {'evaluations':>11}  {'last seen':<24}  variants")
     for usage in report.flags:
         variants = ", ".join(f"{name}={n}" for name, n in usage.by_variant.items()) or "-"
         marker = "  (not defined)" if usage.defined is False else ""
         lines.append(
-            f"{usage.flag:<{width}}  {usage.total:>11}  {_when(usage.last_seen):<24}  "
+            f"{names[usage.flag]:<{width}}  {usage.total:>11}  {_when(usage.last_seen):<24}  "
             f"{variants}{marker}"
         )
     if not report.flags:
@@ -160,7 +165,7 @@ def render_text(report: UsageReport) -> str:
         lines.append(f"seen but not defined ({len(report.not_defined)}):")
         lines.extend(f"  {flag}" for flag in report.not_defined or ("-",))
     lines.extend(f"note: {note}" for note in report.notes)
-    return "\n".join(lines) + "\n"
+    return text_lines(lines)
 
 
 def as_json(report: UsageReport) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Render a :class:`~flagsync.catalogue.model.Catalogue` as one self-contained HTML page.
 
 No scripts, no external resources; every piece of text from a flag file goes
-through :func:`html.escape`.
+through :func:`_e`: control characters escaped, then :func:`html.escape`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 
 from flagsync import _describe
+from flagsync._text import printable
 from flagsync.catalogue import _banner
 from flagsync.catalogue.model import Behaviour, Catalogue, FlagDoc
 
@@ -21,7 +22,7 @@ text-align:left;vertical-align:top}th{background:#f6f8fa}code{background:#f6f8fa
 
 
 def _e(raw: str) -> str:
-    return html.escape(" ".join(raw.split()), quote=True)
+    return html.escape(printable(" ".join(raw.split())), quote=True)
 
 
 def _anchor(prefix: str, name: str) -> str:

@@ -1,8 +1,8 @@
 """Render a :class:`~flagsync.catalogue.model.Catalogue` as GitHub-flavoured Markdown.
 
 Every piece of text that comes from a flag file goes through :func:`text`
-(or :func:`code`), so a description cannot inject HTML, break a table or
-start a Markdown construct.
+(or :func:`code`), so a description cannot inject HTML, break a table,
+start a Markdown construct or carry a control character.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import re
 from urllib.parse import quote
 
 from flagsync import _describe
+from flagsync._text import lines, printable
 from flagsync.catalogue import _banner
 from flagsync.catalogue.model import Behaviour, Catalogue, FlagDoc
 
@@ -24,7 +25,7 @@ _SLUG_DROP = re.compile(r"[^\w\- ]")
 
 def text(raw: str) -> str:
     """Inert inline Markdown: one line, HTML special characters as entities, punctuation escaped."""
-    one_line = " ".join(raw.split())
+    one_line = printable(" ".join(raw.split()))
     escaped = one_line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     escaped = _PUNCTUATION.sub(r"\\\1", escaped)
     return _LEADING_BLOCK.sub(lambda m: f"{m[1]}\\{m[2]}" if m[1] else f"\\{m[3]}", escaped)
@@ -32,7 +33,7 @@ def text(raw: str) -> str:
 
 def code(raw: str) -> str:
     """A code span for names such as flag keys; plain escaped text if it holds a backtick."""
-    one_line = " ".join(raw.split())
+    one_line = printable(" ".join(raw.split()))
     if "`" in one_line or not one_line:
         return text(one_line)
     return f"`{one_line}`"
@@ -92,7 +93,7 @@ def render(catalogue: Catalogue, *, link_base: str | None = None) -> str:
     out += _segments(catalogue, link_base)
     while out and out[-1] == "":
         out.pop()
-    return "\n".join(out) + "\n"
+    return lines(out)
 
 
 def _attention(catalogue: Catalogue) -> list[str]:

@@ -14,6 +14,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from flagsync._text import printable
 from flagsync._version import __version__
 from flagsync.cli._common import exit_code_for
 from flagsync.errors import FlagsyncError
@@ -71,7 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         row = exit_code_for(exc)
         if row is None:
             raise
-        print(f"flagsync {args.command}: {row.prefix}{exc}", file=sys.stderr)
+        # Messages quote flag files, Redis and arguments: one escaped line each.
+        print(printable(f"flagsync {args.command}: {row.prefix}{exc}"), file=sys.stderr)
         return row.code
     except KeyboardInterrupt:
         return 130

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flagsync import store
+from flagsync._text import lines as text_lines
 from flagsync.errors import (
     ConfigurationError,
     FlagsyncError,
@@ -165,7 +166,8 @@ def print_diff(old: str, new: str, path: str) -> None:
         )
     )
     changed = sum(1 for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---"))
-    sys.stdout.writelines(diff[:_MAX_DIFF_LINES])
+    # The committed file is anyone's text: its lines are escaped like ours.
+    sys.stdout.write(text_lines(line.rstrip("\n") for line in diff[:_MAX_DIFF_LINES]))
     if len(diff) > _MAX_DIFF_LINES:
         sys.stdout.write(f"... ({len(diff) - _MAX_DIFF_LINES} more diff lines)\n")
     sys.stdout.write(f"{changed} line{'s' if changed != 1 else ''} changed\n")

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from flagsync import pipeline
+from flagsync._text import json_text, printable
+from flagsync._text import lines as text_lines
 from flagsync.cli._common import add_env, add_flags_dir, add_redis_url, env, flags_dir, redis_url
 from flagsync.details import Reason
 from flagsync.engine import Engine, parse_timestamp
@@ -137,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     if args.flag not in engine.flag_keys:
         hint = difflib.get_close_matches(args.flag, sorted(engine.flag_keys), n=1)
         tip = f"; did you mean '{hint[0]}'?" if hint else ""
-        print(f"flagsync eval: unknown flag '{args.flag}'{tip}", file=sys.stderr)
+        print(printable(f"flagsync eval: unknown flag '{args.flag}'{tip}"), file=sys.stderr)
         return 1
     res = engine.evaluate(args.flag, context, now)
     out = {
@@ -152,12 +154,14 @@ def run(args: argparse.Namespace) -> int:
         "revision": revision,
     }
     if args.json:
-        print(json.dumps(out, indent=2, ensure_ascii=False))
+        print(json_text(out))
         return 0
     width = max(len(k) for k in out) + 1
+    rows = []
     for key, value in out.items():
         if value is None and key in ("rule", "error_code", "revision"):
             continue
         shown = json.dumps(value, ensure_ascii=False) if key == "value" else value
-        print(f"{key + ':':<{width}} {shown}")
+        rows.append(f"{key + ':':<{width}} {shown}")
+    sys.stdout.write(text_lines(rows))
     return 0

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from flagsync import _git, pipeline, refs, stale
 from flagsync._githistory import GitHistory
+from flagsync._text import json_text
+from flagsync._text import lines as text_lines
 from flagsync.checks.lifecycle import LIFETIME_DAYS, PERMANENT_KINDS
 from flagsync.cli._common import (
     add_env,
@@ -269,17 +270,17 @@ def run(args: argparse.Namespace) -> int:
             },
             "stale": [s.as_dict() for s in found],
         }
-        sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(json_text(document) + "\n")
     elif fmt == "github":
         lines = [annotation(s.as_finding()) for s in found]
-        sys.stdout.write("\n".join([*lines, summary]) + "\n")
+        sys.stdout.write(text_lines([*lines, summary]))
     else:
         lines = [
             f"{s.file}:{s.line}:{s.column}: {s.key} [{s.reason.value}] {s.message} "
             f"({_owner_and_references(s)})"
             for s in found
         ]
-        sys.stdout.write("\n".join([*lines, summary]) + "\n")
+        sys.stdout.write(text_lines([*lines, summary]))
     return 1 if found and args.fail_on_stale else 0
 
 

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 from flagsync import plan, sync
+from flagsync._text import printable
 from flagsync.cli._common import add_env, add_flags_dir, add_redis_url, env, flags_dir, redis_url
 from flagsync.errors import InvalidFlagsError
 from flagsync.findings import Result
@@ -144,10 +145,10 @@ def run(args: argparse.Namespace) -> int:
         )
         return 128 + exc.signum
     for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
+        print(printable(f"note: {note}"), file=sys.stderr)
     word = "would repair" if result.outcome == "dry-run" else "repaired"
     for line in result.repaired:
-        print(f"{word}: {line}", file=sys.stderr)
+        print(printable(f"{word}: {line}"), file=sys.stderr)
     if not result.plan.empty:
         sys.stdout.write(plan.render_text(result.plan))
     rev = result.revision[:12] or "(no revision)"

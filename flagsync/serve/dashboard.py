@@ -16,7 +16,6 @@ the page is readable without colour.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import threading
 import time
 from bisect import bisect_right
@@ -31,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Route
 
-from flagsync import _describe, redisconn, store, usage_report
+from flagsync import _describe, _text, redisconn, store, usage_report
 from flagsync._state import Current
 from flagsync.engine import parse_timestamp
 from flagsync.errors import FlagsyncError
@@ -42,7 +41,7 @@ from flagsync.usage_report import NO_VARIANT
 if TYPE_CHECKING:
     from flagsync.serve.app import Server
 
-log = logging.getLogger("flagsync.serve")
+log = _text.logger("flagsync.serve")
 
 _HERE = Path(__file__).parent
 _REDIS_CACHE_SECONDS = 2.0  # many open dashboards share one set of Redis reads
