@@ -1,9 +1,9 @@
 """``FlagClient``: the object application code asks about flags.
 
-A thin facade: evaluation reads one immutable :class:`~flagsync._state.Current`
+A thin facade: evaluation reads one immutable :class:`~flagsync.runtime._state.Current`
 reference and calls the engine — no lock, no I/O, no allocation beyond the
 context dict. Loading, refreshing, fallbacks and threads live in
-:mod:`flagsync._controller` and the modules it drives.
+:mod:`flagsync.runtime._controller` and the modules it drives.
 """
 
 from __future__ import annotations
@@ -21,8 +21,12 @@ from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from flagsync import store
-from flagsync._controller import Controller, Settings
-from flagsync._hooks import (
+from flagsync.details import EvaluationDetails, Reason, Source
+from flagsync.engine import Resolution, copy_json, flag_key, shown
+from flagsync.errors import ConfigurationError, ErrorCode
+from flagsync.redisconn import deadline
+from flagsync.runtime._controller import Controller, Settings
+from flagsync.runtime._hooks import (
     Exposure,
     Hook,
     HookEntry,
@@ -31,11 +35,7 @@ from flagsync._hooks import (
     run_hooks,
     wanted_hooks,
 )
-from flagsync._state import ChangeEvent, ClientState, Current
-from flagsync.details import EvaluationDetails, Reason, Source
-from flagsync.engine import Resolution, copy_json, flag_key, shown
-from flagsync.errors import ConfigurationError, ErrorCode
-from flagsync.redisconn import deadline
+from flagsync.runtime._state import ChangeEvent, ClientState, Current
 from flagsync.usage import UsageTracker, redis_factory
 
 T = TypeVar("T")
@@ -512,7 +512,7 @@ class FlagClient:
 
 
 # Clients alive in this process, restarted in a forked child. Same discipline as
-# flagsync._controller._live: no lock a parent thread could hold at fork time.
+# flagsync.runtime._controller._live: no lock a parent thread could hold at fork time.
 _clients: weakref.WeakSet[FlagClient] = weakref.WeakSet()
 
 
@@ -522,7 +522,7 @@ def _restart_after_fork() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    # Registered after flagsync._controller's hook (imported above), so a
+    # Registered after flagsync.runtime._controller's hook (imported above), so a
     # client's controller is restarted before its tracker is replaced.
     os.register_at_fork(after_in_child=_restart_after_fork)
 

@@ -24,9 +24,9 @@ from typing import Any
 import redis.exceptions
 
 from flagsync import _text
-from flagsync._hooks import Exposure
 from flagsync.errors import ConfigurationError, RedisRefusedError, RedisUnavailableError
 from flagsync.redisconn import RedisClient, translate_errors
+from flagsync.runtime._hooks import Exposure
 from flagsync.store import append_exposures, format_time, keys
 
 log = _text.logger("flagsync.exposures")

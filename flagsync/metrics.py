@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
-from flagsync._state import ClientState
 from flagsync.details import Source
 from flagsync.errors import ConfigurationError
 from flagsync.exposures import ExposureExporter
+from flagsync.runtime._state import ClientState
 from flagsync.usage import UsageTracker
 
 _MISSING = (

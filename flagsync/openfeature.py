@@ -50,10 +50,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "pip install 'flagsync[openfeature]'"
     ) from exc
 
-from flagsync._state import ChangeEvent, ClientState
 from flagsync.client import FlagClient
 from flagsync.details import EvaluationDetails, Reason, Source
 from flagsync.errors import ConfigurationError, ErrorCode
+from flagsync.runtime._state import ChangeEvent, ClientState
 
 PROVIDER_NAME = "flagsync"
 # How long the start-up reconciliation waits for the SDK's READY (it comes at once).

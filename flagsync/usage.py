@@ -54,8 +54,6 @@ from typing import Any, Protocol
 import redis.exceptions
 
 from flagsync import _text
-from flagsync._hooks import Exposure
-from flagsync._state import ChangeEvent
 from flagsync.engine import Resolution
 from flagsync.errors import ConfigurationError, RedisRefusedError, RedisUnavailableError
 from flagsync.exposures import (
@@ -65,6 +63,8 @@ from flagsync.exposures import (
     experiment_flags,
 )
 from flagsync.redisconn import RedisClient, translate_errors
+from flagsync.runtime._hooks import Exposure
+from flagsync.runtime._state import ChangeEvent
 from flagsync.store import flush_usage, format_time, keys
 
 log = _text.logger("flagsync.usage")

@@ -12,9 +12,10 @@ import pytest
 from _runtime_helpers import ENV, publish, snapshot, wait_until
 from redis_fixtures import RedisServer, boolean_flag
 
-from flagsync import ChangeEvent, FlagClient, Source, overrides, store
-from flagsync._cache import read_cache
+from flagsync import ChangeEvent, FlagClient, Source, store
+from flagsync.delivery import overrides
 from flagsync.exposures import ExposureExporter
+from flagsync.runtime._cache import read_cache
 from flagsync.usage import attach_usage, redis_factory
 
 pytestmark = pytest.mark.redis

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from golden import assert_golden
 
-from flagsync import overrides
-from flagsync.catalogue import markdown
 from flagsync.cli import main
+from flagsync.delivery import overrides
+from flagsync.insight.catalogue import markdown
 from flagsync.redisconn import connect
 
 STAMP = ["--revision", "0123456789ab", "--as-of", "2026-11-25"]

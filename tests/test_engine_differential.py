@@ -12,7 +12,7 @@ reference's value, variant, reason and rule for each flag, context and time:
 * ``Engine.from_snapshot(snapshot, killed=…)``, the entry point for a snapshot dict;
 * ``Engine.from_parsed(…, consume=True).with_killed(…)``, the path a client
   takes for a snapshot read from Redis or its cache file;
-* flag *files* written as YAML → ``flagsync.pipeline.build`` → snapshot, served
+* flag *files* written as YAML → ``flagsync.authoring.pipeline.build`` → snapshot, served
   by a files-fed ``FlagClient``, in each declared environment: whatever the
   validator accepts must compile and evaluate as the reference says
   ("valid means evaluable"). The pipeline itself is not the oracle here: the
@@ -55,8 +55,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flagsync import FlagClient
+from flagsync.authoring.pipeline import build
 from flagsync.engine import Engine
-from flagsync.pipeline import build
 from flagsync.snapshot import canonical_json
 
 settings.register_profile(

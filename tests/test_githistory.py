@@ -14,7 +14,7 @@ from _gitrepo import UTC, Repo, day, flag, flag_file, git_env
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from flagsync._githistory import FlagRecord, GitHistory, When, read_history, segment
+from flagsync.insight._githistory import FlagRecord, GitHistory, When, read_history, segment
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
 

@@ -11,7 +11,8 @@ import yaml
 from _gitrepo import git_env
 from _tools import require_tool
 
-from flagsync import __version__, pipeline
+from flagsync import __version__
+from flagsync.authoring import pipeline
 from flagsync.cli import main
 from flagsync.scaffold import SOURCE_REPOSITORY
 

@@ -24,9 +24,9 @@ from _runtime_helpers import ENV, publish, snapshot, wait_until
 from redis_fixtures import RedisServer, flag_yaml, write_flags
 
 from flagsync import ClientState, FlagClient, Source
-from flagsync._cache import write_cache
-from flagsync._sources import from_redis, to_cached
 from flagsync.redisconn import connect
+from flagsync.runtime._cache import write_cache
+from flagsync.runtime._sources import from_redis, to_cached
 
 INIT_TIMEOUT = 1.0
 SOCKET_TIMEOUT = 30.0

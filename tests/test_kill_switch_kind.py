@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from _gitrepo import Repo
 
-from flagsync import pipeline, stale
-from flagsync._githistory import GitHistory
-from flagsync.catalogue import build_catalogue
-from flagsync.catalogue import markdown as catalogue_markdown
-from flagsync.catalogue.html import render as render_html
+from flagsync.authoring import pipeline
 from flagsync.cli import main
+from flagsync.insight import stale
+from flagsync.insight._githistory import GitHistory
+from flagsync.insight.catalogue import build_catalogue
+from flagsync.insight.catalogue import markdown as catalogue_markdown
+from flagsync.insight.catalogue.html import render as render_html
 
 UTC = dt.timezone.utc
 FAR_FUTURE = dt.date(2099, 12, 30)  # the examples plan their removal for 2099-12-31

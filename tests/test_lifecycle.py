@@ -20,7 +20,8 @@ import redis
 from _runtime_helpers import ENV, publish, snapshot, wait_until
 from redis_fixtures import RedisServer, flag_yaml, free_port, write_flags
 
-from flagsync import ClientState, FlagClient, Source, overrides, store, sync
+from flagsync import ClientState, FlagClient, Source, store
+from flagsync.delivery import overrides, sync
 from flagsync.errors import ErrorCode
 from flagsync.snapshot import canonical_json, checksum
 

@@ -16,7 +16,8 @@ import redis
 from _runtime_helpers import ENV, publish, snapshot, wait_until
 from redis_fixtures import RedisServer
 
-from flagsync import FlagClient, overrides, store
+from flagsync import FlagClient, store
+from flagsync.delivery import overrides
 
 pytestmark = pytest.mark.redis
 

@@ -28,12 +28,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis_fixtures import RedisServer
 
-from flagsync import FlagClient, _text, plan, status, store, usage_report
-from flagsync.catalogue import html, markdown
-from flagsync.catalogue.model import Behaviour, Catalogue, FlagDoc, SegmentDoc
+from flagsync import FlagClient, _text, store
+from flagsync.authoring.findings import Finding, Level, Result
+from flagsync.authoring.reporters import render_github, render_json, render_text
 from flagsync.cli import main
-from flagsync.findings import Finding, Level, Result
-from flagsync.reporters import render_github, render_json, render_text
+from flagsync.delivery import plan, status
+from flagsync.insight import usage_report
+from flagsync.insight.catalogue import html, markdown
+from flagsync.insight.catalogue.model import Behaviour, Catalogue, FlagDoc, SegmentDoc
 from flagsync.snapshot import canonical_json, checksum
 from flagsync.usage import UsageTracker, redis_factory
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from flagsync import __version__, pipeline
+from flagsync import __version__
+from flagsync.authoring import pipeline
+from flagsync.authoring.schema import FLAGS_SCHEMA, load_schema
 from flagsync.cli import main
-from flagsync.schema import FLAGS_SCHEMA, load_schema
 
 FLAG = "flags:\n  banner:\n    description: d\n    owner: o\n    tags: [t]\n    default: on\n"
 

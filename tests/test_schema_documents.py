@@ -7,7 +7,7 @@ conforms to the snapshot schema while corrupt ones do not, and that every
 invalid case of the corpus states its expected findings with known check ids.
 
 The YAML loader here is deliberately tiny and local: these tests pin the
-*documents*, independently of ``flagsync._yaml``.
+*documents*, independently of ``flagsync.authoring._yaml``.
 """
 
 from __future__ import annotations

@@ -21,8 +21,9 @@ import yaml
 from _runtime_helpers import wait_until
 from redis_fixtures import RedisServer, dump_namespace, flag_yaml, write_flags
 
-from flagsync import store, sync
+from flagsync import store
 from flagsync.cli import main
+from flagsync.delivery import sync
 from flagsync.errors import RefusedChangeError
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]

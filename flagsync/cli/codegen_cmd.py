@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from flagsync import pipeline
+from flagsync.authoring import pipeline
 from flagsync.cli._common import add_flags_dir, flags_dir, print_diff, write_atomic
 from flagsync.cli.sync_cmd import print_invalid
 from flagsync.codegen import RENDERERS, flag_infos

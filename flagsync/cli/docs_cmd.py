@@ -9,8 +9,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from flagsync import _git, _githistory, pipeline, store
-from flagsync.catalogue import RENDERERS, build_catalogue, check_revision, parse
+from flagsync import store
+from flagsync.authoring import pipeline
 from flagsync.cli._common import (
     add_flags_dir,
     date_argument,
@@ -19,7 +19,10 @@ from flagsync.cli._common import (
     write_atomic,
 )
 from flagsync.cli.sync_cmd import print_invalid
+from flagsync.delivery import _git
 from flagsync.errors import ConfigurationError, InvalidFlagsError
+from flagsync.insight import _githistory
+from flagsync.insight.catalogue import RENDERERS, build_catalogue, check_revision, parse
 from flagsync.redisconn import connect, translate_errors
 
 DEFAULT_OUT = {"markdown": "docs/flags/README.md", "html": "docs/flags/index.html"}

@@ -9,14 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flagsync import pipeline
 from flagsync._text import json_text, printable
 from flagsync._text import lines as text_lines
+from flagsync.authoring import pipeline
+from flagsync.authoring.reporters import render_text
 from flagsync.cli._common import add_env, add_flags_dir, add_redis_url, env, flags_dir, redis_url
 from flagsync.details import Reason
 from flagsync.engine import Engine, parse_timestamp
 from flagsync.errors import ConfigurationError, InvalidFlagsError
-from flagsync.reporters import render_text
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

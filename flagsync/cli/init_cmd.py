@@ -8,11 +8,13 @@ import io
 import sys
 from pathlib import Path
 
-from flagsync import _git, pipeline, scaffold
+from flagsync import scaffold
+from flagsync.authoring import pipeline
+from flagsync.authoring.reporters import render_text
 from flagsync.cli._common import write_atomic
 from flagsync.codegen import RENDERERS, flag_infos
+from flagsync.delivery import _git
 from flagsync.errors import ConfigurationError
-from flagsync.reporters import render_text
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from flagsync import overrides
 from flagsync._text import printable
 from flagsync.cli._common import add_env, add_redis_url, env
 from flagsync.cli.sync_cmd import redis_client
+from flagsync.delivery import overrides
 from flagsync.errors import ConfigurationError
 
 

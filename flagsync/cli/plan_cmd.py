@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from flagsync import plan, store, sync
+from flagsync import store
 from flagsync.cli import EXIT_OK
 from flagsync.cli._common import (
     EXIT_CHANGES,
@@ -17,6 +17,7 @@ from flagsync.cli._common import (
     flags_dir,
 )
 from flagsync.cli.sync_cmd import print_invalid, redis_client
+from flagsync.delivery import plan, sync
 from flagsync.errors import InvalidFlagsError
 
 

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from flagsync import __version__, editor_schema
+from flagsync import __version__
+from flagsync.authoring import editor_schema
 from flagsync.cli._common import write_atomic
 
 

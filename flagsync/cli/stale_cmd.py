@@ -8,11 +8,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from flagsync import _git, pipeline, refs, stale
-from flagsync._githistory import GitHistory
 from flagsync._text import json_text
 from flagsync._text import lines as text_lines
-from flagsync.checks.lifecycle import LIFETIME_DAYS, PERMANENT_KINDS
+from flagsync.authoring import pipeline
+from flagsync.authoring.checks.lifecycle import LIFETIME_DAYS, PERMANENT_KINDS
+from flagsync.authoring.reporters import annotation
 from flagsync.cli._common import (
     add_env,
     add_flags_dir,
@@ -24,8 +24,10 @@ from flagsync.cli._common import (
     redis_url,
 )
 from flagsync.cli.sync_cmd import print_invalid
+from flagsync.delivery import _git
 from flagsync.errors import InvalidFlagsError
-from flagsync.reporters import annotation
+from flagsync.insight import refs, stale
+from flagsync.insight._githistory import GitHistory
 
 JSON_FORMAT_VERSION = 1
 
@@ -148,7 +150,8 @@ def last_seen(args: argparse.Namespace) -> Mapping[str, dt.datetime | None] | No
     url = redis_url(args)
     if not url:
         return None
-    from flagsync import redisconn, usage_report
+    from flagsync import redisconn
+    from flagsync.insight import usage_report
 
     name = env(args)
     client = redisconn.connect(url)

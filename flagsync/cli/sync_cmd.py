@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from flagsync import plan, sync
 from flagsync._text import printable
+from flagsync.authoring.findings import Result
+from flagsync.authoring.reporters import render_text as render_findings
 from flagsync.cli._common import add_env, add_flags_dir, add_redis_url, env, flags_dir, redis_url
+from flagsync.delivery import plan, sync
 from flagsync.errors import InvalidFlagsError
-from flagsync.findings import Result
 from flagsync.redisconn import RedisClient, connect, translate_errors, url_from_env
-from flagsync.reporters import render_text as render_findings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from flagsync.authoring.pipeline import Build
 from flagsync.errors import ConfigurationError, InvalidFlagsError
-from flagsync.pipeline import Build
 
 _WORD_BREAK = re.compile(r"[._-]+")
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from importlib import resources
 
 from flagsync._version import __version__
+from flagsync.authoring.editor_schema import DEFAULT_COPY_NAME
+from flagsync.authoring.editor_schema import render as render_schema
 from flagsync.codegen import RENDERERS
-from flagsync.editor_schema import DEFAULT_COPY_NAME
-from flagsync.editor_schema import render as render_schema
 from flagsync.errors import ConfigurationError
 
 # flagsync's home on GitHub: its composite actions and pre-commit hooks live there.

@@ -32,8 +32,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from flagsync import _text
-from flagsync._state import ClientState
 from flagsync.errors import OfrepRequestError
+from flagsync.runtime._state import ClientState
 from flagsync.serve import ofrep, sse
 from flagsync.serve.auth import Caller, Gate
 from flagsync.serve.config import (

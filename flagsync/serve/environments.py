@@ -17,9 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 from flagsync import _text
-from flagsync._state import ChangeEvent, ClientState, Current
 from flagsync.client import FlagClient
 from flagsync.engine import Resolution
+from flagsync.runtime._state import ChangeEvent, ClientState, Current
 from flagsync.serve import ofrep
 from flagsync.serve.config import ServeConfig
 from flagsync.serve.sse import ChangeHub
