@@ -28,7 +28,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 from bench_eval import SNAPSHOT, USERS  # noqa: E402
 from redis_fixtures import RedisServer  # noqa: E402
 
-from flagsync import FlagClient, Source, sync  # noqa: E402
+from flagsync import FlagClient, Source  # noqa: E402
+from flagsync.delivery import sync  # noqa: E402
 
 
 def _valid_snapshot() -> dict[str, Any]:

@@ -58,7 +58,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from redis_fixtures import RedisServer  # noqa: E402
 
-from flagsync import FlagClient, Source, pipeline, sync  # noqa: E402
+from flagsync import FlagClient, Source  # noqa: E402
+from flagsync.authoring import pipeline  # noqa: E402
+from flagsync.delivery import sync  # noqa: E402
 
 USERS = 10_000
 COUNTRIES = ("US", "DE", "CA", "FR", "GB")

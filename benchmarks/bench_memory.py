@@ -25,7 +25,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 from _generate import generate  # noqa: E402
 from redis_fixtures import RedisServer  # noqa: E402
 
-from flagsync import pipeline, sync  # noqa: E402
+from flagsync.authoring import pipeline  # noqa: E402
+from flagsync.delivery import sync  # noqa: E402
 
 PROBE = textwrap.dedent(
     """

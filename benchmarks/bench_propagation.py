@@ -30,7 +30,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from _runtime_helpers import snapshot  # noqa: E402
 from redis_fixtures import RedisServer  # noqa: E402
 
-from flagsync import sync  # noqa: E402
+from flagsync.delivery import sync  # noqa: E402
 
 CLIENT = textwrap.dedent(
     """

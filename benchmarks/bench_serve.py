@@ -47,7 +47,8 @@ import httpx  # noqa: E402
 from _generate import generate  # noqa: E402
 from redis_fixtures import RedisServer, free_port  # noqa: E402
 
-from flagsync import overrides, pipeline, sync  # noqa: E402
+from flagsync.authoring import pipeline  # noqa: E402
+from flagsync.delivery import overrides, sync  # noqa: E402
 from flagsync.redisconn import connect  # noqa: E402
 from flagsync.serve import keys  # noqa: E402
 

@@ -32,8 +32,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flagsync import pipeline, refs, stale
-from flagsync._githistory import GitHistory
+from flagsync.authoring import pipeline
+from flagsync.insight import refs, stale
+from flagsync.insight._githistory import GitHistory
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 ENV = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_SYSTEM": os.devnull}

@@ -60,7 +60,8 @@ BEFORE, DURING = 0, 1
 
 def sync_worker(url: str, flags_dir: str) -> None:
     """Build the snapshot once; then, per line ``N`` on stdin, sync generation N."""
-    from flagsync import pipeline, sync
+    from flagsync.authoring import pipeline
+    from flagsync.delivery import sync
     from flagsync.redisconn import connect
 
     snapshot = pipeline.build([flags_dir]).snapshot(ENV)

@@ -29,7 +29,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flagsync import store, sync
+from flagsync import store
+from flagsync.delivery import sync
 
 T = TypeVar("T")
 

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _generate import generate
 
-from flagsync import pipeline
+from flagsync.authoring import pipeline
 
 
 def main() -> None:

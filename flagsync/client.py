@@ -5,7 +5,8 @@ A thin facade: evaluation reads one immutable :class:`_Serving` reference
 the usage counters and hooks) and calls the flag's function with the
 caller's ``user_id`` and context as given — no lock, no I/O, no merged
 context, no allocation on the common path. Loading, refreshing, fallbacks
-and threads live in :mod:`flagsync._controller` and the modules it drives.
+and threads live in :mod:`flagsync.runtime._controller` and the modules it
+drives.
 """
 
 from __future__ import annotations
@@ -22,8 +23,13 @@ from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from flagsync import store
-from flagsync._controller import Controller, Settings
-from flagsync._hooks import (
+from flagsync.details import EvaluationDetails, Reason, Source
+from flagsync.engine import Engine, Resolution, copy_json, flag_key, shown
+from flagsync.engine._codegen import FlagFn
+from flagsync.errors import ConfigurationError, ErrorCode
+from flagsync.redisconn import deadline
+from flagsync.runtime._controller import Controller, Settings
+from flagsync.runtime._hooks import (
     Exposure,
     Hook,
     HookEntry,
@@ -31,11 +37,7 @@ from flagsync._hooks import (
     run_hooks,
     wanted_hooks,
 )
-from flagsync._state import ChangeEvent, ClientState, Current
-from flagsync.details import EvaluationDetails, Reason, Source
-from flagsync.engine import Engine, Resolution, copy_json, flag_key, shown
-from flagsync.engine._codegen import FlagFn
-from flagsync.errors import ConfigurationError, ErrorCode
+from flagsync.runtime._state import ChangeEvent, ClientState, Current
 from flagsync.usage import UsageTracker, redis_factory
 
 T = TypeVar("T")
@@ -95,7 +97,7 @@ class FlagClient:
     ``FlagClient()`` with no ``redis_url`` serves the files in ``flags_dir``
     and reloads them when they change. With a ``redis_url`` it loads the
     environment's snapshot from Redis (waiting at most ``init_timeout``
-    seconds), follows its change notices, polls its version every
+    seconds in all), follows its change notices, polls its version every
     ``poll_interval`` seconds, and falls back to ``cache_path`` and then
     ``flags_dir`` when Redis cannot be reached at start.
 
@@ -513,7 +515,10 @@ class FlagClient:
             with self._controller.lock:
                 self._counting = False
                 self._publish()
-            tracker.close()
+            # The final flush gets socket_timeout in all, even from a Redis
+            # that answers one byte at a time.
+            with deadline(self._controller.settings.socket_timeout):
+                tracker.close()
         self._controller.close()
 
     def __enter__(self) -> FlagClient:
@@ -637,7 +642,7 @@ class FlagClient:
 
 
 # Clients alive in this process, restarted in a forked child. Same discipline as
-# flagsync._controller._live: no lock a parent thread could hold at fork time.
+# flagsync.runtime._controller._live: no lock a parent thread could hold at fork time.
 _clients: weakref.WeakSet[FlagClient] = weakref.WeakSet()
 
 
@@ -647,7 +652,7 @@ def _restart_after_fork() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    # Registered after flagsync._controller's hook (imported above), so a
+    # Registered after flagsync.runtime._controller's hook (imported above), so a
     # client's controller is restarted before its tracker is replaced.
     os.register_at_fork(after_in_child=_restart_after_fork)
 

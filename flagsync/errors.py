@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 
-from flagsync.findings import Loc
+from flagsync.authoring.findings import Loc
 
 
 class ErrorCode(str, enum.Enum):

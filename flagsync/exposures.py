@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import random
 import threading
 from collections import deque
@@ -24,12 +23,13 @@ from typing import Any
 
 import redis.exceptions
 
-from flagsync._hooks import Exposure
+from flagsync import _text
 from flagsync.errors import ConfigurationError, RedisRefusedError, RedisUnavailableError
 from flagsync.redisconn import RedisClient, translate_errors
+from flagsync.runtime._hooks import Exposure
 from flagsync.store import append_exposures, format_time, keys
 
-log = logging.getLogger("flagsync.exposures")
+log = _text.logger("flagsync.exposures")
 
 DEFAULT_CONTEXT_ATTRIBUTES = ("user_id",)
 DEFAULT_QUEUE_SIZE = 10_000

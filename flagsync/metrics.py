@@ -3,7 +3,10 @@
 A collector computed at scrape time, so evaluation pays nothing extra: the
 evaluation counter is read from the :class:`~flagsync.usage.UsageTracker`'s
 in-memory totals (the same counts that are flushed to Redis), and the client's
-state and source are read from the client. Metric names are listed in
+state and source are read from the client. ``register_metrics(client)`` is
+enough for a client that counts usage (a Redis-fed ``FlagClient`` does by
+default): its own tracker is read at each scrape, so the tracker a forked
+child makes for itself is followed too. Metric names are listed in
 ``docs/usage.md``.
 """
 
@@ -13,10 +16,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
-from flagsync._state import ClientState
 from flagsync.details import Source
 from flagsync.errors import ConfigurationError
 from flagsync.exposures import ExposureExporter
+from flagsync.runtime._state import ClientState
 from flagsync.usage import UsageTracker
 
 _MISSING = (
@@ -32,6 +35,12 @@ class _Client(Protocol):
     def source(self) -> Source: ...
 
     def on_change(self, listener: Callable[[Any], object]) -> Callable[[], None]: ...
+
+
+def _own_usage(client: _Client) -> UsageTracker | None:
+    """The tracker counting ``client``'s evaluations (``FlagClient.usage``), if any."""
+    usage = getattr(client, "usage", None)
+    return usage if isinstance(usage, UsageTracker) else None
 
 
 class FlagsyncCollector:
@@ -86,7 +95,7 @@ class FlagsyncCollector:
             return GaugeMetricFamily(name, documentation, value=value() if sampled else None)
 
         p = self._prefix
-        usage = self._usage
+        usage = self._usage if self._usage is not None else _own_usage(self._client)
         if usage is not None:
             evaluations = CounterMetricFamily(
                 f"{p}_evaluations",
@@ -157,6 +166,10 @@ def register_metrics(
     prefix: str = "flagsync",
 ) -> FlagsyncCollector:
     """Register flagsync's collector with ``registry`` (default: the global one).
+
+    ``usage`` defaults to the client's own usage tracker (``client.usage``), so
+    a client that counts usage exposes ``<prefix>_evaluations_total`` with no
+    further argument; pass a tracker only for one attached as a hook.
 
     Raises :class:`~flagsync.errors.ConfigurationError` when prometheus-client
     is missing, or when metrics with this ``prefix`` are already registered in

@@ -26,34 +26,42 @@ shared, like the in-memory provider's: treat a ``FlagResolutionDetails`` and
 its ``flag_metadata`` as read-only.
 Client state changes become provider events: READY, STALE, ERROR, and
 CONFIGURATION_CHANGED (with ``flags_changed``) when new flags are served.
+A client that starts STALE (Redis unreachable at start-up: serving the cache
+file or the flag files) makes the provider STALE right after the SDK's own
+READY; bad client settings make it FATAL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import inspect
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 try:
     from openfeature.evaluation_context import EvaluationContext
-    from openfeature.event import ProviderEventDetails
+    from openfeature.event import ProviderEvent, ProviderEventDetails
     from openfeature.exception import ErrorCode as OFErrorCode
-    from openfeature.exception import ProviderNotReadyError
+    from openfeature.exception import ProviderFatalError, ProviderNotReadyError
     from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType
     from openfeature.flag_evaluation import Reason as OFReason
-    from openfeature.provider import AbstractProvider, Metadata
+    from openfeature.provider import AbstractProvider, FeatureProvider, Metadata, ProviderStatus
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "flagsync.openfeature needs the openfeature-sdk package: "
         "pip install 'flagsync[openfeature]'"
     ) from exc
 
-from flagsync._state import ChangeEvent, ClientState
 from flagsync.client import FlagClient
-from flagsync.details import EvaluationDetails, Reason
-from flagsync.errors import ErrorCode
+from flagsync.details import EvaluationDetails, Reason, Source
+from flagsync.errors import ConfigurationError, ErrorCode
+from flagsync.runtime._state import ChangeEvent, ClientState
 
 PROVIDER_NAME = "flagsync"
-_MAX_ANSWERS = 4096
+# How long the start-up reconciliation waits for the SDK's READY (it comes at once).
+_SDK_READY_WAIT = 10.0
+_MAX_ANSWERS = 4096  # answers kept for reuse (see FlagsyncProvider._resolve)
 
 _REASONS: Mapping[Reason, str] = {
     Reason.STATIC: OFReason.STATIC,
@@ -73,40 +81,110 @@ class FlagsyncProvider(AbstractProvider):
     """OpenFeature provider evaluating flagsync flags in process.
 
     Give it a ``client`` you manage, or the keyword arguments of
-    :class:`~flagsync.FlagClient` (then the provider creates the client and
-    closes it on ``shutdown``).
+    :class:`~flagsync.FlagClient`: the provider then creates the client in
+    :meth:`initialize` (where the SDK expects start-up work; the constructor
+    never touches the network) and closes it on ``shutdown``.
     """
 
     def __init__(self, client: FlagClient | None = None, **client_options: Any) -> None:
         super().__init__()
         if client is not None and client_options:
             raise TypeError("pass either a FlagClient or FlagClient options, not both")
+        if client is None:
+            # A misspelt option fails here, at set-up, not later on the SDK's thread.
+            inspect.signature(FlagClient).bind(**client_options)
+        self._options = dict(client_options)
         self._owns_client = client is None
-        self._client = client if client is not None else FlagClient(**client_options)
-        self._remove_listener: Any = None
+        self._client: FlagClient | None = client
+        self._remove_listener: Callable[[], None] | None = None
+        self._sdk_status: Callable[[], ProviderStatus] | None = None
+        # Orders every status event this provider emits (see _reconcile_after_ready).
+        self._events = threading.Lock()
+        self._starting = False  # between initialize() and the SDK's own READY
+        self._stopping = threading.Event()
         # id(details) → (details, answer): the answer for each outcome the client
         # shares (FlagResolutionDetails and its metadata, built once; treat as read-only).
         self._answers: dict[int, tuple[EvaluationDetails[Any], FlagResolutionDetails[Any]]] = {}
 
     @property
     def client(self) -> FlagClient:
+        """The :class:`~flagsync.FlagClient` serving the flags (created by ``initialize``)."""
+        if self._client is None:
+            raise ProviderNotReadyError("the provider is not initialized yet")
         return self._client
 
     # --- lifecycle ----------------------------------------------------------------
 
+    def attach(
+        self,
+        on_emit: Callable[[FeatureProvider, ProviderEvent, ProviderEventDetails], None],
+    ) -> None:
+        super().attach(on_emit)
+        # on_emit is the SDK registry's dispatch_event; its get_provider_status tells when
+        # the SDK has marked this provider READY after initialize() (see initialize).
+        status = getattr(getattr(on_emit, "__self__", None), "get_provider_status", None)
+        self._sdk_status = (lambda: status(self)) if callable(status) else None
+
     def initialize(self, evaluation_context: EvaluationContext) -> None:
+        """Create (or adopt) the client and report its state.
+
+        A client that starts STALE (Redis unreachable: serving the cache file or
+        the flag files) is reported STALE. The SDK marks a provider READY when
+        ``initialize`` returns, so the STALE event is emitted right after the
+        SDK has done so, and before any later state event of the client.
+        """
+        self._stopping.clear()
+        if self._client is None:
+            try:
+                self._client = FlagClient(**self._options)
+            except ConfigurationError as exc:
+                raise ProviderFatalError(str(exc)) from None  # retrying cannot fix settings
+        client = self._client
+        with self._events:
+            self._starting = True
         if self._remove_listener is None:
-            self._remove_listener = self._client.on_change(self._on_change)
-        if self._client.state is ClientState.ERROR:
+            self._remove_listener = client.on_change(self._on_change)
+        if client.state is ClientState.ERROR:
+            with self._events:
+                self._starting = False
             # The SDK marks the provider ERROR; a later load emits READY.
-            raise ProviderNotReadyError(self._client.last_error or "no flags could be loaded")
+            raise ProviderNotReadyError(client.last_error or "no flags could be loaded")
+        threading.Thread(
+            target=self._reconcile_after_ready, name="flagsync-openfeature-start", daemon=True
+        ).start()
+
+    def _reconcile_after_ready(self) -> None:
+        """Wait until the SDK has marked the provider READY, then report the client's real
+        state if it is not READY. State events of the client are held back until then, so
+        the SDK's READY can never overwrite a later STALE or ERROR."""
+        status = self._sdk_status
+        deadline = time.monotonic() + _SDK_READY_WAIT
+        # The SDK dispatches READY on the thread that called initialize(), right after it
+        # returns: this loop ends within microseconds, or when the provider is shut down
+        # (replaced before its READY, which the SDK then drops).
+        while (
+            status is not None
+            and status() is not ProviderStatus.READY
+            and time.monotonic() < deadline
+            and not self._stopping.wait(0.001)
+        ):
+            pass
+        with self._events:
+            self._starting = False
+            client = self._client
+            if client is None or self._stopping.is_set():
+                return
+            if client.state is not ClientState.READY:
+                self._emit_state(client.state, client.source, client.revision, client.last_error)
 
     def shutdown(self) -> None:
+        self._stopping.set()
         if self._remove_listener is not None:
             self._remove_listener()
             self._remove_listener = None
-        if self._owns_client:
+        if self._owns_client and self._client is not None:
             self._client.close()
+            self._client = None  # a later initialize() (re-registration) starts afresh
 
     def get_metadata(self) -> Metadata:
         return Metadata(name=PROVIDER_NAME)
@@ -114,27 +192,30 @@ class FlagsyncProvider(AbstractProvider):
     # --- events ---------------------------------------------------------------------
 
     def _on_change(self, event: ChangeEvent) -> None:
-        metadata: dict[str, bool | str | int | float] = {"source": event.source.value}
-        if event.revision is not None:
-            metadata["revision"] = event.revision
-        if event.state_changed:
-            if event.state is ClientState.READY:
-                self.emit_provider_ready(ProviderEventDetails(metadata=metadata))
-            elif event.state is ClientState.STALE:
-                self.emit_provider_stale(
-                    ProviderEventDetails(message=event.error, metadata=metadata)
-                )
-            else:
-                self.emit_provider_error(
-                    ProviderEventDetails(
-                        message=event.error,
-                        error_code=OFErrorCode.PROVIDER_NOT_READY,
-                        metadata=metadata,
-                    )
-                )
+        with self._events:
+            if event.state_changed and not self._starting:
+                self._emit_state(event.state, event.source, event.revision, event.error)
         if event.flags_changed:
             self.emit_provider_configuration_changed(
-                ProviderEventDetails(flags_changed=sorted(event.flags_changed), metadata=metadata)
+                ProviderEventDetails(
+                    flags_changed=sorted(event.flags_changed),
+                    metadata=_event_metadata(event.source, event.revision),
+                )
+            )
+
+    def _emit_state(
+        self, state: ClientState, source: Source, revision: str | None, error: str | None
+    ) -> None:
+        metadata = _event_metadata(source, revision)
+        if state is ClientState.READY:
+            self.emit_provider_ready(ProviderEventDetails(metadata=metadata))
+        elif state is ClientState.STALE:
+            self.emit_provider_stale(ProviderEventDetails(message=error, metadata=metadata))
+        else:
+            self.emit_provider_error(
+                ProviderEventDetails(
+                    message=error, error_code=OFErrorCode.PROVIDER_NOT_READY, metadata=metadata
+                )
             )
 
     # --- resolution -----------------------------------------------------------------
@@ -178,7 +259,7 @@ class FlagsyncProvider(AbstractProvider):
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[Sequence[FlagValueType] | Mapping[str, FlagValueType]]:
         user_id, context = _context(evaluation_context)
-        details = self._client.evaluate(
+        details = self.client.evaluate(
             flag_key, user_id, context, default=default_value, expected_type=object
         )
         if details.error_code is None and not isinstance(details.value, (dict, list)):
@@ -195,6 +276,8 @@ class FlagsyncProvider(AbstractProvider):
     ) -> FlagResolutionDetails[Any]:
         user_id, context = _context(evaluation_context)
         client = self._client
+        if client is None:
+            client = self.client  # raises ProviderNotReadyError
         details = client.evaluate(
             flag_key, user_id, context, default=default_value, expected_type=expected
         )
@@ -216,6 +299,13 @@ class FlagsyncProvider(AbstractProvider):
                 answers.clear()
             answers[id(details)] = (details, answer)
         return answer
+
+
+def _event_metadata(source: Source, revision: str | None) -> dict[str, bool | str | int | float]:
+    metadata: dict[str, bool | str | int | float] = {"source": source.value}
+    if revision is not None:
+        metadata["revision"] = revision
+    return metadata
 
 
 def _context(evaluation_context: object) -> tuple[Any, Any]:

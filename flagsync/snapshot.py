@@ -25,7 +25,7 @@ def validate_snapshot(data: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
     """Parse (when given bytes) and validate a snapshot; raise :class:`SnapshotError` if corrupt."""
     # Deferred, so that importing the runtime does not import the validation stack;
     # a valid snapshot needs only the fast check (python-jsonschema explains failures).
-    from flagsync.schema import SNAPSHOT_SCHEMA, dotted, is_valid, validator
+    from flagsync.authoring.schema import SNAPSHOT_SCHEMA, dotted, is_valid, validator
 
     if isinstance(data, (bytes, str)):
         try:

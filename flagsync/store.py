@@ -539,9 +539,7 @@ class Namespace:
         """The readable state (meta and snapshot both intact enough), else ``None``."""
         if self.meta is None or self.snapshot_bytes is None:
             return None
-        return StoredState(
-            self.meta, self.snapshot_bytes, self.overrides, self.corrupt_overrides
-        )
+        return StoredState(self.meta, self.snapshot_bytes, self.overrides, self.corrupt_overrides)
 
     def flag_keys(self) -> frozenset[str] | None:
         """The flags of the stored snapshot; ``None`` when it cannot be served."""

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import logging
 import operator
 import sys
 import threading
@@ -61,8 +60,7 @@ from typing import Any, Protocol
 
 import redis.exceptions
 
-from flagsync._hooks import Exposure
-from flagsync._state import ChangeEvent
+from flagsync import _text
 from flagsync.engine import Resolution
 from flagsync.errors import ConfigurationError, RedisRefusedError, RedisUnavailableError
 from flagsync.exposures import (
@@ -72,9 +70,11 @@ from flagsync.exposures import (
     experiment_flags,
 )
 from flagsync.redisconn import RedisClient, translate_errors
+from flagsync.runtime._hooks import Exposure
+from flagsync.runtime._state import ChangeEvent
 from flagsync.store import flush_usage, format_time, keys
 
-log = logging.getLogger("flagsync.usage")
+log = _text.logger("flagsync.usage")
 
 DEFAULT_FLUSH_INTERVAL = 10.0
 DEFAULT_MAX_KEYS = 10_000
@@ -87,6 +87,7 @@ UsageKey = tuple[str, "str | None", str]
 """(flag, variant or None, reason) — the unit that is counted."""
 
 RedisFactory = Callable[[], RedisClient]
+
 
 def usage_key(env: str, day: dt.date) -> str:
     """The hash holding ``env``'s counts for the UTC day ``day`` (named by flagsync.store)."""

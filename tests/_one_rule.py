@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flagsync import pipeline
-from flagsync.findings import Finding
+from flagsync.authoring import pipeline
+from flagsync.authoring.findings import Finding
 
 TODAY = datetime.date(2026, 11, 25)
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from redis_fixtures import boolean_flag
 
-from flagsync import store, sync
+from flagsync import store
+from flagsync.delivery import sync
 from flagsync.redisconn import RedisClient
 
 ENV = "production"

@@ -102,17 +102,21 @@ def plain(value: object) -> object:
     return value
 
 
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates are not Unicode text
+        return False
+    return True
+
+
 def bucketing_string(value: object) -> str | None:
     """The string a rollout hashes for ``value``, or ``None`` when it cannot be bucketed."""
     value = plain(value)
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogates are not Unicode text
-            return None
-        return value
+        return value if _is_unicode(value) else None
     if isinstance(value, int):
         return str(value)
     return None  # floats, lists, None, anything else
@@ -273,14 +277,6 @@ def strictly_equal(a: object, b: object) -> bool:
     return False
 
 
-def _is_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate
-        return False
-    return True
-
-
 def _versions(values: Sequence[object]) -> list[Version]:
     parsed = [parse_version(v) for v in values]
     assert all(v is not None for v in parsed), f"unparsable version in {values!r}"
@@ -324,8 +320,10 @@ def operator_holds(op: str, x: object, values: Sequence[object]) -> bool | None:
             return any(isinstance(v, str) and text.startswith(v) for v in values)
         if op == "ends_with":
             return any(isinstance(v, str) and text.endswith(v) for v in values)
+        # docs/evaluation.md: a matches condition searches at most 1 024 characters of
+        # valid Unicode; anything else cannot be decided (no match, negated or not).
         if len(text) > MAX_ATTRIBUTE_CHARS or not _is_unicode(text):
-            return None  # not searched
+            return None
         return any(re2.search(str(v), text) is not None for v in values)
     if op in ("gt", "gte", "lt", "lte"):
         if not _is_number(x):

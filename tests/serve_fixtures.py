@@ -50,7 +50,8 @@ def sync_flags(
     actor: str = "test",
 ) -> None:
     """Sync ``flags_dir`` to Redis through the library path ``flagsync sync`` takes."""
-    from flagsync import pipeline, sync
+    from flagsync.authoring import pipeline
+    from flagsync.delivery import sync
     from flagsync.redisconn import connect
 
     client = connect(redis_url)

@@ -23,7 +23,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flagsync import pipeline
+from flagsync.authoring import pipeline
 from flagsync.engine import MAX_PREREQUISITE_DEPTH, OPERATORS, Engine
 from flagsync.engine._timestamps import parse_timestamp
 from flagsync.snapshot import canonical_json, validate_snapshot

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from golden import assert_golden
 
-from flagsync import pipeline
+from flagsync.authoring import pipeline
 from flagsync.cli import main
 from flagsync.snapshot import validate_snapshot
 
@@ -82,8 +82,8 @@ def test_github_format_auto_selected(
 
 
 def test_github_escaping() -> None:
-    from flagsync.findings import Finding, Level
-    from flagsync.reporters import annotation
+    from flagsync.authoring.findings import Finding, Level
+    from flagsync.authoring.reporters import annotation
 
     finding = Finding("a,b:c.yaml", 3, 4, Level.ERROR, "schema", "100% bad\nnext, line: x")
     line = annotation(finding)
@@ -150,7 +150,7 @@ def test_hostile_input_never_tracebacks(tmp_path: Path, content: bytes) -> None:
 
 
 def test_docs_checks_is_current(repo_root: Path) -> None:
-    from flagsync.checks import render_reference
+    from flagsync.authoring.checks import render_reference
 
     current = (repo_root / "docs" / "checks.md").read_text(encoding="utf-8")
     assert current == render_reference(), (
@@ -160,7 +160,7 @@ def test_docs_checks_is_current(repo_root: Path) -> None:
 
 def test_fast_and_explaining_validators_agree() -> None:
     """jsonschema-rs decides validity; python-jsonschema explains. They must agree."""
-    from flagsync import _yaml, schema
+    from flagsync.authoring import _yaml, schema
 
     cases = Path(__file__).parent / "cases"
     files = sorted(cases.rglob("*.yaml")) + sorted(

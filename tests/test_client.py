@@ -18,12 +18,12 @@ from _runtime_helpers import snapshot, wait_until
 from redis_fixtures import flag_yaml, write_flags
 
 from flagsync import ChangeEvent, ClientState, ErrorCode, Exposure, FlagClient, Reason, Source
-from flagsync._cache import CachedSnapshot, read_cache, write_cache
-from flagsync._hooks import new_exposure
-from flagsync._refresher import backoff_delay
 from flagsync.details import EvaluationDetails
 from flagsync.engine._codegen import keyword_constructor
 from flagsync.errors import ConfigurationError, SnapshotError
+from flagsync.runtime._cache import CachedSnapshot, read_cache, write_cache
+from flagsync.runtime._hooks import new_exposure
+from flagsync.runtime._refresher import backoff_delay
 from flagsync.snapshot import canonical_json, checksum
 from flagsync.store import Override
 

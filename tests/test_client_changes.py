@@ -12,9 +12,10 @@ import pytest
 from _runtime_helpers import ENV, publish, snapshot, wait_until
 from redis_fixtures import RedisServer, boolean_flag
 
-from flagsync import ChangeEvent, FlagClient, Source, overrides, store
-from flagsync._cache import read_cache
+from flagsync import ChangeEvent, FlagClient, Source, store
+from flagsync.delivery import overrides
 from flagsync.exposures import ExposureExporter
+from flagsync.runtime._cache import read_cache
 from flagsync.usage import attach_usage, redis_factory
 
 pytestmark = pytest.mark.redis
@@ -67,7 +68,10 @@ def test_change_events_kills_kinds_and_cache_without_a_snapshot_dict(
             assert events[-1].flags_changed == {"static", "new", "rollout", "other"}
             assert client.flags_of_kind("experiment") == {"exp", "other"}
             wait_until(lambda: exporter.experiments == {"exp", "other"}, timeout=2)
-            assert json.loads(read_cache(cache, ENV).snapshot_bytes) == second
+            # The cache file is written after the listeners ran: wait for it, too.
+            wait_until(
+                lambda: json.loads(read_cache(cache, ENV).snapshot_bytes) == second, timeout=2
+            )
 
             # A kill and its end are reported as a change of exactly that flag.
             overrides.kill(admin, ENV, "exp", reason="test", actor="test")

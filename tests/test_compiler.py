@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from flagsync import pipeline
+from flagsync.authoring import pipeline
 from flagsync.engine import Engine
 from flagsync.errors import ConfigurationError, InvalidFlagsError
 from flagsync.snapshot import canonical_json, checksum, validate_snapshot

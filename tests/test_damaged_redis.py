@@ -22,8 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis_fixtures import RedisServer, dump_namespace, flag_yaml, make_snapshot, write_flags
 
-from flagsync import FlagClient, store, sync
+from flagsync import FlagClient, store
 from flagsync.cli import main
+from flagsync.delivery import sync
 from flagsync.details import Reason, Source
 from flagsync.snapshot import canonical_json, checksum
 

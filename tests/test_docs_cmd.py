@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from golden import assert_golden
 
-from flagsync import overrides
-from flagsync.catalogue import markdown
 from flagsync.cli import main
+from flagsync.delivery import overrides
+from flagsync.insight.catalogue import markdown
 from flagsync.redisconn import connect
 
 STAMP = ["--revision", "0123456789ab", "--as-of", "2026-11-25"]
@@ -72,7 +72,14 @@ def test_catalogue_content(workdir: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "Only when new\\_ui is on; otherwise everyone gets off." in out
     # The sections come in the documented order.
     headings = [line for line in out.splitlines() if line.startswith("## ")]
-    assert headings == ["## Needs attention", "## Index", "## Flags", "## By owner", "## Segments"]
+    assert headings == [
+        "## Needs attention",
+        "## Kill switches",
+        "## Index",
+        "## Flags",
+        "## By owner",
+        "## Segments",
+    ]
     assert "### Owner team-web" in out
     assert "### Segment `employees`" in out
 

@@ -217,7 +217,7 @@ def test_openfeature_hooks_observe_evaluations_through_the_sdk(tmp_path: Path) -
     with FlagClient(flags_dir=flags, watch=False) as flag_client:
         exposures: list[Exposure] = []
         flag_client.add_hook(exposures.append)  # flagsync's own hooks see the same evaluations
-        api.set_provider(FlagsyncProvider(flag_client), domain=domain)
+        api.set_provider_and_wait(FlagsyncProvider(flag_client), domain=domain)
         try:
             client = api.get_client(domain)
             client.add_hooks([Recorder()])

@@ -19,8 +19,9 @@ import pytest
 from _runtime_helpers import wait_until
 from redis_fixtures import flag_yaml, free_port, write_flags
 
-from flagsync import ClientState, FlagClient, Source, _sources
-from flagsync._watcher import FileWatcher
+from flagsync import ClientState, FlagClient, Source
+from flagsync.runtime import _sources
+from flagsync.runtime._watcher import FileWatcher
 
 WAIT = 10.0  # generous: the machine running the suite may be busy
 

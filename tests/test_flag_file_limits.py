@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from flagsync import loader, pipeline
-from flagsync._yaml import MAX_FILE_BYTES
+from flagsync.authoring import loader, pipeline
+from flagsync.authoring._yaml import MAX_FILE_BYTES
 
 GOOD = "flags:\n  {key}:\n    description: d\n    owner: o\n    tags: [t]\n"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from redis_fixtures import RedisServer, flag_yaml, make_snapshot, write_flags
 
-from flagsync import sync
+from flagsync.delivery import sync
 
 ROOT = Path(__file__).resolve().parent.parent
 VALIDATION_STACK = ("yaml", "jsonschema")

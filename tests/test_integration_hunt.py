@@ -32,6 +32,7 @@ from flagsync import Exposure, FlagClient, Reason, Source
 from flagsync.details import EvaluationDetails
 from flagsync.errors import ConfigurationError, ErrorCode
 from flagsync.exposures import ExposureEvent, ExposureExporter, exposures_key
+from flagsync.insight.usage_report import as_json, collect, render_text
 from flagsync.metrics import register_metrics
 from flagsync.openfeature import PROVIDER_NAME, FlagsyncProvider, _resolution
 from flagsync.usage import (
@@ -42,7 +43,6 @@ from flagsync.usage import (
     redis_factory,
     usage_key,
 )
-from flagsync.usage_report import as_json, collect, render_text
 
 ENV = "production"
 DOMAIN = "flagsync-hunt"

@@ -12,8 +12,9 @@ import redis
 from _runtime_helpers import wait_until
 from redis_fixtures import RedisServer, flag_yaml, free_port, write_flags
 
-from flagsync import overrides, store
+from flagsync import store
 from flagsync.cli import main
+from flagsync.delivery import overrides
 from flagsync.errors import ConfigurationError
 
 pytestmark = pytest.mark.redis

@@ -20,7 +20,8 @@ import redis
 from _runtime_helpers import ENV, publish, snapshot, wait_until
 from redis_fixtures import RedisServer, flag_yaml, free_port, write_flags
 
-from flagsync import ClientState, FlagClient, Source, overrides, store, sync
+from flagsync import ClientState, FlagClient, Source, store
+from flagsync.delivery import overrides, sync
 from flagsync.errors import ErrorCode
 from flagsync.snapshot import canonical_json, checksum
 
@@ -273,8 +274,12 @@ def test_snapshot_of_a_newer_flagsync_is_rejected_clearly(
     def breaker(admin: redis.Redis) -> None:
         snap = {**snapshot(0, static_on=False), field: 2}
         data = canonical_json(snap)
-        admin.set(store.keys(ENV).snapshot, data)
-        admin.hset(store.keys(ENV).meta, mapping={"checksum": checksum(data), field: 2})
+        # One transaction, as a real writer: a client reading between the two writes
+        # would see a checksum mismatch instead of the version it must explain.
+        with admin.pipeline(transaction=True) as both:
+            both.set(store.keys(ENV).snapshot, data)
+            both.hset(store.keys(ENV).meta, mapping={"checksum": checksum(data), field: 2})
+            both.execute()
 
     _served_then_broken(redis_server, breaker, f"{field} 2")
 
@@ -283,6 +288,7 @@ def test_malformed_override_expiry_is_ignored_not_raised(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """One corrupt override entry is skipped (logged): it must not cost the other kills."""
+
     def breaker(admin: redis.Redis) -> None:
         bad = json.dumps(
             {

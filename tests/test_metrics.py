@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from redis_fixtures import flag_yaml, write_flags
+from _runtime_helpers import ENV, publish, snapshot
+from redis_fixtures import RedisServer, flag_yaml, write_flags
 
 from flagsync import FlagClient
 from flagsync.metrics import register_metrics
@@ -40,3 +41,36 @@ def test_metrics_expose_evaluations_state_source_and_dropped(tmp_path: Path) -> 
         assert 'flagsync_evaluations_total{flag="always",reason="STATIC",variant="on"} 3.0' in text
         collector.close()
     tracker.close(final_flush=False)
+
+
+@pytest.mark.redis
+def test_a_client_that_counts_usage_needs_no_tracker_argument(redis_server: RedisServer) -> None:
+    with redis_server.client() as admin:
+        publish(admin, snapshot(100), "rev-1")
+    registry = prometheus_client.CollectorRegistry()
+    with FlagClient(redis_server.url, ENV, flags_dir=None, usage_flush_interval=3600) as client:
+        assert client.usage is not None  # a Redis-fed client counts by default
+        for _ in range(4):
+            client.is_enabled("static", "u")
+        collector = register_metrics(client, registry=registry)
+        labels = {"flag": "static", "variant": "on", "reason": "STATIC"}
+        assert registry.get_sample_value("flagsync_evaluations_total", labels) == 4
+        assert registry.get_sample_value("flagsync_usage_pending") is not None
+        collector.close()
+
+
+def test_a_client_without_usage_counting_has_no_evaluation_metrics(tmp_path: Path) -> None:
+    flags = write_flags(tmp_path / "flags", {"always": flag_yaml(default={"serve": "on"})})
+    registry = prometheus_client.CollectorRegistry()
+    with FlagClient(flags_dir=flags, watch=False) as client:
+        client.is_enabled("always", "u")
+        collector = register_metrics(client, registry=registry)
+        assert (
+            registry.get_sample_value(
+                "flagsync_evaluations_total",
+                {"flag": "always", "variant": "on", "reason": "STATIC"},
+            )
+            is None
+        )
+        assert registry.get_sample_value("flagsync_client_state", {"state": "READY"}) == 1
+        collector.close()

@@ -57,7 +57,8 @@ def flags(tmp_path: Path) -> Path:
 @pytest.fixture
 def provider(flags: Path) -> Iterator[FlagsyncProvider]:
     provider = FlagsyncProvider(flags_dir=flags, env=ENV, debounce=0.05)
-    api.set_provider(provider, domain=DOMAIN)
+    # The client is created in initialize(): wait for it before evaluating.
+    api.set_provider_and_wait(provider, domain=DOMAIN)
     yield provider
     api.shutdown()
     api.clear_providers()
@@ -157,7 +158,7 @@ def test_stale_and_ready_events_follow_redis(redis_server: RedisServer) -> None:
     for event in (ProviderEvent.PROVIDER_STALE, ProviderEvent.PROVIDER_READY):
         record(event)
     flag_client = FlagClient(redis_server.url, ENV, flags_dir=None, poll_interval=0.2)
-    api.set_provider(FlagsyncProvider(flag_client), domain=DOMAIN)
+    api.set_provider_and_wait(FlagsyncProvider(flag_client), domain=DOMAIN)
     try:
         client = api.get_client(DOMAIN)
         assert client.get_boolean_value("rollout", False, EvaluationContext("u1")) is True

@@ -22,7 +22,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flagsync._sources import parse_shared
 from flagsync.details import Reason
 from flagsync.engine import (
     MAX_ATTRIBUTE_CHARS,
@@ -41,6 +40,7 @@ from flagsync.engine import (
 )
 from flagsync.engine._limits import SEMVER_CACHE_BYTES
 from flagsync.errors import SnapshotError
+from flagsync.runtime._sources import parse_shared
 
 BOOL = {"on": True, "off": False}
 MEGABYTE = "x" * (1 << 20)

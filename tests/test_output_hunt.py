@@ -18,11 +18,13 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flagsync import _describe, pipeline, plan, stale, status, sync
-from flagsync._githistory import FlagRecord, When
-from flagsync.catalogue import build_catalogue, markdown
+from flagsync.authoring import pipeline
 from flagsync.cli import main
+from flagsync.delivery import plan, status, sync
 from flagsync.engine import Engine
+from flagsync.insight import _describe, stale
+from flagsync.insight._githistory import FlagRecord, When
+from flagsync.insight.catalogue import build_catalogue, markdown
 
 BUCKETS = 100_000
 

@@ -10,8 +10,8 @@ import pytest
 from golden import assert_golden
 from redis_fixtures import flag_yaml, write_flags
 
-from flagsync import plan
 from flagsync.cli import main
+from flagsync.delivery import plan
 
 
 def _rollout(

@@ -209,9 +209,7 @@ def test_the_plan_user_plans_and_reports_status_and_is_refused_every_write(
     assert main(["sync", "--redis-url", sync_url, "--flags-dir", str(flags)]) == 0
     # An expired kill: status would clean it up, but may not; it just does not show it.
     assert main(["kill", "new_ui", "--reason", "r", "--ttl", "1s", "--redis-url", sync_url]) == 0
-    wait_until(
-        lambda: not any(o.active() for o in store.read_overrides(admin, ENV).values()), 5
-    )
+    wait_until(lambda: not any(o.active() for o in store.read_overrides(admin, ENV).values()), 5)
     url = _url(users.port, "flagsync-plan")
     base = ["--redis-url", url, "--flags-dir", str(flags)]
     before = dump_namespace(admin)
@@ -244,9 +242,7 @@ def test_the_app_user_on_a_cluster_reads_with_multi_and_flushes_usage(
     """MULTI/EXEC works on Cluster because every key of an environment shares one slot."""
     for node in redis_cluster.nodes:
         with node.client() as admin:
-            admin.execute_command(
-                *acl_rule_from_docs("flagsync-app", PASSWORDS["flagsync-app"])
-            )
+            admin.execute_command(*acl_rule_from_docs("flagsync-app", PASSWORDS["flagsync-app"]))
     assert main(["sync", "--redis-url", redis_cluster.url, "--flags-dir", str(flags)]) == 0
     hosts = ",".join(f"127.0.0.1:{n.port}" for n in redis_cluster.nodes)
     app_url = f"redis+cluster://flagsync-app:{PASSWORDS['flagsync-app']}@{hosts}"

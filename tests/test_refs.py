@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from _gitrepo import Repo, day, flag, flag_file
 
-from flagsync import refs
 from flagsync.cli import main
+from flagsync.insight import refs
 
 KEYS = ("new_ui", "checkout.v2", "dark-mode", "old_banner", "never_used")
 

@@ -16,7 +16,8 @@ import redis
 from _runtime_helpers import ENV, USERS, publish, snapshot, stored_version, wait_until
 from redis_fixtures import RedisServer, flag_yaml, free_port, write_flags
 
-from flagsync import ClientState, FlagClient, Source, overrides, store
+from flagsync import ClientState, FlagClient, Source, store
+from flagsync.delivery import overrides
 from flagsync.engine import Engine
 from flagsync.snapshot import canonical_json, checksum
 

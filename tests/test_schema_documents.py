@@ -7,7 +7,7 @@ conforms to the snapshot schema while corrupt ones do not, and that every
 invalid case of the corpus states its expected findings with known check ids.
 
 The YAML loader here is deliberately tiny and local: these tests pin the
-*documents*, independently of ``flagsync._yaml``.
+*documents*, independently of ``flagsync.authoring._yaml``.
 """
 
 from __future__ import annotations
@@ -304,7 +304,9 @@ def test_example_flags_cover_the_documented_jobs() -> None:
     for key in ("new_ui", "beta_feature", "ai_chatbot"):
         assert key in flags
     kinds = {f.get("kind", "release") for f in flags.values()}
-    assert kinds == {"release", "experiment", "operational", "permission"}
+    # No `operational` example: a 7-day toggle would age into a warning (see
+    # tests/test_kill_switch_kind.py); permanent operational flags are kill switches.
+    assert kinds == {"release", "experiment", "permission", "kill-switch"}
     types = {f.get("type", "boolean") for f in flags.values()}
     assert types == {"boolean", "string", "integer", "float", "json"}
     assert any("requires" in f for f in flags.values())

@@ -15,7 +15,8 @@ from browser_fixtures import chromium
 from redis_fixtures import RedisServer, require_redis
 from serve_fixtures import ServeProcess, copy_example_flags, serve, sync_flags
 
-from flagsync import FlagClient, overrides
+from flagsync import FlagClient
+from flagsync.delivery import overrides
 from flagsync.engine import Engine
 from flagsync.redisconn import connect
 
@@ -159,8 +160,8 @@ def test_dashboard_shows_flags_overrides_audit_and_follows_a_kill(
 
 
 def test_panel_escapes_everything_from_files_and_redis() -> None:
-    from flagsync._state import ClientState, Current, Loaded
     from flagsync.details import Source
+    from flagsync.runtime._state import ClientState, Current, Loaded
     from flagsync.serve import dashboard
     from flagsync.store import AuditEntry, Override
 

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from redis_fixtures import RedisServer, require_redis
 from serve_fixtures import ServeProcess, copy_example_flags, serve, sync_flags
 
-from flagsync import FlagClient, overrides
+from flagsync import FlagClient
+from flagsync.delivery import overrides
 from flagsync.redisconn import connect
 
 pytestmark = pytest.mark.redis

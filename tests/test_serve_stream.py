@@ -15,7 +15,7 @@ import pytest
 from redis_fixtures import RedisServer, require_redis
 from serve_fixtures import ServeProcess, copy_example_flags, serve, sync_flags
 
-from flagsync import overrides
+from flagsync.delivery import overrides
 from flagsync.redisconn import connect
 
 pytestmark = pytest.mark.redis

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from _gitrepo import git_env
 
-from flagsync import _githistory, pipeline, stale
+from flagsync.authoring import pipeline
 from flagsync.cli import main
+from flagsync.insight import _githistory, stale
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
 

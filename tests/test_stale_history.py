@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from _gitrepo import Repo, day, flag, flag_file
 
-from flagsync import pipeline, stale
-from flagsync._githistory import GitHistory
-from flagsync.catalogue import build_catalogue
+from flagsync.authoring import pipeline
 from flagsync.cli import main
+from flagsync.insight import stale
+from flagsync.insight._githistory import GitHistory
+from flagsync.insight.catalogue import build_catalogue
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
 

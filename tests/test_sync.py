@@ -20,8 +20,9 @@ from redis_fixtures import (
     write_flags,
 )
 
-from flagsync import store, sync
+from flagsync import store
 from flagsync.cli import main
+from flagsync.delivery import sync
 from flagsync.errors import RefusedChangeError
 
 pytestmark = pytest.mark.redis

@@ -8,7 +8,8 @@ import time
 import pytest
 from redis_fixtures import RedisServer, make_snapshot
 
-from flagsync import store, sync
+from flagsync import store
+from flagsync.delivery import sync
 from flagsync.errors import RedisUnavailableError
 from flagsync.redisconn import connect
 

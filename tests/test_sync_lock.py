@@ -21,8 +21,9 @@ import yaml
 from _runtime_helpers import wait_until
 from redis_fixtures import RedisServer, dump_namespace, flag_yaml, write_flags
 
-from flagsync import store, sync
+from flagsync import store
 from flagsync.cli import main
+from flagsync.delivery import sync
 from flagsync.errors import RefusedChangeError
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -49,8 +50,19 @@ def _flags(directory: Path, tag: str) -> Path:
 
 def _start_sync(url: str, flags: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "flagsync", "sync", "--redis-url", url, "--flags-dir", str(flags),
-         "--actor", "ci-job", *extra],
+        [
+            sys.executable,
+            "-m",
+            "flagsync",
+            "sync",
+            "--redis-url",
+            url,
+            "--flags-dir",
+            str(flags),
+            "--actor",
+            "ci-job",
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -154,9 +166,7 @@ def test_a_live_holder_is_waited_for_then_named(
     flags = write_flags(tmp_path / "flags", {"a": flag_yaml(default="on")})
     snapshot = sync.build_snapshot(flags, ENV)
     with pytest.raises(RefusedChangeError) as caught:
-        sync.sync_snapshot(
-            admin, ENV, snapshot, sync.Revision(""), sync.SyncOptions(lock_wait=0.3)
-        )
+        sync.sync_snapshot(admin, ENV, snapshot, sync.Revision(""), sync.SyncOptions(lock_wait=0.3))
     message = str(caught.value)
     assert "holds the lock" in message
     assert "bob (pid 4242 on build-host-7), taken 0 s ago, expires in 60 s" in message

@@ -269,7 +269,7 @@ def test_attach_usage_counts_client_evaluations(redis_server: RedisServer, flags
 def test_attach_usage_to_a_client_that_already_tracks_is_refused_cleanly(
     redis_server: RedisServer, flags_dir: Path
 ) -> None:
-    from flagsync.sync import sync
+    from flagsync.delivery.sync import sync
 
     with redis_server.client() as r:
         sync(r, flags_dir, ENV)
@@ -343,7 +343,7 @@ def test_fast_path_prunes_idle_outcomes_without_losing_counts(
 def test_client_with_redis_tracks_usage_by_default(
     redis_server: RedisServer, flags_dir: Path
 ) -> None:
-    from flagsync.sync import sync
+    from flagsync.delivery.sync import sync
 
     with redis_server.client() as r:
         sync(r, flags_dir, ENV)

@@ -10,8 +10,8 @@ import pytest
 from golden import assert_golden
 from redis_fixtures import RedisServer, flag_yaml, write_flags
 
-from flagsync import usage_report
 from flagsync.cli import main
+from flagsync.insight import usage_report
 from flagsync.usage import UsageTracker, last_seen_key, redis_factory, usage_key
 
 pytestmark = pytest.mark.redis

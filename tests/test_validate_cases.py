@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from flagsync import pipeline
+from flagsync.authoring import pipeline
 
 CASES = Path(__file__).parent / "cases"
 TODAY = datetime.date(2026, 11, 25)

@@ -11,7 +11,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flagsync import pipeline
+from flagsync.authoring import pipeline
 from flagsync.engine import Engine
 
 TODAY = datetime.date(2026, 11, 25)

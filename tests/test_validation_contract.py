@@ -24,11 +24,12 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from flagsync import FlagClient, pipeline
-from flagsync._sources import parse_shared
-from flagsync._yaml import MAX_NESTING, MAX_SAFE_INTEGER
+from flagsync import FlagClient
+from flagsync.authoring import pipeline
+from flagsync.authoring._yaml import MAX_NESTING, MAX_SAFE_INTEGER
 from flagsync.engine import Engine
 from flagsync.errors import SnapshotError
+from flagsync.runtime._sources import parse_shared
 from flagsync.snapshot import canonical_json, validate_snapshot
 
 TODAY = datetime.date(2026, 11, 25)

@@ -56,62 +56,104 @@ def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
     assert "secretz" in proc.stdout
 
 
-def test_ci_runs_the_test_suite() -> None:
+ACTIONS = WORKFLOWS.parent / "actions"
+
+
+def _action(name: str) -> dict[str, Any]:
+    data = yaml.safe_load((ACTIONS / name / "action.yml").read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def test_ci_runs_the_test_suite_on_every_supported_python() -> None:
     ci = _load("ci.yml")
     assert {"pull_request", "push"} <= set(ci["on"])
-    steps = ci["jobs"]["test"]["steps"]
+    job = ci["jobs"]["test"]
+    assert job["strategy"]["matrix"]["python-version"] == ["3.10", "3.11", "3.12", "3.13"]
+    steps = job["steps"]
     assert any(s.get("run") == "bash .ci/run" for s in steps)
     python = next(s for s in steps if str(s.get("uses", "")).startswith("actions/setup-python"))
-    assert python["with"]["python-version"] == "3.11"
+    assert python["with"]["python-version"] == "${{ matrix.python-version }}"
 
 
-def test_validate_workflow() -> None:
+@pytest.mark.parametrize("name", ["setup", "validate", "sync"])
+def test_actions_install_flagsync_from_their_own_checkout(name: str) -> None:
+    action = _action(name)
+    assert action["runs"]["using"] == "composite"
+    runs = "\n".join(str(s.get("run", "")) for s in action["runs"]["steps"])
+    # The action's ref pins the tool: flagsync comes from the action's checkout.
+    assert '"$GITHUB_ACTION_PATH/../../.."' in runs
+    assert "python -m pip install --disable-pip-version-check -q" in runs
+    assert "pip install ." not in runs
+    for step in action["runs"]["steps"]:
+        if "run" in step:
+            assert step["shell"] == "bash"
+            assert "${{ inputs." not in step["run"]  # inputs reach scripts through env only
+
+
+def test_validate_action() -> None:
+    action = _action("validate")
+    steps = action["runs"]["steps"]
+    runs = "\n".join(str(s.get("run", "")) for s in steps)
+    assert 'flagsync validate --format github "$FLAGS_DIR"' in runs
+    assert "--format markdown --detailed-exitcode" in runs
+    assert "$GITHUB_STEP_SUMMARY" in runs
+    assert "flagsync docs --check" in runs
+    assert "flagsync codegen" in runs
+    assert "--check" in runs
+    # The plan and its comment only run with a Redis URL (none for forks).
+    plan = next(s for s in steps if s.get("id") == "plan")
+    assert plan["if"] == "inputs.redis-url != ''"
+    # One title: the plan's own; the workflow adds only the hidden marker.
+    assert "echo '<!-- flagsync-plan -->'" in plan["run"]
+    assert "## flagsync plan" not in plan["run"]
+    script = next(s for s in steps if "github-script" in str(s.get("uses")))
+    assert "<!-- flagsync-plan -->" in script["with"]["script"]
+    assert "updateComment" in script["with"]["script"]
+    assert action["outputs"]["changes"]["value"] == "${{ steps.plan.outputs.changes }}"
+
+
+def test_validate_workflow_dogfoods_the_action() -> None:
     wf = _load("flags-validate.yml")
-    assert set(wf["on"]["pull_request"]["paths"]) >= {"flags/**", "schema/**"}
+    assert set(wf["on"]["pull_request"]["paths"]) >= {"flags/**", "schema/**", ".github/actions/**"}
     assert wf["permissions"] == {"contents": "read"}
     job = wf["jobs"]["validate"]
     assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
-    runs = "\n".join(str(s.get("run", "")) for s in job["steps"])
-    assert "flagsync validate --format github" in runs
-    assert "flagsync plan --env production --format markdown" in runs
-    assert "$GITHUB_STEP_SUMMARY" in runs
-    assert "flagsync docs --check" in runs
-    # The plan (and its comment) only run when the secret is there, passed via env.
-    assert job["env"]["FLAGSYNC_REDIS_URL"] == "${{ secrets.FLAGSYNC_REDIS_URL }}"
-    gated = [s for s in job["steps"] if s.get("if")]
-    assert len(gated) == 2
-    assert all(s["if"] == "env.FLAGSYNC_REDIS_URL != ''" for s in gated)
-    # One comment, found by its marker and updated rather than duplicated.
-    script = next(s for s in job["steps"] if "github-script" in str(s.get("uses")))
-    assert "<!-- flagsync-plan -->" in script["with"]["script"]
-    assert "updateComment" in script["with"]["script"]
-    assert "<!-- flagsync-plan -->" in runs
+    step = next(s for s in job["steps"] if s.get("uses") == "./.github/actions/validate")
+    assert step["with"]["redis-url"] == "${{ secrets.FLAGSYNC_REDIS_URL }}"
+    assert step["with"]["plan-env"] == "production"
 
 
-def test_sync_workflow() -> None:
+def test_sync_workflow_syncs_staging_then_production() -> None:
     wf = _load("flags-sync.yml")
     assert wf["on"]["push"]["branches"] == ["main"]
     assert wf["on"]["push"]["paths"] == ["flags/**"]
     assert wf["concurrency"] == {"group": "flagsync-sync", "cancel-in-progress": False}
     assert wf["permissions"] == {"contents": "read"}
-    sync = wf["jobs"]["sync"]
-    assert sync["needs"] == "validate"
-    assert sorted(sync["strategy"]["matrix"]["env"]) == ["production", "staging"]
-    assert sync["strategy"]["max-parallel"] == 1
-    checkout = next(
-        s for s in sync["steps"] if str(s.get("uses", "")).startswith("actions/checkout")
-    )
-    assert checkout["with"]["fetch-depth"] == 0
-    runs = "\n".join(str(s.get("run", "")) for s in sync["steps"])
-    assert 'flagsync sync --env "$FLAGSYNC_ENV" --revision "$GITHUB_SHA"' in runs
-    for job in wf["jobs"].values():
+    jobs = wf["jobs"]
+    assert jobs["staging"]["needs"] == "validate"
+    assert jobs["production"]["needs"] == "staging"
+    for env in ("staging", "production"):
+        job = jobs[env]
+        assert job["environment"] == env
+        checkout = next(
+            s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/checkout")
+        )
+        assert checkout["with"]["fetch-depth"] == 0
+        sync = next(s for s in job["steps"] if s.get("uses") == "./.github/actions/sync")
+        assert sync["with"]["environment"] == env
+    runs = "\n".join(str(s.get("run", "")) for s in _action("sync")["runs"]["steps"])
+    assert 'flagsync sync --env "$FLAGSYNC_ENV"' in runs
+    assert '--revision "$REVISION" --actor "$ACTOR"' in runs
+    for job in jobs.values():
         assert "permissions" not in job  # nothing beyond the workflow's contents: read
 
 
 def test_pre_commit_hooks() -> None:
     hooks = yaml.safe_load((WORKFLOWS.parent.parent / ".pre-commit-hooks.yaml").read_text())
     by_id = {hook["id"]: hook for hook in hooks}
-    assert set(by_id) == {"flagsync-validate", "flagsync-docs"}
+    assert set(by_id) == {"flagsync-validate", "flagsync-docs", "flagsync-codegen"}
     assert by_id["flagsync-validate"]["entry"] == "flagsync validate"
     assert by_id["flagsync-docs"]["entry"] == "flagsync docs"
+    assert by_id["flagsync-codegen"]["entry"] == "flagsync codegen"
     assert all(hook["language"] == "python" and not hook["pass_filenames"] for hook in hooks)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flagsync import _yaml
-from flagsync._yaml import Loc, LocatedMap, YamlProblem
+from flagsync.authoring import _yaml
+from flagsync.authoring._yaml import Loc, LocatedMap, YamlProblem
 
 
 def test_on_off_yes_no_are_strings() -> None:
@@ -179,9 +179,9 @@ def test_the_nesting_limit_keeps_every_stage_far_from_the_recursion_limit(
     import json
     import sys
 
-    from flagsync import pipeline
-    from flagsync._sources import parse_shared
+    from flagsync.authoring import pipeline
     from flagsync.engine import Engine
+    from flagsync.runtime._sources import parse_shared
     from flagsync.snapshot import canonical_json, validate_snapshot
 
     levels = _yaml.MAX_NESTING - 4  # document, flags, the flag, variants

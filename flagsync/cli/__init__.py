@@ -3,7 +3,8 @@
 Each subcommand lives in its own module exposing ``register(subparsers)``,
 which adds its parser and sets ``func`` to a ``run(args) -> int``.
 Exit codes: 0 ok, 1 invalid flags or a refused change, 2 usage error,
-3 Redis unavailable for now; the table is ``flagsync.cli._common.EXIT_CODES``.
+3 Redis unavailable for now, 4 changes present (only from ``plan --detailed-exitcode``);
+the table is ``flagsync.cli._common.EXIT_CODES``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from flagsync import __version__
+from flagsync._text import printable
+from flagsync._version import __version__
 from flagsync.cli._common import exit_code_for
 from flagsync.errors import FlagsyncError
 
@@ -34,6 +36,9 @@ COMMANDS = (
     "usage",
     "serve",
     "keys",
+    "init",
+    "schema",
+    "codegen",
 )
 
 
@@ -67,7 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         row = exit_code_for(exc)
         if row is None:
             raise
-        print(f"flagsync {args.command}: {row.prefix}{exc}", file=sys.stderr)
+        # Messages quote flag files, Redis and arguments: one escaped line each.
+        print(printable(f"flagsync {args.command}: {row.prefix}{exc}"), file=sys.stderr)
         return row.code
     except KeyboardInterrupt:
         return 130

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import difflib
 import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from flagsync import store
+from flagsync._text import lines as text_lines
 from flagsync.errors import (
     ConfigurationError,
     FlagsyncError,
@@ -50,7 +55,9 @@ EXIT_CODES = (
         (RedisUnavailableError,),
         "Redis unreachable: ",
     ),
+    ExitCode(4, "changes present: only from `plan --detailed-exitcode` (which exits 0 without)"),
 )
+EXIT_CHANGES = 4  # no error maps to it: `plan --detailed-exitcode` returns it
 
 
 def exit_code_for(exc: FlagsyncError) -> ExitCode | None:
@@ -59,6 +66,9 @@ def exit_code_for(exc: FlagsyncError) -> ExitCode | None:
         if isinstance(exc, row.errors):
             return row
     return None
+
+
+_MAX_DIFF_LINES = 200
 
 
 def default_flags_dir() -> str:
@@ -129,3 +139,35 @@ def output_format(args: argparse.Namespace) -> str:
 
 def redis_url(args: argparse.Namespace) -> str | None:
     return getattr(args, "redis_url", None) or os.environ.get("FLAGSYNC_REDIS_URL") or None
+
+
+def write_atomic(target: Path, text: str) -> None:
+    """Replace ``target`` atomically (parents created): an interrupted run never leaves
+    half a file. A failure is a :class:`ConfigurationError` naming the file (exit 2)."""
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        raise ConfigurationError(f"cannot write {target}: {exc}") from None
+
+
+def print_diff(old: str, new: str, path: str) -> None:
+    """A unified diff of a committed generated file against what the flag files produce."""
+    diff = list(
+        difflib.unified_diff(
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile=f"{path} (committed)",
+            tofile=f"{path} (from the flag files)",
+        )
+    )
+    changed = sum(1 for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---"))
+    # The committed file is anyone's text: its lines are escaped like ours.
+    sys.stdout.write(text_lines(line.rstrip("\n") for line in diff[:_MAX_DIFF_LINES]))
+    if len(diff) > _MAX_DIFF_LINES:
+        sys.stdout.write(f"... ({len(diff) - _MAX_DIFF_LINES} more diff lines)\n")
+    sys.stdout.write(f"{changed} line{'s' if changed != 1 else ''} changed\n")

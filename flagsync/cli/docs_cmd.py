@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
-import difflib
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from flagsync import _git, _githistory, pipeline, store
-from flagsync.catalogue import RENDERERS, build_catalogue, check_revision, parse
-from flagsync.cli._common import add_flags_dir, date_argument, flags_dir
+from flagsync import store
+from flagsync.authoring import pipeline
+from flagsync.cli._common import (
+    add_flags_dir,
+    date_argument,
+    flags_dir,
+    print_diff,
+    write_atomic,
+)
 from flagsync.cli.sync_cmd import print_invalid
+from flagsync.delivery import _git
 from flagsync.errors import ConfigurationError, InvalidFlagsError
+from flagsync.insight import _githistory
+from flagsync.insight.catalogue import RENDERERS, build_catalogue, check_revision, parse
 from flagsync.redisconn import connect, translate_errors
 
 DEFAULT_OUT = {"markdown": "docs/flags/README.md", "html": "docs/flags/index.html"}
-_MAX_DIFF_LINES = 200
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -122,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"flagsync docs: {out} is up to date", file=sys.stderr)
             return 0
         if args.check:
-            _print_diff(existing or "", text, out)
+            print_diff(existing or "", text, out)
             print(
                 f"flagsync docs: {out} is out of date; run 'flagsync docs' and commit the result",
                 file=sys.stderr,
@@ -132,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     if out == "-":
         sys.stdout.write(text)
         return 0
-    _write(Path(out), text)
+    write_atomic(Path(out), text)
     print(f"flagsync docs: wrote {out} ({count} flags)", file=sys.stderr)
     return 0
 
@@ -144,19 +150,6 @@ def _read(path: str) -> str | None:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigurationError(f"cannot read {path}: {exc}") from None
-
-
-def _write(target: Path, text: str) -> None:
-    """Replace ``target`` atomically: an interrupted run never leaves half a catalogue."""
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
-        raise ConfigurationError(f"cannot write {target}: {exc}") from None
 
 
 def _stamp(args: argparse.Namespace, directory: str) -> tuple[str, dt.date]:
@@ -187,19 +180,3 @@ def _killed(url: str, environments: tuple[str, ...]) -> Mapping[str, set[str]]:
             }
     finally:
         client.close()
-
-
-def _print_diff(old: str, new: str, path: str) -> None:
-    diff = list(
-        difflib.unified_diff(
-            old.splitlines(keepends=True),
-            new.splitlines(keepends=True),
-            fromfile=f"{path} (committed)",
-            tofile=f"{path} (from the flag files)",
-        )
-    )
-    changed = sum(1 for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---"))
-    sys.stdout.writelines(diff[:_MAX_DIFF_LINES])
-    if len(diff) > _MAX_DIFF_LINES:
-        sys.stdout.write(f"... ({len(diff) - _MAX_DIFF_LINES} more diff lines)\n")
-    sys.stdout.write(f"{changed} line{'s' if changed != 1 else ''} changed\n")

@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flagsync import pipeline
+from flagsync._text import json_text, printable
+from flagsync._text import lines as text_lines
+from flagsync.authoring import pipeline
+from flagsync.authoring.reporters import render_text
 from flagsync.cli._common import add_env, add_flags_dir, add_redis_url, env, flags_dir, redis_url
 from flagsync.details import Reason
 from flagsync.engine import Engine, parse_timestamp
 from flagsync.errors import ConfigurationError, InvalidFlagsError
-from flagsync.reporters import render_text
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,8 +42,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--source",
         choices=("files", "redis"),
-        default="files",
-        help="evaluate the flag files (default) or what Redis holds",
+        default=None,
+        help="evaluate what Redis holds or the flag files (default: redis when --redis-url or "
+        "$FLAGSYNC_REDIS_URL is set, else files)",
     )
     parser.add_argument(
         "--at", metavar="TIME", help="evaluate as of this time (RFC 3339), for schedules"
@@ -104,15 +107,16 @@ def _engine_from_redis(args: argparse.Namespace) -> tuple[Engine, str, str | Non
     url = redis_url(args)
     if not url:
         raise ConfigurationError("--source redis needs --redis-url or FLAGSYNC_REDIS_URL")
+    name = env(args)  # a bad name is a usage error before any connection
     client = redisconn.connect(url)
     try:
         with redisconn.translate_errors(url):
-            state = store.read_state(client, env(args))
+            state = store.read_state(client, name)
     finally:
         client.close()
     if state is None:
         raise ConfigurationError(
-            f"Redis holds no snapshot for environment '{env(args)}'; run 'flagsync sync'"
+            f"Redis holds no snapshot for environment '{name}'; run 'flagsync sync'"
         )
     engine = Engine.from_snapshot(state.snapshot(), killed=state.active_overrides())
     return engine, "redis", state.meta.revision
@@ -129,12 +133,13 @@ def run(args: argparse.Namespace) -> int:
             now = parse_timestamp(args.at)
         except ValueError:
             raise ConfigurationError(f"--at {args.at!r} is not an RFC 3339 timestamp") from None
-    load = _engine_from_redis if args.source == "redis" else _engine_from_files
+    source = args.source or ("redis" if redis_url(args) else "files")
+    load = _engine_from_redis if source == "redis" else _engine_from_files
     engine, source, revision = load(args)
     if args.flag not in engine.flag_keys:
         hint = difflib.get_close_matches(args.flag, sorted(engine.flag_keys), n=1)
         tip = f"; did you mean '{hint[0]}'?" if hint else ""
-        print(f"flagsync eval: unknown flag '{args.flag}'{tip}", file=sys.stderr)
+        print(printable(f"flagsync eval: unknown flag '{args.flag}'{tip}"), file=sys.stderr)
         return 1
     res = engine.evaluate(args.flag, context, now)
     out = {
@@ -149,12 +154,14 @@ def run(args: argparse.Namespace) -> int:
         "revision": revision,
     }
     if args.json:
-        print(json.dumps(out, indent=2, ensure_ascii=False))
+        print(json_text(out))
         return 0
     width = max(len(k) for k in out) + 1
+    rows = []
     for key, value in out.items():
         if value is None and key in ("rule", "error_code", "revision"):
             continue
         shown = json.dumps(value, ensure_ascii=False) if key == "value" else value
-        print(f"{key + ':':<{width}} {shown}")
+        rows.append(f"{key + ':':<{width}} {shown}")
+    sys.stdout.write(text_lines(rows))
     return 0

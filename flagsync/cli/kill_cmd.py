@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from flagsync import overrides
+from flagsync._text import printable
 from flagsync.cli._common import add_env, add_redis_url, env
 from flagsync.cli.sync_cmd import redis_client
+from flagsync.delivery import overrides
 from flagsync.errors import ConfigurationError
 
 
@@ -65,7 +66,7 @@ def run_kill(args: argparse.Namespace) -> int:
         )
     assert result.override is not None
     for line in result.repaired:
-        print(f"repaired: {line}", file=sys.stderr)
+        print(printable(f"repaired: {line}"), file=sys.stderr)  # Redis content
     until = f" until {result.override.expires_at}" if result.override.expires_at else ""
     print(f"killed {args.flag!r} in {name!r}{until} (version {result.version})")
     return 0
@@ -76,6 +77,6 @@ def run_unkill(args: argparse.Namespace) -> int:
     with redis_client(args) as client:
         result = overrides.unkill(client, name, args.flag, actor=args.actor, reason=args.reason)
     for line in result.repaired:
-        print(f"repaired: {line}", file=sys.stderr)
+        print(printable(f"repaired: {line}"), file=sys.stderr)  # Redis content
     print(f"unkilled {args.flag!r} in {name!r} (version {result.version})")
     return 0

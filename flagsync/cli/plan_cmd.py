@@ -6,9 +6,18 @@ import argparse
 import json
 import sys
 
-from flagsync import plan, store, sync
-from flagsync.cli._common import add_env, add_flags_dir, add_redis_url, env, flags_dir
+from flagsync import store
+from flagsync.cli import EXIT_OK
+from flagsync.cli._common import (
+    EXIT_CHANGES,
+    add_env,
+    add_flags_dir,
+    add_redis_url,
+    env,
+    flags_dir,
+)
 from flagsync.cli.sync_cmd import print_invalid, redis_client
+from flagsync.delivery import plan, sync
 from flagsync.errors import InvalidFlagsError
 
 
@@ -19,7 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Compare the flag files with what Redis holds and show, per flag, what "
         "a sync would add, change or remove, with the share of users changing variant for "
         "every changed rollout. Exit 3 when Redis is unreachable (use --against-empty to "
-        "plan without Redis).",
+        "plan without Redis); with --detailed-exitcode, exit 4 when there are changes.",
     )
     add_env(parser)
     add_redis_url(parser)
@@ -31,6 +40,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--against-empty",
         action="store_true",
         help="compare with an empty store instead of Redis (first sync, offline review)",
+    )
+    parser.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 4 when the plan has changes and 0 when it has none (1, 2 and 3 keep "
+        "their meaning), like terraform plan -detailed-exitcode",
     )
     parser.set_defaults(func=run)
 
@@ -60,4 +75,4 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(plan.render_markdown(the_plan))
     else:
         sys.stdout.write(plan.render_text(the_plan))
-    return 0
+    return EXIT_CHANGES if args.detailed_exitcode and not the_plan.empty else EXIT_OK

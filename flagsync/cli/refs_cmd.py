@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from flagsync import refs, stale
-from flagsync.catalogue.markdown import code, text
+from flagsync.authoring.findings import Finding, Level
+from flagsync.authoring.reporters import annotation
 from flagsync.cli._common import output_format
 from flagsync.cli.stale_cmd import (
     Judgement,
@@ -19,8 +19,8 @@ from flagsync.cli.stale_cmd import (
     judge,
     scan_code,
 )
-from flagsync.findings import Finding, Level
-from flagsync.reporters import annotation
+from flagsync.insight import refs, stale
+from flagsync.insight.catalogue.markdown import code, text
 
 JSON_FORMAT_VERSION = 1
 # First line of the Markdown report; the weekly workflow reads the counts from it.

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from flagsync import _git, pipeline, refs, stale
-from flagsync._githistory import GitHistory
-from flagsync.checks.lifecycle import LIFETIME_DAYS
+from flagsync._text import json_text
+from flagsync._text import lines as text_lines
+from flagsync.authoring import pipeline
+from flagsync.authoring.checks.lifecycle import LIFETIME_DAYS, PERMANENT_KINDS
+from flagsync.authoring.reporters import annotation
 from flagsync.cli._common import (
     add_env,
     add_flags_dir,
@@ -23,10 +24,16 @@ from flagsync.cli._common import (
     redis_url,
 )
 from flagsync.cli.sync_cmd import print_invalid
+from flagsync.delivery import _git
 from flagsync.errors import InvalidFlagsError
-from flagsync.reporters import annotation
+from flagsync.insight import refs, stale
+from flagsync.insight._githistory import GitHistory
 
 JSON_FORMAT_VERSION = 1
+
+
+# Kinds whose lifetime --max-age-KIND may change (kill switches are permanent).
+_ADJUSTABLE = {k: d for k, d in LIFETIME_DAYS.items() if k not in PERMANENT_KINDS}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -66,7 +73,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def add_judgement_options(parser: argparse.ArgumentParser) -> None:
     """The options that decide what is stale (shared with ``flagsync refs``)."""
     add_flags_dir(parser)
-    for kind, days in LIFETIME_DAYS.items():
+    for kind, days in _ADJUSTABLE.items():
         parser.add_argument(
             f"--max-age-{kind}",
             type=_days_or_never,
@@ -143,7 +150,8 @@ def last_seen(args: argparse.Namespace) -> Mapping[str, dt.datetime | None] | No
     url = redis_url(args)
     if not url:
         return None
-    from flagsync import redisconn, usage_report
+    from flagsync import redisconn
+    from flagsync.insight import usage_report
 
     name = env(args)
     client = redisconn.connect(url)
@@ -195,7 +203,7 @@ def judge(args: argparse.Namespace) -> Judgement:
     if args.today is not None:
         now = dt.datetime.combine(args.today, dt.time(12), tzinfo=dt.timezone.utc)
     thresholds = stale.Thresholds(
-        lifetime_days={kind: getattr(args, f"max_age_{kind}") for kind in LIFETIME_DAYS},
+        lifetime_days={kind: getattr(args, f"max_age_{kind}") for kind in _ADJUSTABLE},
         rollout_days=args.rollout_days,
         unused_days=args.unused_days,
     )
@@ -265,17 +273,17 @@ def run(args: argparse.Namespace) -> int:
             },
             "stale": [s.as_dict() for s in found],
         }
-        sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(json_text(document) + "\n")
     elif fmt == "github":
         lines = [annotation(s.as_finding()) for s in found]
-        sys.stdout.write("\n".join([*lines, summary]) + "\n")
+        sys.stdout.write(text_lines([*lines, summary]))
     else:
         lines = [
             f"{s.file}:{s.line}:{s.column}: {s.key} [{s.reason.value}] {s.message} "
             f"({_owner_and_references(s)})"
             for s in found
         ]
-        sys.stdout.write("\n".join([*lines, summary]) + "\n")
+        sys.stdout.write(text_lines([*lines, summary]))
     return 1 if found and args.fail_on_stale else 0
 
 

@@ -10,12 +10,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from flagsync import plan, sync
+from flagsync._text import printable
+from flagsync.authoring.findings import Result
+from flagsync.authoring.reporters import render_text as render_findings
 from flagsync.cli._common import add_env, add_flags_dir, add_redis_url, env, flags_dir, redis_url
+from flagsync.delivery import plan, sync
 from flagsync.errors import InvalidFlagsError
-from flagsync.findings import Result
 from flagsync.redisconn import RedisClient, connect, translate_errors, url_from_env
-from flagsync.reporters import render_text as render_findings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -144,18 +145,17 @@ def run(args: argparse.Namespace) -> int:
         )
         return 128 + exc.signum
     for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
+        print(printable(f"note: {note}"), file=sys.stderr)
     word = "would repair" if result.outcome == "dry-run" else "repaired"
     for line in result.repaired:
-        print(f"{word}: {line}", file=sys.stderr)
+        print(printable(f"{word}: {line}"), file=sys.stderr)
     if not result.plan.empty:
         sys.stdout.write(plan.render_text(result.plan))
     rev = result.revision[:12] or "(no revision)"
     before = "(damaged)" if result.version_before is None else result.version_before
     messages = {
         "created": f"synced {name!r}: version {result.version}, revision {rev} (first sync)",
-        "updated": f"synced {name!r}: version {before} → {result.version}, "
-        f"revision {rev}",
+        "updated": f"synced {name!r}: version {before} → {result.version}, revision {rev}",
         "revision-recorded": f"no flag changes in {name!r}; recorded revision {rev} "
         f"(version stays {result.version})",
         "repaired": f"no flag changes in {name!r}; repaired it (version stays {result.version})",

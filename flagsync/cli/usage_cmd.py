@@ -7,10 +7,11 @@ import json
 import sys
 from pathlib import Path
 
-from flagsync import pipeline, usage_report
+from flagsync.authoring import pipeline
 from flagsync.cli._common import add_env, add_flags_dir, add_redis_url, env, flags_dir
 from flagsync.cli.sync_cmd import redis_client
 from flagsync.errors import ConfigurationError
+from flagsync.insight import usage_report
 
 MAX_DAYS = 90  # daily usage keys expire after 90 days by default
 

@@ -6,11 +6,11 @@ import argparse
 import os
 import sys
 
-from flagsync import pipeline
-from flagsync._githistory import GitHistory
-from flagsync.checks import render_reference
+from flagsync.authoring import pipeline
+from flagsync.authoring.checks import render_reference
+from flagsync.authoring.reporters import RENDERERS
 from flagsync.cli._common import default_flags_dir
-from flagsync.reporters import RENDERERS
+from flagsync.insight._githistory import GitHistory
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

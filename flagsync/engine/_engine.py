@@ -381,6 +381,11 @@ class Engine:
         anything else, which would be a bug. A context value that an operator
         cannot use is not an error: the condition simply does not match.
         """
+        if type(context) is dict:
+            try:
+                return self._table[flag](None, context, now)
+            except Exception:  # see resolve(), which maps it to an error code
+                pass
         return self.resolve(flag, None, context, now)
 
     def resolve(

@@ -16,7 +16,6 @@ nothing a client sends ends in a 500.
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -32,8 +31,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from flagsync._state import ClientState
+from flagsync import _text
 from flagsync.errors import OfrepRequestError
+from flagsync.runtime._state import ClientState
 from flagsync.serve import ofrep, sse
 from flagsync.serve.auth import Caller, Gate
 from flagsync.serve.config import (
@@ -48,7 +48,7 @@ from flagsync.serve.keys import KeyRing
 from flagsync.serve.metrics import CONTENT_TYPE, ServeMetrics
 from flagsync.serve.observe import ENV_KEY, KEY_ID_KEY, Observe
 
-log = logging.getLogger("flagsync.serve")
+log = _text.logger("flagsync.serve")
 
 OFREP = "/ofrep/v1"
 PREFIX = "/env/{env}"

@@ -5,8 +5,8 @@ Redis is text, never markup), with a small dependency-free script that
 re-renders the panel when the environment's change stream (the same SSE
 stream OFREP clients follow) announces a change, and every 30 s for the
 usage counts. Plain-English rules come from the catalogue's describer
-(:mod:`flagsync._describe`), usage from :mod:`flagsync.usage_report`, stale
-reasons from :mod:`flagsync.stale`; Redis is read with plain commands only
+(:mod:`flagsync.insight._describe`), usage from :mod:`flagsync.insight.usage_report`, stale
+reasons from :mod:`flagsync.insight.stale`; Redis is read with plain commands only
 (``HGETALL``, ``XREVRANGE``), which the application ACL user may run.
 
 Every state is written out in words (READY, STALE, KILLED, "stale: …"), so
@@ -16,7 +16,6 @@ the page is readable without colour.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import threading
 import time
 from bisect import bisect_right
@@ -31,18 +30,19 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Route
 
-from flagsync import _describe, redisconn, store, usage_report
-from flagsync._state import Current
+from flagsync import _text, redisconn, store
 from flagsync.engine import parse_timestamp
 from flagsync.errors import FlagsyncError
+from flagsync.insight import _describe, usage_report
+from flagsync.insight.stale import Thresholds, reasons
+from flagsync.insight.usage_report import NO_VARIANT
+from flagsync.runtime._state import Current
 from flagsync.serve.config import DASHBOARD_USAGE_DAYS
-from flagsync.stale import Thresholds, reasons
-from flagsync.usage_report import NO_VARIANT
 
 if TYPE_CHECKING:
     from flagsync.serve.app import Server
 
-log = logging.getLogger("flagsync.serve")
+log = _text.logger("flagsync.serve")
 
 _HERE = Path(__file__).parent
 _REDIS_CACHE_SECONDS = 2.0  # many open dashboards share one set of Redis reads

@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from bisect import bisect_right
 from collections.abc import Callable
 from typing import Any
 
-from flagsync._state import ChangeEvent, ClientState, Current
+from flagsync import _text
 from flagsync.client import FlagClient
 from flagsync.engine import Resolution
+from flagsync.runtime._state import ChangeEvent, ClientState, Current
 from flagsync.serve import ofrep
 from flagsync.serve.config import ServeConfig
 from flagsync.serve.sse import ChangeHub
 
-log = logging.getLogger("flagsync.serve")
+log = _text.logger("flagsync.serve")
 
 Evaluated = tuple[int, dict[str, Any]]
 _MAX_FRAGMENTS = 100_000  # outcomes kept per snapshot (a few per flag in practice)

@@ -14,7 +14,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from flagsync._state import ClientState
+from flagsync.runtime._state import ClientState
 
 PREFIX = "flagsync_serve"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

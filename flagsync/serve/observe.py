@@ -19,10 +19,10 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from flagsync import store
+from flagsync import _text, store
 from flagsync.serve.metrics import ServeMetrics
 
-access_log = logging.getLogger("flagsync.serve.access")
+access_log = _text.logger("flagsync.serve.access")
 
 ENV_KEY = "flagsync.env"  # scope entries the handlers fill in for the log line
 KEY_ID_KEY = "flagsync.key"

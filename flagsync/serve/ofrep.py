@@ -23,10 +23,10 @@ from bisect import bisect_right
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from flagsync._state import Current
 from flagsync.details import EvaluationDetails, Reason
 from flagsync.engine import Resolution, parse_timestamp
 from flagsync.errors import ErrorCode, OfrepRequestError
+from flagsync.runtime._state import Current
 from flagsync.serve.config import MAX_CONTEXT_KEYS
 
 # OFREP's reason enum; flagsync reasons outside it are reported as UNKNOWN.

@@ -1,0 +1,672 @@
+"""What a sync would change: a terraform-style diff of two snapshots.
+
+:func:`compute` compares the snapshot Redis holds (or nothing) with the one the
+files compile to; :func:`render_text`, :func:`render_markdown` and
+:func:`as_json` present it. Output is deterministic (sorted, no clocks), so it
+can be compared with golden files.
+
+For every changed rollout the share of users who would change variant is
+computed exactly from the bucket ranges when ``bucket_by`` and ``salt`` are
+unchanged (a user keeps the bucket, so only the bucket ranges whose variant
+differs move). When either changes, buckets are reshuffled; the share is then
+the expectation under independence, ``1 - Σ p_old(v)·p_new(v)``, and is
+marked as an estimate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from flagsync._text import lines as _lines
+from flagsync._text import printable
+from flagsync.store import Meta, Override
+
+BUCKETS = 100_000
+Action = Literal["add", "change", "remove"]
+_SYMBOL = {"add": "+", "change": "~", "remove": "-"}
+_MAX_VALUE_TEXT = 120
+# Flag fields that describe a flag but play no part in evaluating it. (``kind``
+# only decides whether exposures are exported for experiments.)
+METADATA_FIELDS = frozenset({"description", "owner", "tags", "kind", "created", "expires"})
+_METADATA_NOTE = "metadata only: evaluation unchanged"
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "(none)"
+
+
+MISSING: Any = _Missing()
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """One changed field of a flag or segment, e.g. ``default`` or ``rules[beta].users``."""
+
+    path: str
+    old: Any
+    new: Any
+    text: str  # "old → new", human-readable
+    share: float | None = None  # users (of those reaching this serve) changing variant
+    share_exact: bool = True
+    # Why the share is not the whole story (who reaches the serve changed too).
+    caveat: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "path": self.path,
+            "old": None if self.old is MISSING else self.old,
+            "new": None if self.new is MISSING else self.new,
+            "text": self.text,
+        }
+        if self.share is not None:
+            out["share_changing_variant"] = round(self.share, 6)
+            out["share_exact"] = self.share_exact
+            if self.caveat is not None:
+                out["share_caveat"] = self.caveat
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A flag (or segment) added, changed or removed."""
+
+    key: str
+    action: Action
+    fields: tuple[FieldChange, ...] = ()
+    kind: Literal["flag", "segment"] = "flag"
+    affects: tuple[str, ...] = ()  # segments: the flags whose rules use it (before or after)
+
+    @property
+    def evaluation_changed(self) -> bool:
+        """False when only descriptive fields changed (description, owner, tags, …)."""
+        if self.action != "change" or self.kind != "flag":
+            return True
+        return any(_top(f.path) not in METADATA_FIELDS for f in self.fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    env: str
+    flags: tuple[Change, ...]
+    segments: tuple[Change, ...] = ()
+    settings: tuple[FieldChange, ...] = ()  # format, bucketing, env
+    against: Meta | None = None  # what Redis held; None = empty
+    overrides: tuple[Override, ...] = field(default=())  # active kills (kept by sync)
+
+    def count(self, action: Action) -> int:
+        return sum(1 for c in self.flags if c.action == action)
+
+    @property
+    def removed(self) -> tuple[str, ...]:
+        return tuple(c.key for c in self.flags if c.action == "remove")
+
+    @property
+    def empty(self) -> bool:
+        return not (self.flags or self.segments or self.settings)
+
+    def summary(self) -> str:
+        return (
+            f"Plan: {self.count('add')} to add, {self.count('change')} to change, "
+            f"{self.count('remove')} to remove."
+        )
+
+
+# --- computing ------------------------------------------------------------------------
+
+
+def compute(
+    env: str,
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any],
+    *,
+    against: Meta | None = None,
+    overrides: Sequence[Override] = (),
+) -> Plan:
+    """The changes that turn snapshot ``old`` (``None``: empty store) into ``new``."""
+    old = old or {}
+    settings: list[FieldChange] = []
+    for name in ("format", "bucketing"):
+        if old and old.get(name) != new.get(name):
+            settings.append(_plain(name, old.get(name, MISSING), new.get(name, MISSING)))
+    old_flags, new_flags = old.get("flags", {}), new.get("flags", {})
+    segments = _compare_maps(old.get("segments", {}), new.get("segments", {}), "segment")
+    # A segment change changes every flag that targets it, although their own
+    # definitions (and so their entries here) are unchanged: name them.
+    segments = tuple(
+        dataclasses.replace(c, affects=_segment_users(c.key, old_flags, new_flags))
+        for c in segments
+    )
+    changed_segments = frozenset(c.key for c in segments)
+    return Plan(
+        env=env,
+        flags=_compare_maps(old_flags, new_flags, "flag", changed_segments),
+        segments=segments,
+        settings=tuple(settings),
+        against=against,
+        overrides=tuple(sorted(overrides, key=lambda o: o.flag)),
+    )
+
+
+def _compare_maps(
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    kind: Literal["flag", "segment"],
+    changed_segments: frozenset[str] = frozenset(),
+) -> tuple[Change, ...]:
+    changes = []
+    for key in sorted(old.keys() | new.keys()):
+        if key not in old:
+            changes.append(Change(key, "add", _summarise_new(new[key], kind), kind))
+        elif key not in new:
+            changes.append(Change(key, "remove", (), kind))
+        elif old[key] != new[key]:
+            fields: list[FieldChange] = []
+            audience = _Audience(old[key], new[key], changed_segments) if kind == "flag" else None
+            _diff("", old[key], new[key], fields, audience)
+            changes.append(Change(key, "change", tuple(fields), kind))
+    return tuple(changes)
+
+
+def _segment_users(name: str, *flag_maps: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(
+        sorted(
+            {
+                key
+                for flags in flag_maps
+                for key, flag in flags.items()
+                if any(name in _rule_segments(rule) for rule in _rules(flag))
+            }
+        )
+    )
+
+
+def _rules(flag: Any) -> list[Any]:
+    rules = flag.get("rules", []) if isinstance(flag, Mapping) else []
+    return [r for r in rules if isinstance(r, Mapping)] if isinstance(rules, list) else []
+
+
+def _rule_segments(rule: Mapping[str, Any]) -> list[str]:
+    segments = rule.get("segments", [])
+    return [str(s) for s in segments] if isinstance(segments, list) else []
+
+
+def _gate(rule: Mapping[str, Any]) -> Any:
+    """What decides whether a context matches ``rule`` (not what it then gets).
+
+    Besides ``users``/``segments``/``when``, the serve's form matters: a
+    rollout skips contexts without its ``bucket_by`` attribute, a schedule
+    skips everyone before its first step (docs/evaluation.md).
+    """
+    return (
+        {k: v for k, v in rule.items() if k not in ("name", "serve")},
+        _serve_gate(rule.get("serve")),
+    )
+
+
+def _serve_gate(serve: Any) -> Any:
+    if not isinstance(serve, Mapping):
+        return "variant"
+    if "rollout" in serve and isinstance(serve["rollout"], Mapping):
+        return ("rollout", serve["rollout"].get("bucket_by", "user_id"))
+    if "schedule" in serve and isinstance(serve["schedule"], list):
+        return (
+            "schedule",
+            [
+                (s.get("at"), _serve_gate(s.get("serve")))
+                for s in serve["schedule"]
+                if isinstance(s, Mapping)
+            ],
+        )
+    return "variant"
+
+
+class _Audience:
+    """Who reaches each serve of a changed flag, before and after, for share wording.
+
+    A share of users changing variant is computed from the bucket ranges of
+    one serve; it counts the users who reach that serve both before and after
+    the change. When anything deciding who reaches it changed too (a rule
+    before it, its own conditions, a segment it or an earlier rule uses,
+    ``requires``, ``enabled``), users also move in and out, which the share
+    cannot count: the plan says so and does not call the share exact.
+    """
+
+    def __init__(
+        self, old: Mapping[str, Any], new: Mapping[str, Any], changed_segments: frozenset[str]
+    ) -> None:
+        self.old, self.new = old, new
+        self.changed_segments = changed_segments
+
+    def who(self, path: str) -> str:
+        if path != "default":
+            return "users matching this rule"
+        if any(_rules(f) or f.get("requires") for f in (self.old, self.new)):
+            return "users reaching the default"
+        return "users"
+
+    def caveat(self, path: str) -> str | None:
+        reasons: list[str] = []
+        for name in ("enabled", "requires"):
+            if self.old.get(name) != self.new.get(name):
+                reasons.append(f"{name} changed")
+        old_rules, new_rules = _rules(self.old), _rules(self.new)
+        if path == "default":
+            old_before, new_before = old_rules, new_rules
+            own: list[Mapping[str, Any]] = []
+        else:
+            name = path[len("rules[") : -len("].serve")]
+            old_at = _index_of(old_rules, name)
+            new_at = _index_of(new_rules, name)
+            if old_at is None or new_at is None:  # names not unique: cannot tell
+                return "rule names are not unique"
+            old_before, new_before = old_rules[:old_at], new_rules[:new_at]
+            own = [old_rules[old_at], new_rules[new_at]]
+            if _gate(own[0])[0] != _gate(own[1])[0]:
+                reasons.append("this rule's conditions changed")
+        if [_gate(r) for r in old_before] != [_gate(r) for r in new_before]:
+            reasons.append("earlier rules changed")
+        segments = sorted(
+            {s for r in [*old_before, *new_before, *own] for s in _rule_segments(r)}
+            & self.changed_segments
+        )
+        if segments:
+            noun = "segment" if len(segments) == 1 else "segments"
+            reasons.append(f"{noun} {', '.join(segments)} changed")
+        return "; ".join(reasons) or None
+
+
+def _index_of(rules: list[Mapping[str, Any]], name: str) -> int | None:
+    found = [i for i, r in enumerate(rules, 1) if _rule_name(r, i) == name]
+    return found[0] - 1 if len(found) == 1 else None
+
+
+def _summarise_new(definition: Mapping[str, Any], kind: str) -> tuple[FieldChange, ...]:
+    """The few fields worth showing for a new flag or segment."""
+    out: list[FieldChange] = []
+    if kind == "flag":
+        kind_ = str(definition.get("type", "boolean"))
+        out.append(FieldChange("type", MISSING, kind_, kind_))
+        if definition.get("enabled") is False:
+            out.append(FieldChange("enabled", MISSING, False, "false (disabled)"))
+        if "default" in definition:
+            text = describe_serve(definition["default"])
+            out.append(FieldChange("default", MISSING, definition["default"], text))
+        rules = definition.get("rules", [])
+        if rules:
+            names = [r.get("name", f"rule {i}") for i, r in enumerate(rules, 1)]
+            out.append(FieldChange("rules", MISSING, names, ", ".join(names)))
+    else:
+        for name in ("users", "when"):
+            if definition.get(name):
+                out.append(FieldChange(name, MISSING, definition[name], _fmt(definition[name])))
+    return tuple(out)
+
+
+def _diff(
+    path: str, old: Any, new: Any, out: list[FieldChange], audience: _Audience | None = None
+) -> None:
+    if old == new:
+        return
+    if _is_serve(path) and isinstance(old, Mapping) and isinstance(new, Mapping):
+        if audience is None:
+            out.append(serve_change(path, old, new))
+        else:
+            out.append(
+                serve_change(path, old, new, who=audience.who(path), caveat=audience.caveat(path))
+            )
+    elif isinstance(old, Mapping) and isinstance(new, Mapping):
+        for key in sorted(old.keys() | new.keys()):
+            _diff(_join(path, key), old.get(key, MISSING), new.get(key, MISSING), out, audience)
+    elif path == "rules" and isinstance(old, list) and isinstance(new, list):
+        _diff_rules(old, new, out, audience)
+    else:
+        out.append(_plain(path, old, new))
+
+
+def _diff_rules(
+    old: list[Any], new: list[Any], out: list[FieldChange], audience: _Audience | None
+) -> None:
+    old_names = [_rule_name(r, i) for i, r in enumerate(old, 1)]
+    new_names = [_rule_name(r, i) for i, r in enumerate(new, 1)]
+    if old_names != new_names:
+        out.append(
+            FieldChange("rules", old_names, new_names, f"{_fmt(old_names)} → {_fmt(new_names)}")
+        )
+    # Diff the rules present on both sides (by name when names are unique).
+    if len(set(old_names)) == len(old_names) and len(set(new_names)) == len(new_names):
+        by_name = dict(zip(old_names, old, strict=True))
+        for name, rule in zip(new_names, new, strict=True):
+            if name in by_name:
+                _diff(f"rules[{name}]", by_name[name], rule, out, audience)
+
+
+def _rule_name(rule: Any, index: int) -> str:
+    if isinstance(rule, Mapping) and isinstance(rule.get("name"), str):
+        return str(rule["name"])
+    return f"rule {index}"
+
+
+def _is_serve(path: str) -> bool:
+    return path == "default" or (path.startswith("rules[") and path.endswith("].serve"))
+
+
+def _top(path: str) -> str:
+    """The top-level field of a path: ``tags`` for ``tags``, ``rules`` for ``rules[x].users``."""
+    return path.split(".", 1)[0].split("[", 1)[0]
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _plain(path: str, old: Any, new: Any) -> FieldChange:
+    text = f"{_fmt(old)} → {_fmt(new)}"
+    if (
+        isinstance(old, list)
+        and isinstance(new, list)
+        and len(text) > _MAX_VALUE_TEXT
+        and all(isinstance(x, str | int) for x in [*old, *new])
+    ):
+        added = len({json.dumps(x) for x in new} - {json.dumps(x) for x in old})
+        gone = len({json.dumps(x) for x in old} - {json.dumps(x) for x in new})
+        text = f"{len(old)} → {len(new)} entries (+{added}, -{gone})"
+    if path == "enabled" and old is True and new is False:
+        text += " (kill switch: everyone gets off_variant)"
+    return FieldChange(path, old, new, text)
+
+
+def _fmt(value: Any) -> str:
+    if value is MISSING:
+        return "(none)"
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    if len(text) > _MAX_VALUE_TEXT:
+        text = text[: _MAX_VALUE_TEXT - 1] + "…"
+    return text
+
+
+# --- serves and rollouts --------------------------------------------------------------------
+
+
+def describe_serve(serve: Any) -> str:
+    """``serve on``, ``10% on``, ``control 34%, blue 33%, green 33%``, ``schedule (3 steps)``."""
+    if not isinstance(serve, Mapping):
+        return _fmt(serve)
+    if "variant" in serve:
+        return f"serve {serve['variant']}"
+    if "rollout" in serve:
+        rollout = serve["rollout"]
+        text = _describe_weights(rollout)
+        if rollout.get("bucket_by", "user_id") != "user_id":
+            text += f" by {rollout['bucket_by']}"
+        return text
+    if "schedule" in serve:
+        steps = serve["schedule"]
+        parts = [f"{describe_serve(s.get('serve'))} from {s.get('at')}" for s in steps]
+        return "schedule: " + "; ".join(parts)
+    return _fmt(serve)
+
+
+def _describe_weights(rollout: Mapping[str, Any]) -> str:
+    weights = {str(n): int(w) for n, w in rollout["variants"]}
+    if set(weights) == {"on", "off"}:
+        return f"{_pct(weights['on'])} on"
+    return ", ".join(f"{n} {_pct(int(w))}" for n, w in rollout["variants"])
+
+
+def _pct(thousandths: int) -> str:
+    return f"{thousandths / 1000:g}%"
+
+
+def serve_change(
+    path: str,
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    *,
+    who: str | None = None,
+    caveat: str | None = None,
+) -> FieldChange:
+    """A changed serve, with the share of users changing variant when computable.
+
+    ``who`` names the users the share is of (default: ``users`` for the
+    default, ``users matching this rule`` for a rule); ``caveat`` says why
+    users also move in or out of this serve, which makes the share partial.
+    """
+    old_text, new_text = describe_serve(old), describe_serve(new)
+    if (
+        "rollout" in old
+        and "rollout" in new
+        and old_text.endswith("% on")
+        and new_text.endswith("% on")
+    ):
+        text = f"{old_text[: -len(' on')]} → {new_text}"
+    else:
+        text = f"{old_text} → {new_text}"
+    share = changed_share(old, new)
+    if share is None:
+        return FieldChange(path, old, new, text)
+    fraction, exact = share
+    if who is None:
+        who = "users" if path == "default" else "users matching this rule"
+    if caveat is not None:
+        who += " both before and after"
+    if exact:
+        text += f"; {fraction * 100:.1f}% of {who} change variant"
+    else:
+        text += (
+            f"; ~{fraction * 100:.1f}% of {who} expected to change variant "
+            "(bucket_by/salt changed: users are reshuffled)"
+        )
+    if caveat is not None:
+        text += f"; not exact: {caveat}, so users also move in or out"
+    return FieldChange(path, old, new, text, fraction, exact and caveat is None, caveat)
+
+
+def changed_share(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[float, bool] | None:
+    """(share of users whose variant changes, exact?) or ``None`` (a schedule).
+
+    A fixed variant is a rollout of one variant at 100 %; it does not depend on
+    bucketing, so the share is exact whenever either side is one.
+    """
+    old_ranges, new_ranges = _ranges(old), _ranges(new)
+    if old_ranges is None or new_ranges is None:
+        return None
+    same_bucketing = "variant" in old or "variant" in new or (_bucketing(old) == _bucketing(new))
+    if same_bucketing:
+        kept = sum(
+            max(0, min(hi1, hi2) - max(lo1, lo2))
+            for lo1, hi1, v1 in old_ranges
+            for lo2, hi2, v2 in new_ranges
+            if v1 == v2
+        )
+        return 1 - kept / BUCKETS, True
+    p_old = _probabilities(old_ranges)
+    p_new = _probabilities(new_ranges)
+    return 1 - sum(p * p_new.get(v, 0.0) for v, p in p_old.items()), False
+
+
+def _ranges(serve: Mapping[str, Any]) -> list[tuple[int, int, str]] | None:
+    if "variant" in serve:
+        return [(0, BUCKETS, str(serve["variant"]))]
+    if "rollout" not in serve:
+        return None
+    out, low = [], 0
+    for name, weight in serve["rollout"]["variants"]:
+        out.append((low, low + int(weight), str(name)))
+        low += int(weight)
+    return out
+
+
+def _bucketing(serve: Mapping[str, Any]) -> tuple[Any, Any]:
+    rollout = serve["rollout"]
+    return rollout.get("bucket_by", "user_id"), rollout.get("salt")
+
+
+def _probabilities(ranges: list[tuple[int, int, str]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for low, high, name in ranges:
+        out[name] = out.get(name, 0.0) + (high - low) / BUCKETS
+    return out
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def _against_line(plan: Plan) -> str:
+    meta = plan.against
+    if meta is None:
+        return "Redis: empty (first sync)"
+    return (
+        f"Redis: version {meta.version}, revision {meta.revision[:12] or '(none)'}, "
+        f"{meta.flag_count} flags"
+    )
+
+
+def render_text(plan: Plan) -> str:
+    """Terraform-style text: ``+``/``~``/``-`` per flag, field-level ``old → new``."""
+    lines = [f"flagsync plan for environment {plan.env!r}", _against_line(plan), ""]
+    if plan.empty:
+        lines.append("No changes: Redis matches the flag files.")
+    for item in plan.settings:
+        lines.append(f"  ~ {item.path}: {item.text}")
+    for change in (*plan.flags, *plan.segments):
+        label = change.key if change.kind == "flag" else f"segment {change.key}"
+        lines.append(f"  {_SYMBOL[change.action]} {label}{_note(change)}")
+        lines.extend(f"      {f.path}: {f.text}" for f in change.fields)
+    if plan.overrides:
+        lines += ["", "Active overrides (kept by sync):"]
+        lines.extend(f"  ! {_describe_override(o)}" for o in plan.overrides)
+    lines += ["", plan.summary()]
+    if plan.segments:
+        counts = {a: sum(1 for c in plan.segments if c.action == a) for a in _SYMBOL}
+        lines.append(
+            f"Segments: {counts['add']} to add, {counts['change']} to change, "
+            f"{counts['remove']} to remove."
+        )
+    return _lines(lines)
+
+
+def render_markdown(plan: Plan) -> str:
+    """A pull-request comment: summary line and one table row per flag."""
+    lines = [f"### flagsync plan: {_code(plan.env)}", "", _md(_against_line(plan)), ""]
+    lines.append(f"**{plan.summary()}**")
+    lines.append("")
+    rows = [*plan.flags, *plan.segments]
+    if plan.empty:
+        lines.append("No changes: Redis matches the flag files.")
+    if rows or plan.settings:
+        lines += ["| | flag | change |", "| --- | --- | --- |"]
+        for item in plan.settings:
+            lines.append(f"| ~ | *{item.path}* | {_md(item.text)} |")
+        for change in rows:
+            label = _code(change.key) if change.kind == "flag" else f"segment {_code(change.key)}"
+            parts = [f"{_code(f.path)}: {_md(f.text)}" for f in change.fields]
+            if change.action == "remove":
+                parts.insert(0, "removed")
+            if change.kind == "flag" and not change.evaluation_changed:
+                parts.append(f"*{_METADATA_NOTE}*")
+            if change.affects:
+                parts.append("affects flags " + ", ".join(_code(k) for k in change.affects))
+            if change.action == "remove" and change.kind == "flag":
+                parts[0] += " (apps fall back to their code defaults)"
+            detail = "<br>".join(parts) or change.action
+            lines.append(f"| {_SYMBOL[change.action]} | {label} | {detail} |")
+    if plan.overrides:
+        lines += ["", "Active overrides (kept by sync):", ""]
+        lines.extend(f"- {_md(_describe_override(o))}" for o in plan.overrides)
+    return _lines(lines)
+
+
+def as_json(plan: Plan) -> dict[str, Any]:
+    meta = plan.against
+    return {
+        "env": plan.env,
+        "against": None
+        if meta is None
+        else {"version": meta.version, "revision": meta.revision, "checksum": meta.checksum},
+        "summary": {a: plan.count(a) for a in ("add", "change", "remove")},
+        "settings": [f.as_dict() for f in plan.settings],
+        "changes": [_change_json(c) for c in (*plan.flags, *plan.segments)],
+        "overrides": [
+            {"flag": o.flag, "reason": o.reason, "actor": o.actor, "expires_at": o.expires_at}
+            for o in plan.overrides
+        ],
+    }
+
+
+def _change_json(change: Change) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "kind": change.kind,
+        "key": change.key,
+        "action": change.action,
+        "fields": [f.as_dict() for f in change.fields],
+        "evaluation_changed": change.evaluation_changed,
+    }
+    if change.kind == "segment":
+        out["affects"] = list(change.affects)
+    return out
+
+
+def _note(change: Change) -> str:
+    """What the text line of a change adds after its key."""
+    if change.action == "remove" and change.kind == "flag":
+        return "  (apps fall back to their code defaults)"
+    if change.kind == "flag" and not change.evaluation_changed:
+        return f"  ({_METADATA_NOTE})"
+    if change.affects:
+        return f"  (affects flags {', '.join(change.affects)})"
+    return ""
+
+
+def _describe_override(override: Override) -> str:
+    until = f", until {override.expires_at}" if override.expires_at else ""
+    return f"{override.flag} killed by {override.actor}: {override.reason!r}{until}"
+
+
+def _md(text: str) -> str:
+    """``text`` as literal Markdown table-cell content (for a pull-request comment).
+
+    Every character that could end the cell (``|``, a line break), open a
+    code span that swallows the rest of the row (a backtick), or start
+    emphasis, a link or HTML is escaped; GitHub renders the escapes as the
+    characters themselves.
+    """
+    text = printable(text.replace("\r", " ").replace("\n", " "))
+    return "".join(f"\\{c}" if c in _MD_SPECIAL else _HTML.get(c, c) for c in text)
+
+
+_MD_SPECIAL = frozenset("\\`*_[]|~")
+_HTML = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+
+
+def _code(text: str) -> str:
+    """``text`` as a Markdown code span inside a table cell.
+
+    The fence is one backtick longer than the longest run inside, so a
+    backtick cannot close it early; ``|`` is still escaped, since GitHub
+    splits table cells before it reads code spans.
+    """
+    text = printable(text.replace("\r", " ").replace("\n", " ")).replace("|", "\\|")
+    longest = max((len(run) for run in re.findall("`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+__all__ = [
+    "Change",
+    "FieldChange",
+    "Plan",
+    "as_json",
+    "changed_share",
+    "compute",
+    "describe_serve",
+    "render_markdown",
+    "render_text",
+    "serve_change",
+]
