@@ -167,6 +167,9 @@ class _Writer:
         self.consts: list[object] = []
         self._named: dict[object, str] = {}
         self._locals: dict[str, str] = {}
+        # Uses of each attribute's str-ness and length still to be written: the
+        # last one need not keep them in locals.
+        self.text_uses: dict[str, int] = {}
 
     def const(self, value: object) -> str:
         # Strings by value (attribute names repeat), everything else by identity.
@@ -217,10 +220,11 @@ class _Writer:
         name = self._local(attribute)
         suffix = "u" if name == "uid" else name[1:]
         is_str, length = f"s{suffix}", f"n{suffix}"
+        left = self.text_uses[attribute] = self.text_uses.get(attribute, 1) - 1
         if ("text", attribute) in known:
             return is_str, length, name
         read, name = self.read(attribute, known)
-        if not keep:
+        if not keep or left <= 0:
             return f"type({read}) is str", f"len({name})", name
         known.add(("text", attribute))
         return f"({is_str} := type({read}) is str)", f"({length} := len({name}))", name
@@ -353,11 +357,26 @@ def _dispatch(
     return table, max_len, other
 
 
+def _text_uses(runs: Sequence[Rule | list[Choice]]) -> dict[str, int]:
+    """How many tests of each attribute will ask whether it is a str, and its length."""
+    uses: dict[str, int] = {}
+    for run in runs:
+        tests: Sequence[object] = [run[0][0]] if isinstance(run, list) else run.tests
+        for test in tests:
+            if isinstance(test, Users):
+                uses["user_id"] = uses.get("user_id", 0) + 1
+            elif isinstance(test, Condition) and test.members is not None:
+                uses[test.attribute] = uses.get(test.attribute, 0) + 1
+    return uses
+
+
 def flag_function(key: str, rules: Sequence[Rule], default: Serve, miss: Resolution) -> FlagFn:
     """One function for a flag's rules and default (``miss`` when the default cannot serve)."""
     w = _Writer()
+    runs = _runs(rules)
+    w.text_uses = _text_uses(runs)
     known: Known = set()  # what was evaluated on every path to the current line
-    for run in _runs(rules):
+    for run in runs:
         if isinstance(run, list):
             table, max_len, other = _dispatch(run)
             is_str, length, name = w.text(run[0][0].attribute, known)
