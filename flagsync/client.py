@@ -240,12 +240,15 @@ class FlagClient:
         value = resolution.value
         if serving.plain:
             return value if value is True or value is False else default
-        if serving.counting:
-            counter = resolution.counter
-            if counter is not None:
-                next(counter)
-            else:  # first evaluation of this outcome, or an error
-                self._first_hit(flag, resolution)
+        # Only this client's tracker puts counters in its Resolutions (released
+        # when it is detached), so a counter here is one to count into.
+        counter = resolution.counter
+        if counter is not None:
+            next(counter)
+            if not serving.hooks:
+                return value if value is True or value is False else default
+        elif serving.counting:  # first evaluation of this outcome, or an error
+            self._first_hit(flag, resolution)
         result = value if value is True or value is False else default
         if serving.hooks:
             self._expose(
