@@ -745,8 +745,9 @@ class _WithUserId(Mapping[str, object]):
 
 
 def _merge(user_id: object, context: Mapping[str, object] | None) -> Mapping[str, object]:
-    if context is None:
-        return _NO_CONTEXT if user_id is None else {"user_id": user_id}
+    """The context an exposure reports: the caller's, with ``user_id`` set."""
+    if context is None or context is _NO_CONTEXT:  # a fresh dict: hooks must not share it
+        return {} if user_id is None else {"user_id": user_id}
     if user_id is None:
         return context
     if type(context) is dict:
