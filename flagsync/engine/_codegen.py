@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import itertools
 import linecache
 import threading
 import time
@@ -136,27 +137,29 @@ _GLOBALS: dict[str, Any] = {
     "_bisect": bisect_right,
     "_time": time.time,
 }
-_CODE: dict[str, CodeType] = {}  # source → code object: one per shape
+_CODE: dict[str, tuple[CodeType, str]] = {}  # source → (code object, its file name): per shape
 _MAX_SHAPES = 4096  # a snapshot of many distinct shapes compiles them again, never grows memory
 _code_lock = threading.Lock()
+_shapes = itertools.count()
 
 
 def _function(source: str, consts: Sequence[object], name: str) -> FunctionType:
-    code = _CODE.get(source)
-    if code is None:
+    found = _CODE.get(source)
+    if found is None:
         with _code_lock:
-            code = _CODE.get(source)
-            if code is None:
+            found = _CODE.get(source)
+            if found is None:
                 if len(_CODE) >= _MAX_SHAPES:
+                    for _, old in _CODE.values():
+                        linecache.cache.pop(old, None)
                     _CODE.clear()
-                filename = f"<flagsync generated {len(_CODE)}>"
+                filename = f"<flagsync generated {next(_shapes)}>"
                 namespace: dict[str, Any] = {}
                 exec(compile(source, filename, "exec"), _GLOBALS, namespace)
-                code = namespace["generated"].__code__
                 # Tracebacks and profilers then show the generated line.
                 linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-                _CODE[source] = code
-    return FunctionType(code, _GLOBALS, name, tuple(consts))
+                found = _CODE[source] = (namespace["generated"].__code__, filename)
+    return FunctionType(found[0], _GLOBALS, name, tuple(consts))
 
 
 class _Writer:
