@@ -3,22 +3,27 @@
 Why generate code. A flag check is a handful of comparisons; in CPython what
 costs is the calls around them (about 40 ns per Python frame) and the
 attribute reads. Compiled as a chain of closures (one per rule, condition and
-serve), a rollout behind one non-matching rule took five frames and about
-500 ns; written as one function, the same flag is one frame: each attribute
-is read once into a local, a non-matching rule is one ``if`` over that local,
-runs of rules that test one attribute for a constant variant become one dict
-lookup, and a rollout compares the hash with a threshold precomputed in hash
-space (``_bucketing.hash_thresholds``). ``benchmarks/bench_floor.py`` measures
-the result against the machine's floor (README, "Performance").
+serve), ``is_enabled`` on a 50 % rollout took about 500 ns and each
+non-matching rule about 120 ns (three frames); written as one function, a
+flag is one frame: each attribute is read once into a local, a non-matching
+rule is one ``if`` over that local, runs of rules that test one attribute for
+a constant variant become one dict lookup, and a rollout compares the hash
+with a threshold precomputed in hash space (``_bucketing.hash_threshold``):
+about 240 ns and 2 to 20 ns per rule. ``benchmarks/bench_floor.py`` measures it
+against the machine's floor (README, "Benchmarks").
 
 How. ``_compiled`` turns a snapshot into a small description (``Rule``,
 ``Const``, ``Rollout``, …, ``Condition`` from ``_operators``); this module
 writes a function's source from it and ``exec``s it once per *shape*: the
 source never holds a value from a snapshot (keys, attribute names, values and
-the preallocated results are passed in as the defaults ``k0, k1, …`` of the
-function), so it contains nothing but this module's own text, and the 10 000
-rollouts of a large snapshot share one code object, each flag getting only a
-function object (``types.FunctionType(code, globals, name, defaults)``).
+the preallocated results are read as ``k[0], k[1], …`` from one tuple bound
+as the function's default), so it contains nothing but this module's own text
+and numbers, and the 10 000 rollouts of a large snapshot share one code
+object, each flag getting only a function object
+(``types.FunctionType(code, globals, name, (constants,))``). One tuple rather
+than one default per constant: CPython takes a reference to every default on
+every call, so evaluating many flags in turn would touch every constant of
+each; with one tuple it touches only those it reads.
 What the generated code writes inline (``str`` membership, ``exists``, users
 lists, rollouts on ``str`` ids) is the same test the ``Condition``'s own
 closure makes; every other value goes through that closure, so the semantics
@@ -163,7 +168,8 @@ def _function(source: str, consts: Sequence[object], name: str) -> FunctionType:
 
 
 class _Writer:
-    """The source of one function: lines, and the constants its defaults carry."""
+    """The source of one function: its lines, and the constants it reads as ``k[i]``
+    (one tuple, bound as the function's only default)."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -223,11 +229,13 @@ class _Writer:
         name = self._local(attribute)
         suffix = "u" if name == "uid" else name[1:]
         is_str, length = f"s{suffix}", f"n{suffix}"
-        left = self.text_uses[attribute] = self.text_uses.get(attribute, 1) - 1
+        if keep:
+            keep = (left := self.text_uses.get(attribute, 1) - 1) > 0
+            self.text_uses[attribute] = left
         if ("text", attribute) in known:
             return is_str, length, name
         read, name = self.read(attribute, known)
-        if not keep or left <= 0:
+        if not keep:
             return f"type({read}) is str", f"len({name})", name
         known.add(("text", attribute))
         return f"({is_str} := type({read}) is str)", f"({length} := len({name}))", name
