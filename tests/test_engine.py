@@ -662,3 +662,55 @@ def test_a_segment_change_reports_every_flag() -> None:
     new = engine({"uses": flag(rules=rule), "other": flag()}, segments={"beta": {"users": ["v"]}})
     assert new.changed_flags(old) == {"uses", "other"}
     assert engine({"uses": flag(rules=rule)}, segments=seg).changed_flags(old) == {"other"}
+
+
+# --- prerequisites decided when the table is built ----------------------------
+
+
+class _GetRaises(Mapping[str, object]):
+    """A mapping whose every lookup fails."""
+
+    def get(self, key: str, default: object = None) -> object:
+        raise LookupError(key)
+
+    def __getitem__(self, key: str) -> object:
+        raise LookupError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def test_prerequisites_decided_in_advance_keep_the_evaluation_order() -> None:
+    pro = {"attribute": "plan", "op": "eq", "values": ["pro"]}
+    on_for_pro = flag(rules=[{"name": "pro", "when": [pro], "serve": {"variant": "on"}}])
+    e = engine(
+        {
+            "static_on": flag(default={"variant": "on"}),
+            "dark": flag(enabled=False, default={"variant": "on"}),
+            "pro": on_for_pro,
+            # Decided for every context: met (dropped) or unmet (constant).
+            "after_static": flag(requires=[{"flag": "static_on", "variant": "on"}]),
+            "after_dark": flag(requires=[{"flag": "dark", "variant": "on"}]),
+            # A context-dependent prerequisite listed first is still evaluated first.
+            "pro_then_dark": flag(
+                requires=[{"flag": "pro", "variant": "on"}, {"flag": "dark", "variant": "on"}]
+            ),
+            "dark_then_pro": flag(
+                requires=[{"flag": "dark", "variant": "on"}, {"flag": "pro", "variant": "on"}]
+            ),
+        },
+    )
+    assert ev(e, "after_static") == Resolution(False, "off", Reason.DEFAULT)
+    assert ev(e, "after_dark") == Resolution(False, "off", Reason.PREREQUISITE_FAILED)
+    assert ev(e, "pro_then_dark", {"plan": "pro"}).reason == Reason.PREREQUISITE_FAILED
+    hostile = _GetRaises()
+    # pro reads the context first: its failing lookup is the caller's error ...
+    assert e.evaluate("pro_then_dark", hostile).error_code == ErrorCode.INVALID_CONTEXT
+    # ... while a prerequisite unmet for everyone, listed first, ends it before any lookup.
+    assert e.evaluate("dark_then_pro", hostile).reason == Reason.PREREQUISITE_FAILED
+    # Killing the static prerequisite turns the decided answer over, without recompiling.
+    killed = e.with_killed({"static_on"})
+    assert ev(killed, "after_static") == Resolution(False, "off", Reason.PREREQUISITE_FAILED)
