@@ -371,3 +371,29 @@ class Engine:
         return json.dumps(
             self._source, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         ).encode("utf-8")
+
+
+# Objects freed per step by release_in_steps: a compiled flag is a few dozen
+# objects, so a step frees some thousands of objects in well under a millisecond.
+_RELEASE_STEP = 64
+
+
+def release_in_steps(engines: list[Engine]) -> None:
+    """Free the engines in ``engines`` (the caller's last references) a few flags at a time.
+
+    Dropping a 10,000-flag engine frees ~300,000 objects in one deallocation
+    cascade that holds the GIL for tens of milliseconds, stalling every thread
+    evaluating meanwhile. Here the engines' flags are first referenced from a
+    private list, the engines dropped (freeing only their containers), then the
+    list shortened step by step, so other threads run between steps. Nothing
+    shared is mutated: a thread still evaluating with one of these engines keeps
+    it whole (and frees it itself, later).
+    """
+    parts: list[object] = []
+    while engines:
+        engine = engines.pop()
+        parts.extend(engine._flags.values())
+        parts.extend(engine._table.values())
+        del engine
+    while parts:
+        del parts[-_RELEASE_STEP:]

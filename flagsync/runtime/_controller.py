@@ -21,7 +21,7 @@ from typing import Any
 
 from flagsync import _deadline, _text, redisconn, store
 from flagsync.details import Source
-from flagsync.engine import Engine
+from flagsync.engine import Engine, release_in_steps
 from flagsync.errors import (
     ConfigurationError,
     InvalidFlagsError,
@@ -247,6 +247,8 @@ class Controller:
                 self._note_error(message, logging.WARNING)
             self._set_state(ClientState.STALE)
             return
+        # The swap retires the engine served until now: no reference here may keep it.
+        del previous, reusable
         self._persist(loaded)  # before the swap, as in _initial_redis_load
         self._swap(loaded, ClientState.READY)
 
@@ -380,6 +382,12 @@ class Controller:
             listeners = self._listeners
         if changed or old.state is not state:
             self._notify(listeners, old, self.current, changed)
+        if old.engine is not loaded.engine:
+            # Freed a few flags at a time, not in one cascade that holds the GIL
+            # (docs/architecture.md, "Swapping without a pause").
+            retired = [old.engine]
+            del old
+            release_in_steps(retired)
 
     def _set_state(self, state: ClientState) -> None:
         with self._lock:
