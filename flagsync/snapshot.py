@@ -1,4 +1,11 @@
-"""Serialising, checksumming and validating snapshots (the unit sync stores and clients load)."""
+"""The snapshot: the contract between stages (the unit sync stores and clients load).
+
+One home for what every stage must agree on: the ``format`` and ``bucketing``
+version numbers, the bucket space, the canonical JSON form, the ``sha256:``
+checksum, and validation against ``schema/snapshot.schema.json``. This module
+imports nothing above :mod:`flagsync.errors` at import time, so the engine and
+the runtime may depend on it without pulling in the authoring stack.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,15 @@ from typing import Any
 
 from flagsync.errors import SnapshotError
 
+SNAPSHOT_FORMAT = 1
+"""The snapshot ``format`` number: the one version marker old clients and new syncers check."""
+
+BUCKETING_VERSION = 1
+"""The ``bucketing`` algorithm version (docs/evaluation.md)."""
+
+BUCKET_SPACE = 100_000
+"""Number of buckets; rollout weights are integers in thousandths of a percent summing to it."""
+
 
 def canonical_json(snapshot: Mapping[str, Any]) -> bytes:
     """Byte-stable JSON: sorted keys, no spaces, UTF-8. Equal snapshots give equal bytes."""
@@ -18,6 +34,7 @@ def canonical_json(snapshot: Mapping[str, Any]) -> bytes:
 
 
 def checksum(snapshot_bytes: bytes) -> str:
+    """The ``sha256:<hex>`` checksum stored in the meta hash and checked on every read."""
     return "sha256:" + hashlib.sha256(snapshot_bytes).hexdigest()
 
 
@@ -52,4 +69,11 @@ def validate_snapshot(data: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
-__all__ = ["canonical_json", "checksum", "validate_snapshot"]
+__all__ = [
+    "BUCKETING_VERSION",
+    "BUCKET_SPACE",
+    "SNAPSHOT_FORMAT",
+    "canonical_json",
+    "checksum",
+    "validate_snapshot",
+]

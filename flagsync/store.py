@@ -62,6 +62,7 @@ import redis.exceptions
 
 from flagsync.errors import ConflictError, RedisRefusedError, RefusedChangeError, SnapshotError
 from flagsync.redisconn import RedisClient, mapped_errors
+from flagsync.snapshot import checksum as snapshot_checksum
 
 AUDIT_MAXLEN = 10_000
 LOCK_TTL_MS = 60_000
@@ -342,7 +343,7 @@ class StoredState:
 
     def snapshot(self) -> dict[str, Any]:
         """The snapshot dict, after checking its checksum against the meta hash."""
-        actual = "sha256:" + hashlib.sha256(self.snapshot_bytes).hexdigest()
+        actual = snapshot_checksum(self.snapshot_bytes)
         if actual != self.meta.checksum:
             raise SnapshotError(
                 f"snapshot checksum mismatch in Redis: meta says {self.meta.checksum}, "
@@ -1085,7 +1086,7 @@ def inspect(
             damage.append(Damage(k.lock, lock.damaged, repairs[k.lock]))
     parsed: dict[str, Any] | None = None
     if meta is not None and snapshot_bytes is not None:
-        actual = "sha256:" + hashlib.sha256(snapshot_bytes).hexdigest()
+        actual = snapshot_checksum(snapshot_bytes)
         if actual != meta.checksum:
             found = "does not match the checksum in the meta hash (edited by hand?)"
             damage.append(Damage(k.snapshot, found, "replaced it"))

@@ -14,10 +14,9 @@ from typing import Any
 
 from flagsync.authoring import _walk
 from flagsync.authoring.loader import Repository
-from flagsync.engine import BUCKETING_VERSION, SNAPSHOT_FORMAT, parse_timestamp, to_rfc3339
+from flagsync.engine import parse_timestamp, to_rfc3339
 from flagsync.errors import ConfigurationError
-
-TOTAL_WEIGHT = 100_000  # thousandths of a percent
+from flagsync.snapshot import BUCKET_SPACE, BUCKETING_VERSION, SNAPSHOT_FORMAT
 
 
 def compile_snapshot(repo: Repository, env: str) -> dict[str, Any]:
@@ -154,7 +153,7 @@ def _weights(rollout: Any, boolean: bool) -> list[list[Any]]:
         pairs = [(str(name), _thousandths(weight)) for name, weight in rollout.items()]
     else:
         on = _thousandths(rollout)
-        pairs = [("on", on), ("off", TOTAL_WEIGHT - on)]
+        pairs = [("on", on), ("off", BUCKET_SPACE - on)]
     return [[name, weight] for name, weight in pairs]
 
 

@@ -24,9 +24,9 @@ from typing import Any, Literal
 
 from flagsync._text import lines as _lines
 from flagsync._text import printable
+from flagsync.snapshot import BUCKET_SPACE
 from flagsync.store import Meta, Override
 
-BUCKETS = 100_000
 Action = Literal["add", "change", "remove"]
 _SYMBOL = {"add": "+", "change": "~", "remove": "-"}
 _MAX_VALUE_TEXT = 120
@@ -484,7 +484,7 @@ def changed_share(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[float
             for lo2, hi2, v2 in new_ranges
             if v1 == v2
         )
-        return 1 - kept / BUCKETS, True
+        return 1 - kept / BUCKET_SPACE, True
     p_old = _probabilities(old_ranges)
     p_new = _probabilities(new_ranges)
     return 1 - sum(p * p_new.get(v, 0.0) for v, p in p_old.items()), False
@@ -492,7 +492,7 @@ def changed_share(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[float
 
 def _ranges(serve: Mapping[str, Any]) -> list[tuple[int, int, str]] | None:
     if "variant" in serve:
-        return [(0, BUCKETS, str(serve["variant"]))]
+        return [(0, BUCKET_SPACE, str(serve["variant"]))]
     if "rollout" not in serve:
         return None
     out, low = [], 0
@@ -510,7 +510,7 @@ def _bucketing(serve: Mapping[str, Any]) -> tuple[Any, Any]:
 def _probabilities(ranges: list[tuple[int, int, str]]) -> dict[str, float]:
     out: dict[str, float] = {}
     for low, high, name in ranges:
-        out[name] = out.get(name, 0.0) + (high - low) / BUCKETS
+        out[name] = out.get(name, 0.0) + (high - low) / BUCKET_SPACE
     return out
 
 

@@ -33,14 +33,15 @@ from flagsync.runtime._cache import write_cache
 from flagsync.runtime._refresher import Refresher
 from flagsync.runtime._state import ChangeEvent, ClientState, Current, Loaded
 from flagsync.runtime._watcher import FileWatcher
+from flagsync.snapshot import BUCKETING_VERSION, SNAPSHOT_FORMAT
 
 log = _text.logger("flagsync")
 
 Listener = Callable[[ChangeEvent], object]
 
 _EMPTY_SNAPSHOT: Mapping[str, Any] = {
-    "format": 1,
-    "bucketing": 1,
+    "format": SNAPSHOT_FORMAT,
+    "bucketing": BUCKETING_VERSION,
     "env": "",
     "flags": {},
     "segments": {},
