@@ -14,7 +14,6 @@ import math
 import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Container, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -25,6 +24,7 @@ from flagsync.details import EvaluationDetails, Reason, Source
 from flagsync.engine import Resolution, copy_json, flag_key, shown
 from flagsync.errors import ConfigurationError, ErrorCode
 from flagsync.redisconn import deadline
+from flagsync.runtime import _fork
 from flagsync.runtime._controller import Controller, Settings
 from flagsync.runtime._hooks import (
     Exposure,
@@ -137,7 +137,7 @@ class FlagClient:
             raise
         if tracker is not None:
             self.attach_usage_tracker(tracker.start())
-        _clients.add(self)
+        _fork.register(self, _fork.Phase.CLIENT, FlagClient._after_fork_in_child)
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> FlagClient:
@@ -509,22 +509,6 @@ class FlagClient:
                 code,
             ),
         )
-
-
-# Clients alive in this process, restarted in a forked child. Same discipline as
-# flagsync.runtime._controller._live: no lock a parent thread could hold at fork time.
-_clients: weakref.WeakSet[FlagClient] = weakref.WeakSet()
-
-
-def _restart_after_fork() -> None:
-    for client in list(_clients):
-        client._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    # Registered after flagsync.runtime._controller's hook (imported above), so a
-    # client's controller is restarted before its tracker is replaced.
-    os.register_at_fork(after_in_child=_restart_after_fork)
 
 
 def _check_arguments(

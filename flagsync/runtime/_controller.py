@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +26,7 @@ from flagsync.errors import (
     RedisUnavailableError,
     SnapshotError,
 )
-from flagsync.runtime import _sources
+from flagsync.runtime import _fork, _sources
 from flagsync.runtime._cache import write_cache
 from flagsync.runtime._refresher import Refresher
 from flagsync.runtime._state import ChangeEvent, ClientState, Current, Loaded
@@ -96,7 +94,7 @@ class Controller:
         if self.current.loaded is None:
             self._initial_fallback()
         self._start_threads(client, sockets)
-        _register(self)
+        _fork.register(self, _fork.Phase.CONTROLLER, Controller.after_fork_in_child)
 
     def close(self) -> None:
         with self._lock:
@@ -455,28 +453,6 @@ def _changed_flags(old: Current, new: Loaded) -> frozenset[str]:
         return old_engine.killed ^ new_engine.killed
     # Per-flag digests taken at compile time: no snapshot dict is kept to diff.
     return new_engine.changed_flags(old_engine) | (old_engine.killed ^ new_engine.killed)
-
-
-# --- fork safety ----------------------------------------------------------------------
-
-# Only touched from the thread creating a client and from the child right after
-# fork (single-threaded then); WeakSet.add is atomic under the GIL, so no lock
-# that a parent thread could hold at fork time.
-_live: weakref.WeakSet[Controller] = weakref.WeakSet()
-
-
-def _register(controller: Controller) -> None:
-    _live.add(controller)
-
-
-def _restart_after_fork() -> None:
-    for controller in list(_live):
-        if not controller.closed:
-            controller.after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_restart_after_fork)
 
 
 __all__ = ["Controller", "Listener", "Settings"]
