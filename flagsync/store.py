@@ -62,6 +62,7 @@ import redis.exceptions
 
 from flagsync.errors import ConflictError, RedisRefusedError, RefusedChangeError, SnapshotError
 from flagsync.redisconn import RedisClient, mapped_errors
+from flagsync.settings import valid_env_name
 from flagsync.snapshot import checksum as snapshot_checksum
 
 AUDIT_MAXLEN = 10_000
@@ -160,7 +161,7 @@ class Keys:
 
 
 def keys(env: str) -> Keys:
-    if not env or any(c in env for c in "{}: \t\n"):
+    if not valid_env_name(env):
         raise ValueError(f"invalid environment name {env!r}")
     return Keys(env)
 

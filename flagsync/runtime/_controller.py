@@ -13,8 +13,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from flagsync import _deadline, _text, redisconn, store
@@ -31,6 +29,7 @@ from flagsync.runtime._cache import write_cache
 from flagsync.runtime._refresher import Refresher
 from flagsync.runtime._state import ChangeEvent, ClientState, Current, Loaded
 from flagsync.runtime._watcher import FileWatcher
+from flagsync.settings import ClientSettings
 from flagsync.snapshot import BUCKETING_VERSION, SNAPSHOT_FORMAT
 
 log = _text.logger("flagsync")
@@ -46,17 +45,8 @@ _EMPTY_SNAPSHOT: Mapping[str, Any] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    redis_url: str | None
-    env: str
-    flags_dir: Path | None
-    poll_interval: float
-    init_timeout: float
-    cache_path: Path | None
-    socket_timeout: float
-    watch: bool
-    debounce: float
+# FlagClient's options, defined once beside their defaults.
+Settings = ClientSettings
 
 
 class Controller:
