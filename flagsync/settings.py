@@ -75,6 +75,9 @@ DEFAULT_INIT_TIMEOUT = 2.0
 DEFAULT_SOCKET_TIMEOUT = 5.0
 DEFAULT_DEBOUNCE = 0.1
 DEFAULT_USAGE_FLUSH_INTERVAL = 10.0
+"""Seconds between usage-counter flushes (``flagsync.usage``, ``FlagClient``)."""
+DEFAULT_EXPOSURE_FLUSH_INTERVAL = 1.0
+"""Seconds between exposure-event flushes (``flagsync.exposures``)."""
 DEFAULT_USAGE_MAX_KEYS = 10_000
 
 
@@ -101,6 +104,7 @@ class ClientSettings:
 __all__ = [
     "DEFAULT_DEBOUNCE",
     "DEFAULT_ENV",
+    "DEFAULT_EXPOSURE_FLUSH_INTERVAL",
     "DEFAULT_FLAGS_DIR",
     "DEFAULT_INIT_TIMEOUT",
     "DEFAULT_POLL_INTERVAL",

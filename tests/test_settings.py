@@ -66,3 +66,10 @@ def test_no_module_reads_a_flagsync_variable_by_its_literal_name() -> None:
         if pattern.search(path.read_text(encoding="utf-8"))
     ]
     assert readers == []
+
+
+def test_each_flusher_keeps_its_documented_interval_from_one_home() -> None:
+    from flagsync import exposures, usage
+
+    assert usage.DEFAULT_FLUSH_INTERVAL == settings.DEFAULT_USAGE_FLUSH_INTERVAL == 10.0
+    assert exposures.DEFAULT_FLUSH_INTERVAL == settings.DEFAULT_EXPOSURE_FLUSH_INTERVAL == 1.0
