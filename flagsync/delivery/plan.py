@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from flagsync._markdown import code as _code
+from flagsync._markdown import text as _md
 from flagsync._text import lines as _lines
-from flagsync._text import printable
 from flagsync.snapshot import BUCKET_SPACE
 from flagsync.store import Meta, Override
 
@@ -626,36 +626,6 @@ def _note(change: Change) -> str:
 def _describe_override(override: Override) -> str:
     until = f", until {override.expires_at}" if override.expires_at else ""
     return f"{override.flag} killed by {override.actor}: {override.reason!r}{until}"
-
-
-def _md(text: str) -> str:
-    """``text`` as literal Markdown table-cell content (for a pull-request comment).
-
-    Every character that could end the cell (``|``, a line break), open a
-    code span that swallows the rest of the row (a backtick), or start
-    emphasis, a link or HTML is escaped; GitHub renders the escapes as the
-    characters themselves.
-    """
-    text = printable(text.replace("\r", " ").replace("\n", " "))
-    return "".join(f"\\{c}" if c in _MD_SPECIAL else _HTML.get(c, c) for c in text)
-
-
-_MD_SPECIAL = frozenset("\\`*_[]|~")
-_HTML = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
-
-
-def _code(text: str) -> str:
-    """``text`` as a Markdown code span inside a table cell.
-
-    The fence is one backtick longer than the longest run inside, so a
-    backtick cannot close it early; ``|`` is still escaped, since GitHub
-    splits table cells before it reads code spans.
-    """
-    text = printable(text.replace("\r", " ").replace("\n", " ")).replace("|", "\\|")
-    longest = max((len(run) for run in re.findall("`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 __all__ = [
