@@ -24,6 +24,7 @@ from typing import Any, Literal
 from flagsync._markdown import code as _code
 from flagsync._markdown import text as _md
 from flagsync._text import lines as _lines
+from flagsync.insight import _describe
 from flagsync.snapshot import BUCKET_SPACE
 from flagsync.store import Meta, Override
 
@@ -394,7 +395,7 @@ def _fmt(value: Any) -> str:
 
 
 def describe_serve(serve: Any) -> str:
-    """``serve on``, ``10% on``, ``control 34%, blue 33%, green 33%``, ``schedule (3 steps)``."""
+    """``serve on``, ``10 % on``, ``control 34 %, blue 33 %``, ``schedule: 10 % on from T; …``."""
     if not isinstance(serve, Mapping):
         return _fmt(serve)
     if "variant" in serve:
@@ -413,14 +414,8 @@ def describe_serve(serve: Any) -> str:
 
 
 def _describe_weights(rollout: Mapping[str, Any]) -> str:
-    weights = {str(n): int(w) for n, w in rollout["variants"]}
-    if set(weights) == {"on", "off"}:
-        return f"{_pct(weights['on'])} on"
-    return ", ".join(f"{n} {_pct(int(w))}" for n, w in rollout["variants"])
-
-
-def _pct(thousandths: int) -> str:
-    return f"{thousandths / 1000:g}%"
+    # Every listed variant, 0 % ones too: a plan shows what changed, not only who gets what.
+    return _describe.weights([(str(n), int(w)) for n, w in rollout["variants"]])
 
 
 def serve_change(
