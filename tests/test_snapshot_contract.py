@@ -27,3 +27,29 @@ def test_compiled_snapshots_carry_the_declared_versions() -> None:
     compiled = compiler.compile_snapshot(repo, "production")
     assert compiled["format"] == snapshot.SNAPSHOT_FORMAT
     assert compiled["bucketing"] == snapshot.BUCKETING_VERSION
+
+
+def test_the_typed_shape_matches_compiled_snapshots() -> None:
+    """Every key the compiler writes is declared by the TypedDicts, and every required one is."""
+    from pathlib import Path
+
+    from flagsync.authoring import pipeline
+
+    def fits(value: object, shape: type) -> None:
+        assert isinstance(value, dict)
+        required: frozenset[str] = shape.__required_keys__
+        optional: frozenset[str] = shape.__optional_keys__
+        assert required <= value.keys() <= required | optional, (shape.__name__, value.keys())
+
+    build = pipeline.build([Path(__file__).parent.parent / "flags"])
+    for env in build.environments:
+        compiled = build.snapshot(env)
+        fits(compiled, snapshot.Snapshot)
+        for segment in compiled["segments"].values():
+            fits(segment, snapshot.Segment)
+        for flag in compiled["flags"].values():
+            fits(flag, snapshot.Flag)
+            for rule in flag["rules"]:
+                fits(rule, snapshot.Rule)
+                for cond in rule.get("when", []):
+                    fits(cond, snapshot.Condition)

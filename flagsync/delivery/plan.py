@@ -25,7 +25,7 @@ from flagsync._markdown import code as _code
 from flagsync._markdown import text as _md
 from flagsync._text import lines as _lines
 from flagsync.insight import _describe
-from flagsync.snapshot import BUCKET_SPACE
+from flagsync.snapshot import BUCKET_SPACE, Serve, ServeRollout
 from flagsync.store import Meta, Override
 
 Action = Literal["add", "change", "remove"]
@@ -314,7 +314,7 @@ def _diff(
 ) -> None:
     if old == new:
         return
-    if _is_serve(path) and isinstance(old, Mapping) and isinstance(new, Mapping):
+    if _is_serve(path) and _both_mappings(old, new):  # a serve (old and new stay Any)
         if audience is None:
             out.append(serve_change(path, old, new))
         else:
@@ -351,6 +351,10 @@ def _rule_name(rule: Any, index: int) -> str:
     if isinstance(rule, Mapping) and isinstance(rule.get("name"), str):
         return str(rule["name"])
     return f"rule {index}"
+
+
+def _both_mappings(old: object, new: object) -> bool:
+    return isinstance(old, Mapping) and isinstance(new, Mapping)
 
 
 def _is_serve(path: str) -> bool:
@@ -420,8 +424,8 @@ def _describe_weights(rollout: Mapping[str, Any]) -> str:
 
 def serve_change(
     path: str,
-    old: Mapping[str, Any],
-    new: Mapping[str, Any],
+    old: Serve,
+    new: Serve,
     *,
     who: str | None = None,
     caveat: str | None = None,
@@ -462,7 +466,7 @@ def serve_change(
     return FieldChange(path, old, new, text, fraction, exact and caveat is None, caveat)
 
 
-def changed_share(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[float, bool] | None:
+def changed_share(old: Serve, new: Serve) -> tuple[float, bool] | None:
     """(share of users whose variant changes, exact?) or ``None`` (a schedule).
 
     A fixed variant is a rollout of one variant at 100 %; it does not depend on
@@ -471,7 +475,11 @@ def changed_share(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[float
     old_ranges, new_ranges = _ranges(old), _ranges(new)
     if old_ranges is None or new_ranges is None:
         return None
-    same_bucketing = "variant" in old or "variant" in new or (_bucketing(old) == _bucketing(new))
+    same_bucketing = (
+        "variant" in old
+        or "variant" in new
+        or ("rollout" in old and "rollout" in new and _bucketing(old) == _bucketing(new))
+    )
     if same_bucketing:
         kept = sum(
             max(0, min(hi1, hi2) - max(lo1, lo2))
@@ -485,7 +493,7 @@ def changed_share(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[float
     return 1 - sum(p * p_new.get(v, 0.0) for v, p in p_old.items()), False
 
 
-def _ranges(serve: Mapping[str, Any]) -> list[tuple[int, int, str]] | None:
+def _ranges(serve: Serve) -> list[tuple[int, int, str]] | None:
     if "variant" in serve:
         return [(0, BUCKET_SPACE, str(serve["variant"]))]
     if "rollout" not in serve:
@@ -497,7 +505,7 @@ def _ranges(serve: Mapping[str, Any]) -> list[tuple[int, int, str]] | None:
     return out
 
 
-def _bucketing(serve: Mapping[str, Any]) -> tuple[Any, Any]:
+def _bucketing(serve: ServeRollout) -> tuple[str, str | None]:
     rollout = serve["rollout"]
     return rollout.get("bucket_by", "user_id"), rollout.get("salt")
 
