@@ -116,6 +116,19 @@ class Snapshot(TypedDict):
     segments: dict[str, Segment]
 
 
+def variant_ranges(rollout: Rollout) -> list[tuple[int, int, str]]:
+    """The buckets ``[low, high)`` each variant of a rollout gets (docs/evaluation.md).
+
+    Laid out cumulatively in the order the rollout lists its variants: the
+    user gets the first variant whose cumulative upper bound exceeds their bucket.
+    """
+    out, low = [], 0
+    for name, weight in rollout["variants"]:
+        out.append((low, low + int(weight), str(name)))
+        low += int(weight)
+    return out
+
+
 def canonical_json(snapshot: Mapping[str, Any]) -> bytes:
     """Byte-stable JSON: sorted keys, no spaces, UTF-8. Equal snapshots give equal bytes."""
     return json.dumps(
@@ -182,4 +195,5 @@ __all__ = [
     "canonical_json",
     "checksum",
     "validate_snapshot",
+    "variant_ranges",
 ]

@@ -25,7 +25,7 @@ from flagsync._markdown import code as _code
 from flagsync._markdown import text as _md
 from flagsync._text import lines as _lines
 from flagsync.insight import _describe
-from flagsync.snapshot import BUCKET_SPACE, Serve, ServeRollout
+from flagsync.snapshot import BUCKET_SPACE, Serve, ServeRollout, variant_ranges
 from flagsync.store import Meta, Override
 
 Action = Literal["add", "change", "remove"]
@@ -498,11 +498,7 @@ def _ranges(serve: Serve) -> list[tuple[int, int, str]] | None:
         return [(0, BUCKET_SPACE, str(serve["variant"]))]
     if "rollout" not in serve:
         return None
-    out, low = [], 0
-    for name, weight in serve["rollout"]["variants"]:
-        out.append((low, low + int(weight), str(name)))
-        low += int(weight)
-    return out
+    return variant_ranges(serve["rollout"])
 
 
 def _bucketing(serve: ServeRollout) -> tuple[str, str | None]:
