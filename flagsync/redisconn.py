@@ -51,7 +51,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from flagsync import _deadline
+from flagsync import _deadline, settings
 from flagsync._deadline import deadline
 from flagsync.errors import ConfigurationError, RedisRefusedError, RedisUnavailableError
 
@@ -59,10 +59,10 @@ P = ParamSpec("P")
 R = TypeVar("R")
 RedisClient: TypeAlias = "redis.Redis | RedisCluster"
 
-ENV_URL = "FLAGSYNC_REDIS_URL"
-ENV_USERNAME = "FLAGSYNC_REDIS_USERNAME"
-ENV_PASSWORD = "FLAGSYNC_REDIS_PASSWORD"
-DEFAULT_URL = "redis://127.0.0.1:6379/0"
+ENV_URL = settings.ENV_REDIS_URL
+ENV_USERNAME = settings.ENV_REDIS_USERNAME
+ENV_PASSWORD = settings.ENV_REDIS_PASSWORD
+DEFAULT_URL = settings.DEFAULT_REDIS_URL
 DEFAULT_TIMEOUT = 5.0
 
 _PLAIN_SCHEMES = frozenset({"redis", "rediss", "unix"})

@@ -185,8 +185,8 @@ def test_schedule_changes_claim_no_share(tmp_path: Path) -> None:
     (field,) = the_plan.flags[0].fields
     assert field.share is None
     assert "change variant" not in field.text
-    assert "10% on from 2026-12-01T00:00:00Z" in field.text
-    assert "20% on from 2026-12-01T00:00:00Z" in field.text
+    assert "10 % on from 2026-12-01T00:00:00Z" in field.text
+    assert "20 % on from 2026-12-01T00:00:00Z" in field.text
 
 
 def test_default_share_is_of_users_reaching_the_default(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ def test_share_when_raising_a_rollout_is_exact() -> None:
     new = _rollout(("on", 50_000), ("off", 50_000))
     assert plan.changed_share(old, new) == (0.4, True)
     change = plan.serve_change("default", old, new)
-    assert change.text == "10% → 50% on; 40.0% of users change variant"
+    assert change.text == "10 % → 50 % on; 40.0% of users change variant"
 
 
 def test_share_for_reordered_and_fixed_variants() -> None:

@@ -10,7 +10,7 @@ import datetime
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from flagsync._gcpause import gc_paused
 from flagsync.authoring import checks, loader, schema
@@ -38,7 +38,9 @@ class Build:
             raise InvalidFlagsError(invalid_message(self.result), self.result)
         if env not in self._cache:
             with gc_paused():
-                self._cache[env] = compile_snapshot(self.repository, env)
+                # Widened to the plain dict the engine's from_parsed consumes (its
+                # shape is flagsync.snapshot.Snapshot, which compile_snapshot returns).
+                self._cache[env] = cast("dict[str, Any]", compile_snapshot(self.repository, env))
         return self._cache[env]
 
 

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from flagsync import store
+from flagsync import settings
 from flagsync._text import lines as text_lines
 from flagsync.errors import (
     ConfigurationError,
@@ -71,12 +71,8 @@ def exit_code_for(exc: FlagsyncError) -> ExitCode | None:
 _MAX_DIFF_LINES = 200
 
 
-def default_flags_dir() -> str:
-    return os.environ.get("FLAGSYNC_FLAGS_DIR") or "flags"
-
-
-def default_env() -> str:
-    return os.environ.get("FLAGSYNC_ENV") or "production"
+default_flags_dir = settings.flags_dir_from_env
+default_env = settings.env_from_env
 
 
 def add_flags_dir(parser: argparse.ArgumentParser) -> None:
@@ -114,11 +110,7 @@ def flags_dir(args: argparse.Namespace) -> str:
 def env(args: argparse.Namespace) -> str:
     """``--env`` or ``$FLAGSYNC_ENV``; a name Redis keys cannot hold is a usage error (2)."""
     name = str(getattr(args, "env", None) or default_env())
-    try:
-        store.keys(name)  # the Redis key layout's rule for environment names
-    except ValueError as exc:
-        raise ConfigurationError(str(exc)) from None
-    return name
+    return settings.check_env_name(name)  # the Redis key layout's rule for environment names
 
 
 def date_argument(text: str) -> dt.date:
@@ -134,11 +126,11 @@ def output_format(args: argparse.Namespace) -> str:
     chosen = getattr(args, "format", None)
     if chosen:
         return str(chosen)
-    return "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text"
+    return settings.default_output_format()
 
 
 def redis_url(args: argparse.Namespace) -> str | None:
-    return getattr(args, "redis_url", None) or os.environ.get("FLAGSYNC_REDIS_URL") or None
+    return getattr(args, "redis_url", None) or settings.redis_url_from_env()
 
 
 def write_atomic(target: Path, text: str) -> None:

@@ -6,6 +6,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from flagsync.settings import valid_env_name
+
 AUDIT_MAXLEN = 10_000
 LOCK_TTL_MS = 60_000
 MAX_VERSION = 2**53
@@ -101,7 +103,7 @@ class Keys:
 
 
 def keys(env: str) -> Keys:
-    if not env or any(c in env for c in "{}: \t\n"):
+    if not valid_env_name(env):
         raise ValueError(f"invalid environment name {env!r}")
     return Keys(env)
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from flagsync.errors import SnapshotError
 from flagsync.redisconn import RedisClient, mapped_errors
+from flagsync.snapshot import checksum as snapshot_checksum
 from flagsync.store._layout import _text, keys, parse_version, shown, utcnow
 from flagsync.store._reads import _raise_other_errors, _read_all
 from flagsync.store._records import HeldLock, Meta, Override, StoredState, decode_overrides
@@ -206,7 +206,7 @@ def inspect(
             damage.append(Damage(k.lock, lock.damaged, repairs[k.lock]))
     parsed: dict[str, Any] | None = None
     if meta is not None and snapshot_bytes is not None:
-        actual = "sha256:" + hashlib.sha256(snapshot_bytes).hexdigest()
+        actual = snapshot_checksum(snapshot_bytes)
         if actual != meta.checksum:
             found = "does not match the checksum in the meta hash (edited by hand?)"
             damage.append(Damage(k.snapshot, found, "replaced it"))

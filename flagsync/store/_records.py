@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import secrets
@@ -13,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flagsync.errors import SnapshotError
+from flagsync.snapshot import checksum as snapshot_checksum
 from flagsync.store._layout import _text, format_time, parse_time, parse_version, shown, utcnow
 
 
@@ -145,7 +145,7 @@ class StoredState:
 
     def snapshot(self) -> dict[str, Any]:
         """The snapshot dict, after checking its checksum against the meta hash."""
-        actual = "sha256:" + hashlib.sha256(self.snapshot_bytes).hexdigest()
+        actual = snapshot_checksum(self.snapshot_bytes)
         if actual != self.meta.checksum:
             raise SnapshotError(
                 f"snapshot checksum mismatch in Redis: meta says {self.meta.checksum}, "
