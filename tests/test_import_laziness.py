@@ -55,6 +55,7 @@ def test_importing_flagsync_imports_no_validation_stack(tmp_path: Path) -> None:
     assert _loaded_after("import flagsync\nfrom flagsync import FlagClient", tmp_path) == []
 
 
+@pytest.mark.redis
 def test_a_redis_fed_client_imports_no_validation_stack(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -85,6 +86,7 @@ def test_a_file_fed_client_does_import_it(tmp_path: Path) -> None:
     assert "yaml" in _loaded_after(body, tmp_path)
 
 
+@pytest.mark.redis
 @pytest.mark.xfail(
     strict=True,
     reason="a Redis-fed client still checks each snapshot against "
