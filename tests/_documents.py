@@ -24,3 +24,16 @@ def plan_between(tmp_path: Path, old: dict[str, Any], new: dict[str, Any]) -> pl
     before = sync.build_snapshot(str(write_document(tmp_path / "old", old)), "production")
     after = sync.build_snapshot(str(write_document(tmp_path / "new", new)), "production")
     return plan.compute("production", before, after)
+
+
+def split_serve(
+    variants: list[tuple[str, int]], *, salt: str = "f", bucket_by: str = "user_id"
+) -> dict[str, Any]:
+    """A ``serve`` of a rollout over ``variants`` (weights in thousandths of a percent)."""
+    return {
+        "rollout": {
+            "variants": [[n, w] for n, w in variants],
+            "bucket_by": bucket_by,
+            "salt": salt,
+        }
+    }

@@ -18,21 +18,19 @@ PACKAGE = ROOT / "flagsync"
 TESTS = ROOT / "tests"
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 MAX_LINES = 500
-# Names that start or need a redis-server: the fixtures and classes of tests/redis_fixtures.py.
-REDIS_NAMES = frozenset(
-    {
-        "RedisServer",
-        "redis_server",
-        "redis_url",
-        "persistent_redis_server",
-        "redis_cluster",
-        "redis_sentinel",
-        "require_redis",
-        "sync_flags",
-    }
+# What starts or needs a redis-server (tests/redis_fixtures.py): fixtures, reached by a
+# test's arguments, and classes or functions, reached by name.
+REDIS_FIXTURES = frozenset(
+    {"redis_server", "redis_url", "persistent_redis_server", "redis_cluster", "redis_sentinel"}
 )
+REDIS_CALLABLES = frozenset({"RedisServer", "require_redis", "sync_flags"})
 # Shared fixture modules whose fixtures may start a redis-server on a test's behalf.
-FIXTURE_MODULES = ("conftest.py", "serve_fixtures.py", "openfeature_fixtures.py")
+FIXTURE_MODULES = (
+    "conftest.py",
+    "serve_fixtures.py",
+    "openfeature_fixtures.py",
+    "synced_fixtures.py",
+)
 
 
 def _modules() -> list[Path]:
@@ -142,26 +140,51 @@ def test_every_package_has_a_docstring() -> None:
     assert not missing, f"packages without a docstring saying what they take and give: {missing}"
 
 
-def _names_used(node: ast.AST) -> set[str]:
+def _arguments(node: ast.AST) -> set[str]:
+    return {
+        a.arg
+        for function in ast.walk(node)
+        if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef)
+        for a in function.args.args + function.args.kwonlyargs
+    }
+
+
+def _names(node: ast.AST) -> set[str]:
     used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-    used |= {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
-    for function in ast.walk(node):
-        if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
-            used |= {a.arg for a in function.args.args + function.args.kwonlyargs}
-    return used
+    return used | {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
 
 
-def _redis_helpers(tree: ast.Module, known: frozenset[str]) -> set[str]:
+def _is_fixture(node: ast.AST) -> bool:
+    decorators = getattr(node, "decorator_list", [])
+    return any("fixture" in ast.unparse(d) for d in decorators)
+
+
+def _reaches(node: ast.AST, fixtures: set[str], callables: set[str]) -> bool:
+    """Whether a test or fixture asks for a Redis fixture, or anything calls a Redis helper.
+
+    Only a test's or a fixture's arguments are fixture requests; a plain helper's
+    argument named ``client`` is just a value.
+    """
+    requests = _is_fixture(node) or getattr(node, "name", "").startswith("test_")
+    return bool((requests and _arguments(node) & fixtures) or _names(node) & callables)
+
+
+def _redis_helpers(tree: ast.Module, fixtures: set[str], callables: set[str]) -> set[str]:
     """Top-level helpers and fixtures that reach a redis-server, directly or through others."""
-    helpers = {
-        node.name: _names_used(node)
+    helpers = [
+        node
         for node in tree.body
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
         and not node.name.startswith("test_")
-    }
+    ]
     reaching: set[str] = set()
     while True:
-        grown = {name for name, used in helpers.items() if used & (known | reaching)} - reaching
+        grown = {
+            node.name
+            for node in helpers
+            if node.name not in reaching
+            and _reaches(node, fixtures | reaching, callables | reaching)
+        }
         if not grown:
             return reaching
         reaching |= grown
@@ -194,26 +217,34 @@ def _tests(
             yield node, marked or _marks_redis(node.decorator_list)
 
 
-def _shared_redis_fixtures() -> frozenset[str]:
-    reaching: set[str] = set()
+def _shared_redis_fixtures() -> set[str]:
+    reaching = set(REDIS_FIXTURES)
     for name in FIXTURE_MODULES:
         path = TESTS / name
         if path.exists():
-            reaching |= _redis_helpers(ast.parse(path.read_text("utf-8")), REDIS_NAMES)
-    return REDIS_NAMES | reaching
+            tree = ast.parse(path.read_text("utf-8"))
+            reaching |= _redis_helpers(tree, set(REDIS_FIXTURES), set(REDIS_CALLABLES))
+    return reaching
 
 
 def test_every_redis_backed_test_carries_the_redis_marker() -> None:
-    known = _shared_redis_fixtures()
+    shared = _shared_redis_fixtures()
     unmarked = []
     for path in sorted(TESTS.glob("test_*.py")):
         tree = ast.parse(path.read_text("utf-8"))
-        reaching = known | _redis_helpers(tree, known)
+        # A module's own helper or fixture shadows a shared one of the same name.
+        own = {
+            node.name
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        }
+        fixtures, callables = shared - own, set(REDIS_CALLABLES) - own
+        local = _redis_helpers(tree, fixtures, callables)
         module_marked = _marks_redis(_pytestmark(tree.body))
         unmarked += [
             f"{path.name}::{test.name}"
             for test, marked in _tests(tree.body, module_marked)
-            if not marked and _names_used(test) & reaching
+            if not marked and _reaches(test, fixtures | local, callables | local)
         ]
     assert not unmarked, f"Redis-backed tests without the redis marker: {unmarked}"
 

@@ -6,20 +6,9 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from _documents import split_serve
 
 from flagsync.insight import _describe
-
-
-def _split(
-    variants: list[tuple[str, int]], *, salt: str = "f", bucket_by: str = "user_id"
-) -> dict[str, Any]:
-    return {
-        "rollout": {
-            "variants": [[n, w] for n, w in variants],
-            "bucket_by": bucket_by,
-            "salt": salt,
-        }
-    }
 
 
 @pytest.mark.parametrize(
@@ -48,22 +37,22 @@ def test_condition_sentences(cond: dict[str, Any], expected: str) -> None:
 
 
 def test_zero_weight_variant_is_not_listed_as_served() -> None:
-    spec = _split([("a", 50_000), ("b", 0), ("c", 50_000)])
+    spec = split_serve([("a", 50_000), ("b", 0), ("c", 50_000)])
     assert "b" not in _describe.targeted("everyone", spec).split("split", 1)[1]
     assert _describe.rollout(spec["rollout"]) == "a 50 %, c 50 %"
 
 
 def test_default_rollout_says_who_cannot_be_bucketed() -> None:
-    split = _split([("control", 50_000), ("table", 50_000)], bucket_by="anonymous_id")
+    split = split_serve([("control", 50_000), ("table", 50_000)], bucket_by="anonymous_id")
     text = _describe.default(split, "control", after_rules=False)
     assert text.endswith("bucketed by anonymous_id (anyone without anonymous_id gets control)")
     # A 100 % rollout is not "everyone": users without the attribute get off_variant.
-    full = _split([("on", 100_000), ("off", 0)])
+    full = split_serve([("on", 100_000), ("off", 0)])
     assert _describe.default(full, "off", after_rules=False) == (
         "everyone gets on (anyone without user_id gets off)"
     )
     # A boolean split already gives everyone else off: nothing to add.
-    ten = _split([("on", 10_000), ("off", 90_000)])
+    ten = split_serve([("on", 10_000), ("off", 90_000)])
     assert _describe.default(ten, "off") == "10 % of everyone else gets on"
 
 
@@ -71,7 +60,7 @@ def test_rule_rollout_by_another_attribute_says_who_skips_it() -> None:
     rule = {
         "name": "r",
         "users": ["u"],
-        "serve": _split([("on", 5_000), ("off", 95_000)], bucket_by="device_id"),
+        "serve": split_serve([("on", 5_000), ("off", 95_000)], bucket_by="device_id"),
     }
     assert _describe.rule(rule).endswith(
         "bucketed by device_id (without device_id the rule does not apply)"
@@ -92,7 +81,7 @@ def test_state_of_a_scheduled_flag_is_as_of_the_date() -> None:
             "schedule": [
                 {
                     "at": "2026-12-07T09:00:00Z",
-                    "serve": _split([("on", 10_000), ("off", 90_000)]),
+                    "serve": split_serve([("on", 10_000), ("off", 90_000)]),
                 },
                 {"at": "2027-01-11T09:00:00Z", "serve": {"variant": "on"}},
             ]

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 from _runtime_helpers import wait_until
-from redis_fixtures import RedisServer, flag_yaml, free_port, write_flags
+from redis_fixtures import free_port
 
 from flagsync import store
 from flagsync.cli import main
@@ -19,23 +18,6 @@ from flagsync.errors import ConfigurationError
 
 pytestmark = pytest.mark.redis
 ENV = "production"
-
-
-@pytest.fixture
-def synced(redis_url: str, tmp_path: Path) -> Path:
-    flags = write_flags(
-        tmp_path / "flags",
-        {"new_ui": flag_yaml(default={"rollout": 10}), "search": flag_yaml(default="on")},
-    )
-    assert main(["sync", "--redis-url", redis_url, "--flags-dir", str(flags)]) == 0
-    return flags
-
-
-@pytest.fixture
-def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    c = redis_server.client()
-    yield c
-    c.close()
 
 
 def test_kill_stores_override_audits_and_announces(

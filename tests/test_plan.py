@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _documents import flag_entry, plan_between, write_document
+from _documents import flag_entry, plan_between, split_serve, write_document
 from golden import assert_golden
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -205,18 +205,6 @@ def test_plan_json_against_empty_golden(tmp_path: Path, capsys: pytest.CaptureFi
 BUCKETS = 100_000
 
 
-def _split(
-    variants: list[tuple[str, int]], *, salt: str = "f", bucket_by: str = "user_id"
-) -> dict[str, Any]:
-    return {
-        "rollout": {
-            "variants": [[n, w] for n, w in variants],
-            "bucket_by": bucket_by,
-            "salt": salt,
-        }
-    }
-
-
 def _variant_of_bucket(serve: dict[str, Any], bucket: int) -> str:
     """docs/evaluation.md: the first variant whose cumulative upper bound exceeds ``bucket``."""
     if "variant" in serve:
@@ -264,8 +252,8 @@ def _texts(the_plan: plan.Plan) -> tuple[str, str, str]:
 def test_share_matches_brute_force_over_every_bucket(
     data: st.DataObject, old_names: list[str], new_names: list[str]
 ) -> None:
-    old = _split(data.draw(_weights(old_names)))
-    new = _split(data.draw(_weights(new_names)))
+    old = split_serve(data.draw(_weights(old_names)))
+    new = split_serve(data.draw(_weights(new_names)))
     result = plan.changed_share(old, new)
     assert result is not None
     share, exact = result
@@ -278,7 +266,7 @@ def test_share_matches_brute_force_over_every_bucket(
 def test_share_between_a_rollout_and_a_single_variant_both_ways(
     data: st.DataObject, names: list[str], variant: str
 ) -> None:
-    split = _split(data.draw(_weights(names)))
+    split = split_serve(data.draw(_weights(names)))
     fixed = {"variant": variant}
     for old, new in ((split, fixed), (fixed, split)):
         result = plan.changed_share(old, new)
@@ -307,12 +295,12 @@ def test_share_on_the_real_engine_matches_the_plan(tmp_path: Path) -> None:
 def test_salt_or_bucket_by_change_is_marked_as_an_estimate() -> None:
     for old, new in (
         (
-            _split([("on", 10_000), ("off", 90_000)], salt="a"),
-            _split([("on", 10_000), ("off", 90_000)], salt="b"),
+            split_serve([("on", 10_000), ("off", 90_000)], salt="a"),
+            split_serve([("on", 10_000), ("off", 90_000)], salt="b"),
         ),
         (
-            _split([("on", 10_000), ("off", 90_000)]),
-            _split([("on", 10_000), ("off", 90_000)], bucket_by="device_id"),
+            split_serve([("on", 10_000), ("off", 90_000)]),
+            split_serve([("on", 10_000), ("off", 90_000)], bucket_by="device_id"),
         ),
     ):
         result = plan.changed_share(old, new)

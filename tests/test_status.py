@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,23 +40,6 @@ def test_status_counts_segment_only_drift_as_drift(tmp_path: Path) -> None:
 
 
 ENV = "production"
-
-
-@pytest.fixture
-def synced(redis_url: str, tmp_path: Path) -> Path:
-    flags = write_flags(
-        tmp_path / "flags",
-        {"new_ui": flag_yaml(default={"rollout": 10}), "search": flag_yaml(default="on")},
-    )
-    assert main(["sync", "--redis-url", redis_url, "--flags-dir", str(flags)]) == 0
-    return flags
-
-
-@pytest.fixture
-def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    c = redis_server.client()
-    yield c
-    c.close()
 
 
 @pytest.mark.redis
