@@ -18,6 +18,7 @@ from flagsync.cli._common import (
     env,
     flags_dir,
     print_invalid,
+    redis_client,
     redis_url,
 )
 from flagsync.errors import InvalidFlagsError
@@ -105,19 +106,13 @@ def last_seen(args: argparse.Namespace) -> Mapping[str, dt.datetime | None] | No
     ``None`` when no Redis URL is configured, or Redis holds no usage data for
     the environment yet: then "not evaluated" is simply not judged.
     """
-    url = redis_url(args)
-    if not url:
+    if not redis_url(args):
         return None
-    from flagsync import redisconn
     from flagsync.insight import usage_report
 
     name = env(args)
-    client = redisconn.connect(url)
-    try:
-        with redisconn.translate_errors(url):
-            seen = usage_report.last_seen(client, name)
-    finally:
-        client.close()
+    with redis_client(args) as client:
+        seen = usage_report.last_seen(client, name)
     return seen or None
 
 
