@@ -54,6 +54,7 @@ def test_importing_flagsync_imports_no_validation_stack(tmp_path: Path) -> None:
     assert _loaded_after("import flagsync\nfrom flagsync import FlagClient", tmp_path) == []
 
 
+@pytest.mark.redis
 def test_a_redis_fed_client_imports_no_validation_stack(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:

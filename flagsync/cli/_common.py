@@ -8,11 +8,14 @@ import datetime as dt
 import difflib
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from flagsync import settings
 from flagsync._text import lines as text_lines
+from flagsync.authoring.findings import Result
 from flagsync.errors import (
     ConfigurationError,
     FlagsyncError,
@@ -22,6 +25,7 @@ from flagsync.errors import (
     RefusedChangeError,
     SnapshotError,
 )
+from flagsync.redisconn import RedisClient, connect, translate_errors, url_from_env
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,3 +167,24 @@ def print_diff(old: str, new: str, path: str) -> None:
     if len(diff) > _MAX_DIFF_LINES:
         sys.stdout.write(f"... ({len(diff) - _MAX_DIFF_LINES} more diff lines)\n")
     sys.stdout.write(f"{changed} line{'s' if changed != 1 else ''} changed\n")
+
+
+@contextmanager
+def redis_client(args: argparse.Namespace) -> Iterator[RedisClient]:
+    """A checked connection for the command's URL; closed afterwards."""
+    url = url_from_env(redis_url(args))
+    client = connect(url)
+    try:
+        with translate_errors(url):
+            yield client
+    finally:
+        client.close()
+
+
+def print_invalid(exc: InvalidFlagsError) -> None:
+    """The findings that made the files invalid, on stderr."""
+    # Imported here: every command imports this module, few print findings.
+    from flagsync.authoring.reporters import render_text as render_findings
+
+    if isinstance(exc.result, Result):
+        sys.stderr.write(render_findings(exc.result))

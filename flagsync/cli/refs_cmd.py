@@ -13,7 +13,7 @@ from flagsync._markdown import code, text
 from flagsync.authoring.findings import Finding, Level
 from flagsync.authoring.reporters import annotation
 from flagsync.cli._common import output_format
-from flagsync.cli.stale_cmd import (
+from flagsync.cli._judgement import (
     Judgement,
     add_judgement_options,
     add_naming_options,
