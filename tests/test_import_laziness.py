@@ -15,6 +15,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from redis_fixtures import RedisServer, flag_yaml, make_snapshot, write_flags
 
 from flagsync.delivery import sync
