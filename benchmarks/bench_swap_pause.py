@@ -18,6 +18,7 @@ client serves the previous one. For each phase it prints:
 * the longest interval in which **no** evaluating thread completed a call
   (the stall a request would feel; issue 12's target is ≤ 10 ms during swaps);
 * the heartbeat's longest gap between two 1 ms sleeps;
+* the cyclic garbage collections (each holds the GIL), and the longest;
 * p50 / p99 / max of single calls (a single call's maximum is dominated by
   the GIL's hand-over between busy threads and is not the target);
 
@@ -28,6 +29,7 @@ Nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import os
 import subprocess
@@ -162,6 +164,38 @@ class Heartbeat(threading.Thread):
             time.sleep(0.001)
 
 
+class Collections:
+    """Every cyclic garbage collection in this process: (start ns, duration ns, generation).
+
+    A collection holds the GIL throughout, so its duration is a pause every
+    thread feels; printed separately from the silences, which machine load
+    (other processes on the cores) also lengthens.
+    """
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[int, int, int]] = []
+        self._start = 0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        now = time.perf_counter_ns()
+        if phase == "start":
+            self._start = now
+        else:
+            self.runs.append((self._start, now - self._start, info["generation"]))
+
+    def longest(self, start: int, end: int) -> str:
+        inside = [(d, g) for s, d, g in self.runs if start <= s < end]
+        if not inside:
+            return "no collection"
+        duration, generation = max(inside)
+        full = sum(1 for _, g in inside if g == 2)
+        return (
+            f"{len(inside)} collections ({full} full), longest {duration / 1e6:.1f} ms "
+            f"(generation {generation})"
+        )
+
+
 def longest_common_silence(
     per_thread: Sequence[Sequence[tuple[int, int]]], start: int, end: int
 ) -> float:
@@ -261,6 +295,7 @@ def measure(
     stop = threading.Event()
     evaluators = [Evaluator(client, work, n * 2_503, phase, stop) for n in range(THREADS)]
     heartbeat = Heartbeat(stop)
+    collections = Collections()
     for thread in (*evaluators, heartbeat):
         thread.start()
     time.sleep(0.5)  # let every thread reach its loop
@@ -290,7 +325,8 @@ def measure(
             f"{label}: longest with no call completed "
             f"{longest_common_silence(silences, start, end):.1f} ms; heartbeat's longest gap "
             f"{longest_beat_gap(heartbeat.beats, start, end):.1f} ms; "
-            f"{percentiles([e.durations[index] for e in evaluators])}"
+            f"{percentiles([e.durations[index] for e in evaluators])}; "
+            f"garbage collection: {collections.longest(start, end)}"
         )
     lines.append(
         "end of sync -> served, per swap: " + ", ".join(f"{d * 1000:.0f} ms" for d in delays)

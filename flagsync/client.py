@@ -16,19 +16,19 @@ import math
 import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Container, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
-from flagsync import store
+from flagsync import settings
 from flagsync.details import EvaluationDetails, Reason, Source
 from flagsync.engine import Engine, Resolution, copy_json, flag_key, shown
 from flagsync.engine._codegen import FlagFn
 from flagsync.errors import ConfigurationError, ErrorCode
 from flagsync.redisconn import deadline
-from flagsync.runtime._controller import Controller, Settings
+from flagsync.runtime import _fork
+from flagsync.runtime._controller import Controller
 from flagsync.runtime._hooks import (
     Exposure,
     Hook,
@@ -43,9 +43,6 @@ from flagsync.usage import UsageTracker, redis_factory
 T = TypeVar("T")
 FlagName = str | enum.Enum
 
-ENV_REDIS_URL = "FLAGSYNC_REDIS_URL"
-ENV_ENV = "FLAGSYNC_ENV"
-ENV_FLAGS_DIR = "FLAGSYNC_FLAGS_DIR"
 
 _NO_CONTEXT: dict[str, object] = {}  # the context of a call without one (never written)
 
@@ -108,18 +105,18 @@ class FlagClient:
     def __init__(
         self,
         redis_url: str | None = None,
-        env: str = "production",
-        flags_dir: str | os.PathLike[str] | None = "flags",
+        env: str = settings.DEFAULT_ENV,
+        flags_dir: str | os.PathLike[str] | None = settings.DEFAULT_FLAGS_DIR,
         *,
-        poll_interval: float = 30.0,
-        init_timeout: float = 2.0,
+        poll_interval: float = settings.DEFAULT_POLL_INTERVAL,
+        init_timeout: float = settings.DEFAULT_INIT_TIMEOUT,
         cache_path: str | os.PathLike[str] | None = None,
-        socket_timeout: float = 5.0,
+        socket_timeout: float = settings.DEFAULT_SOCKET_TIMEOUT,
         watch: bool = True,
-        debounce: float = 0.1,
+        debounce: float = settings.DEFAULT_DEBOUNCE,
         track_usage: bool = True,
-        usage_flush_interval: float = 10.0,
-        usage_max_keys: int = 10_000,
+        usage_flush_interval: float = settings.DEFAULT_USAGE_FLUSH_INTERVAL,
+        usage_max_keys: int = settings.DEFAULT_USAGE_MAX_KEYS,
     ) -> None:
         _check_arguments(
             redis_url=redis_url,
@@ -143,7 +140,7 @@ class FlagClient:
         self._tracker: UsageTracker | None = None
         self._tracker_factory: Callable[[], UsageTracker] | None = None  # set if we own it
         self._env = env
-        settings = Settings(
+        options = settings.ClientSettings(
             redis_url=redis_url or None,
             env=env,
             flags_dir=None if flags_dir is None else Path(flags_dir),
@@ -168,7 +165,7 @@ class FlagClient:
 
             tracker = make_tracker()  # validates its settings before any thread starts
             self._tracker_factory = lambda: make_tracker().start()
-        self._controller = Controller(settings, self._set_current)
+        self._controller = Controller(options, self._set_current)
         try:
             self._controller.start()
         except BaseException:
@@ -176,7 +173,7 @@ class FlagClient:
             raise
         if tracker is not None:
             self.attach_usage_tracker(tracker.start())
-        _clients.add(self)
+        _fork.register(self, _fork.Phase.CLIENT, FlagClient._after_fork_in_child)
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> FlagClient:
@@ -185,9 +182,9 @@ class FlagClient:
         Keyword arguments (``poll_interval``, ``cache_path``, …) are passed through.
         """
         return cls(
-            redis_url=os.environ.get(ENV_REDIS_URL) or None,
-            env=os.environ.get(ENV_ENV) or "production",
-            flags_dir=os.environ.get(ENV_FLAGS_DIR) or "flags",
+            redis_url=settings.redis_url_from_env(),
+            env=settings.env_from_env(),
+            flags_dir=settings.flags_dir_from_env(),
             **kwargs,
         )
 
@@ -644,22 +641,6 @@ class FlagClient:
             )
 
 
-# Clients alive in this process, restarted in a forked child. Same discipline as
-# flagsync.runtime._controller._live: no lock a parent thread could hold at fork time.
-_clients: weakref.WeakSet[FlagClient] = weakref.WeakSet()
-
-
-def _restart_after_fork() -> None:
-    for client in list(_clients):
-        client._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    # Registered after flagsync.runtime._controller's hook (imported above), so a
-    # client's controller is restarted before its tracker is replaced.
-    os.register_at_fork(after_in_child=_restart_after_fork)
-
-
 def _check_arguments(
     *,
     redis_url: object,
@@ -679,10 +660,7 @@ def _check_arguments(
         raise ConfigurationError(f"redis_url must be a string, not {type(redis_url).__name__}")
     if not isinstance(env, str):
         raise ConfigurationError(f"env must be a string, not {type(env).__name__}")
-    try:
-        store.keys(env)  # the Redis key layout's rule for names, checked for every client
-    except ValueError as exc:
-        raise ConfigurationError(str(exc)) from None
+    settings.check_env_name(env)  # the Redis key layout's rule for names, for every client
     for name, path in paths.items():
         if path is not None and not isinstance(path, (str, os.PathLike)):
             raise ConfigurationError(f"{name} must be a path, not {type(path).__name__}")

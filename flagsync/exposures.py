@@ -23,9 +23,10 @@ from typing import Any
 
 import redis.exceptions
 
-from flagsync import _text
+from flagsync import _text, settings
 from flagsync.errors import ConfigurationError, RedisRefusedError, RedisUnavailableError
-from flagsync.redisconn import RedisClient, translate_errors
+from flagsync.redisconn import translate_errors
+from flagsync.runtime._flush import LazyConnection, PeriodicFlush, RedisFactory
 from flagsync.runtime._hooks import Exposure
 from flagsync.store import append_exposures, format_time, keys
 
@@ -34,52 +35,8 @@ log = _text.logger("flagsync.exposures")
 DEFAULT_CONTEXT_ATTRIBUTES = ("user_id",)
 DEFAULT_QUEUE_SIZE = 10_000
 DEFAULT_STREAM_MAXLEN = 1_000_000
-DEFAULT_FLUSH_INTERVAL = 1.0
+DEFAULT_FLUSH_INTERVAL = settings.DEFAULT_EXPOSURE_FLUSH_INTERVAL
 EXPERIMENT_KIND = "experiment"
-
-RedisFactory = Callable[[], RedisClient]
-
-
-class PeriodicFlush:
-    """Calls ``flush()`` every ``interval`` seconds in a daemon thread until stopped.
-
-    The background half shared by :class:`ExposureExporter` and
-    :class:`flagsync.usage.UsageTracker`. An unexpected exception in
-    ``flush`` is logged with its traceback and the loop goes on: a flush
-    thread that died silently would leave the owner counting forever with
-    nothing ever delivered.
-    """
-
-    def __init__(self, name: str, interval: float, flush: Callable[[], object]) -> None:
-        self.name = name
-        self.interval = interval
-        self._flush = flush
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def stopped(self) -> bool:
-        return self._stop.is_set()
-
-    def start(self) -> None:
-        """Start the thread (once; not after :meth:`stop`)."""
-        if self._thread is None and not self._stop.is_set():
-            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the thread, waiting for a flush in progress (bounded by the interval)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=max(5.0, self.interval))
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self._flush()
-            except Exception:  # a bug, not an outage (those are handled in flush)
-                log.exception("flagsync: %s flush failed unexpectedly", self.name)
 
 
 def exposures_key(env: str) -> str:
@@ -197,7 +154,6 @@ class ExposureExporter:
         self.flush_interval = float(flush_interval)
         self._experiments = frozenset(experiments)
         self._rng = rng
-        self._factory = redis_factory
         # The lock is held only for O(1) work (an append, a swap), so the
         # evaluating thread never waits on I/O; a full deque drops its oldest.
         self._queue_lock = threading.Lock()
@@ -207,7 +163,7 @@ class ExposureExporter:
         self._lost = 0  # flusher-owned: events given up after failures
         self._flush_lock = threading.Lock()
         self._flusher = PeriodicFlush(f"flagsync-exposures-{env}", self.flush_interval, self.flush)
-        self._redis: RedisClient | None = None
+        self._redis = LazyConnection(redis_factory)
         self.exported = 0
         self.failed_flushes = 0
         self.last_error: str | None = None
@@ -265,9 +221,7 @@ class ExposureExporter:
         if not self.flush():
             self._lost += len(self._retry)
             self._retry = []
-        if self._redis is not None:
-            self._redis.close()
-            self._redis = None
+        self._redis.close()
 
     def __enter__(self) -> ExposureExporter:
         return self.start()
@@ -304,9 +258,8 @@ class ExposureExporter:
 
     def _append(self, batch: list[ExposureEvent]) -> None:
         with translate_errors():
-            if self._redis is None:
-                self._redis = self._factory()
-        append_exposures(self._redis, self.env, [e.fields() for e in batch], maxlen=self.maxlen)
+            redis = self._redis.get()
+        append_exposures(redis, self.env, [e.fields() for e in batch], maxlen=self.maxlen)
 
 
 __all__ = [

@@ -56,6 +56,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from flagsync.client import FlagClient
 from flagsync.details import EvaluationDetails, Reason, Source
 from flagsync.errors import ConfigurationError, ErrorCode
+from flagsync.runtime._lifecycle import Signal, signal_of
 from flagsync.runtime._state import ChangeEvent, ClientState
 
 PROVIDER_NAME = "flagsync"
@@ -207,9 +208,10 @@ class FlagsyncProvider(AbstractProvider):
         self, state: ClientState, source: Source, revision: str | None, error: str | None
     ) -> None:
         metadata = _event_metadata(source, revision)
-        if state is ClientState.READY:
+        signal = signal_of(state)  # the state machine's table decides which event
+        if signal is Signal.PROVIDER_READY:
             self.emit_provider_ready(ProviderEventDetails(metadata=metadata))
-        elif state is ClientState.STALE:
+        elif signal is Signal.PROVIDER_STALE:
             self.emit_provider_stale(ProviderEventDetails(message=error, metadata=metadata))
         else:
             self.emit_provider_error(

@@ -60,23 +60,19 @@ from typing import Any, Protocol
 
 import redis.exceptions
 
-from flagsync import _text
+from flagsync import _text, settings
 from flagsync.engine import Resolution
 from flagsync.errors import ConfigurationError, RedisRefusedError, RedisUnavailableError
-from flagsync.exposures import (
-    EXPERIMENT_KIND,
-    ExposureExporter,
-    PeriodicFlush,
-    experiment_flags,
-)
+from flagsync.exposures import EXPERIMENT_KIND, ExposureExporter, experiment_flags
 from flagsync.redisconn import RedisClient, translate_errors
+from flagsync.runtime._flush import LazyConnection, PeriodicFlush, RedisFactory
 from flagsync.runtime._hooks import Exposure
 from flagsync.runtime._state import ChangeEvent
 from flagsync.store import flush_usage, format_time, keys
 
 log = _text.logger("flagsync.usage")
 
-DEFAULT_FLUSH_INTERVAL = 10.0
+DEFAULT_FLUSH_INTERVAL = settings.DEFAULT_USAGE_FLUSH_INTERVAL
 DEFAULT_MAX_KEYS = 10_000
 DEFAULT_MAX_PENDING_AGE = 86_400.0
 DEFAULT_TTL_DAYS = 90
@@ -85,8 +81,6 @@ FIELD_SEPARATOR = "|"
 
 UsageKey = tuple[str, "str | None", str]
 """(flag, variant or None, reason) — the unit that is counted."""
-
-RedisFactory = Callable[[], RedisClient]
 
 
 def usage_key(env: str, day: dt.date) -> str:
@@ -223,7 +217,6 @@ class UsageTracker:
         self.max_keys = int(max_keys)
         self.max_pending_age = float(max_pending_age)
         self.ttl_seconds = int(ttl_days) * 86_400
-        self._factory = redis_factory
         self._clock = clock
         self._local = threading.local()
         self._lock = threading.Lock()  # guards _cells, _known, _overflow: new keys only
@@ -238,7 +231,7 @@ class UsageTracker:
         self._table: dict[int, itertools.repeat[None]] = {}
         self._outcomes: dict[int, _Outcome] = {}
         self._retired: dict[UsageKey, int] = {}  # totals of pruned outcomes, for totals()
-        self._redis: RedisClient | None = None
+        self._redis = LazyConnection(redis_factory)
         self._flusher = PeriodicFlush(f"flagsync-usage-{env}", self.flush_interval, self.flush)
         self.flushes = 0  # successful flushes
         self.failed_flushes = 0
@@ -400,9 +393,7 @@ class UsageTracker:
                 self._pending = _Pending({}, {}, 0.0)
         self.enabled = False
         self.release()
-        if self._redis is not None:
-            self._redis.close()
-            self._redis = None
+        self._redis.close()
 
     def __enter__(self) -> UsageTracker:
         return self.start()
@@ -529,10 +520,7 @@ class UsageTracker:
             self._pending = _Pending({}, {}, 0.0)
 
     def _connection(self) -> RedisClient:
-        if self._redis is None:
-            assert self._factory is not None  # enabled implies a factory
-            self._redis = self._factory()
-        return self._redis
+        return self._redis.get()  # enabled implies a factory
 
     def _deliver(self, pending: _Pending) -> _PendingRefusal | None:
         """Send ``pending`` (plain commands, flagsync.store.flush_usage); what Redis

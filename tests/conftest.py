@@ -43,3 +43,6 @@ from redis_fixtures import (  # noqa: E402, F401
     redis_server,
     redis_url,
 )
+
+# Flag files synced to a real redis-server, and a client of it (kill and status tests).
+from synced_fixtures import client, synced  # noqa: E402, F401

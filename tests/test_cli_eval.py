@@ -130,6 +130,7 @@ def test_text_output_in_a_subprocess_without_redis(repo_root: Path) -> None:
     assert "reason:" in proc.stdout
 
 
+@pytest.mark.redis
 def test_source_redis_sees_sync_and_kill(
     redis_url: str, repo_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

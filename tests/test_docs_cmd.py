@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shutil
 from pathlib import Path
 
 import pytest
+from _documents import flag_entry, write_document
 from golden import assert_golden
 
+from flagsync.authoring import pipeline
 from flagsync.cli import main
 from flagsync.delivery import overrides
-from flagsync.insight.catalogue import markdown
+from flagsync.insight.catalogue import build_catalogue, markdown
 from flagsync.redisconn import connect
 
 STAMP = ["--revision", "0123456789ab", "--as-of", "2026-11-25"]
@@ -240,3 +243,37 @@ def test_committed_catalogue_is_current(
     assert code == 0, (
         "docs/flags/README.md is stale: run 'flagsync docs'\n" + capsys.readouterr().out
     )
+
+
+def test_catalogue_states_per_environment(tmp_path: Path) -> None:
+    flags = write_document(
+        tmp_path / "flags",
+        {
+            "flags": {
+                "ramp": flag_entry(
+                    default={"schedule": [{"at": "2026-12-07T09:00:00Z", "rollout": 10}]},
+                    environments={"staging": {"default": "on"}},
+                ),
+                "dead": flag_entry(default="on", environments={"staging": {"enabled": False}}),
+                "gated": flag_entry(
+                    default="on",
+                    requires=[{"flag": "ramp"}, {"flag": "dead"}],
+                ),
+            }
+        },
+    )
+    write_document(flags, {"environments": ["production", "staging"]}, "environments.yaml")
+    build = pipeline.build([str(flags)])
+    cat = build_catalogue(
+        build,
+        revision="r",
+        as_of=dt.date(2026, 11, 25),
+        killed={"production": {"dead"}, "staging": set()},
+    )
+    states = {f.key: f.state_summary for f in cat.flags}
+    assert states["ramp"] == (
+        "off until 2026-12-07 09:00 UTC, then 10 % on in production; on in staging"
+    )
+    assert states["dead"] == "off (killed) in production; off (switched off) in staging"
+    text = markdown.render(cat)
+    assert "Only when ramp is on and dead is on; otherwise everyone gets off." in text

@@ -10,12 +10,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from openfeature import api
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.flag_evaluation import Reason as OFReason
+from openfeature_fixtures import _sdk_event_thread  # noqa: F401  (autouse)
 from redis_fixtures import RedisServer, flag_yaml, write_flags
 
 from flagsync import Exposure, FlagClient, Reason, Source
 from flagsync.errors import ConfigurationError
-from flagsync.exposures import ExposureExporter, PeriodicFlush, experiment_flags, exposures_key
-from flagsync.usage import attach_usage, redis_factory
+from flagsync.exposures import (
+    ExposureEvent,
+    ExposureExporter,
+    PeriodicFlush,
+    experiment_flags,
+    exposures_key,
+)
+from flagsync.openfeature import FlagsyncProvider
+from flagsync.usage import (
+    attach_usage,
+    redis_factory,
+)
 
 pytestmark = pytest.mark.redis
 ENV = "production"
@@ -167,13 +183,8 @@ def test_periodic_flush_outlives_an_unexpected_error(caplog: pytest.LogCaptureFi
 
 def test_openfeature_hooks_observe_evaluations_through_the_sdk(tmp_path: Path) -> None:
     pytest.importorskip("openfeature")
-    from openfeature import api
-    from openfeature.evaluation_context import EvaluationContext
     from openfeature.flag_evaluation import FlagEvaluationDetails
-    from openfeature.flag_evaluation import Reason as OFReason
     from openfeature.hook import Hook, HookContext
-
-    from flagsync.openfeature import FlagsyncProvider
 
     flags = write_flags(
         tmp_path / "flags",
@@ -281,3 +292,117 @@ def test_live_filter_follows_the_experiment_set(redis_server: RedisServer, tmp_p
             exporter.__class__.__call__ = original  # type: ignore[method-assign]
         attached.close()
     assert calls == []
+
+
+def _exposure_of(
+    context: dict[str, object], flag: str = "exp", reason: Reason = Reason.SPLIT
+) -> Exposure:
+    return Exposure(
+        flag=flag,
+        value="blue",
+        variant="blue",
+        reason=reason,
+        context=context,
+        revision="r1",
+        source=Source.REDIS,
+        time=1_767_225_600.0,
+    )
+
+
+_json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8)),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@given(
+    context=st.dictionaries(st.text(min_size=1, max_size=8), _json_values, max_size=8),
+    allowed=st.lists(st.text(min_size=1, max_size=8), max_size=4),
+)
+@settings(max_examples=300, deadline=None)
+def test_exposure_context_never_leaks_attributes_outside_the_allow_list(
+    context: dict[str, object], allowed: list[str]
+) -> None:
+    fields = ExposureEvent.of(_exposure_of(context), allowed).fields()
+    exported = json.loads(fields["context"])
+    assert set(exported) == {name for name in allowed if name in context}
+    for name, value in exported.items():
+        assert value == json.loads(json.dumps(context[name]))
+    # nothing of a non-allowed attribute reaches any other field either
+    assert set(fields) == {
+        "flag",
+        "variant",
+        "value",
+        "reason",
+        "revision",
+        "source",
+        "time",
+        "context",
+    }
+
+
+def test_exposure_stream_respects_maxlen(redis_server: RedisServer) -> None:
+    exporter = ExposureExporter(
+        redis_factory(redis_server.url), ENV, maxlen=50, experiments={"exp"}, queue_size=5_000
+    )
+    for i in range(2_000):
+        exporter(_exposure_of({"user_id": f"u{i}"}))
+    assert exporter.flush()
+    exporter.close()
+    with redis_server.client() as r:
+        length = r.xlen(exposures_key(ENV))
+    # MAXLEN ~ trims whole stream nodes (stream-node-max-entries, 100 by default)
+    assert 50 <= length <= 50 + 100
+    assert exporter.exported == 2_000
+
+
+def test_exposure_sampling_is_per_evaluation_not_per_user(redis_server: RedisServer) -> None:
+    """The documented behaviour: each evaluation is kept with probability
+    sample_rate, independently, so one user may be both in and out."""
+    draws = iter([0.1, 0.9, 0.1, 0.9])
+    exporter = ExposureExporter(
+        redis_factory(redis_server.url),
+        ENV,
+        sample_rate=0.5,
+        experiments={"exp"},
+        rng=lambda: next(draws),
+    )
+    for _ in range(4):
+        exporter(_exposure_of({"user_id": "same-user"}))
+    assert exporter.queued == 2
+    exporter.close()
+
+
+def test_exposure_of_a_killed_experiment_is_still_recorded_as_disabled(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Decision (docs/usage.md): a killed experiment keeps exporting, with reason
+    DISABLED and the off variant, so analysis sees who got the fallback."""
+    flags = write_flags(
+        tmp_path / "flags",
+        {
+            "exp": flag_yaml(
+                kind="experiment",
+                enabled=False,
+                type="string",
+                variants={"control": "a", "test": "b"},
+                off_variant="control",
+                default={"rollout": {"control": 50, "test": 50}},
+            )
+        },
+    )
+    exporter = ExposureExporter(redis_factory(redis_server.url), ENV)
+    with FlagClient(flags_dir=flags, watch=False) as client:
+        exporter.set_experiments(client.flags_of_kind("experiment"))
+        undo = client.add_hook(exporter)
+        assert client.get_value("exp", default="x", user_id="user-1") == "a"
+        undo()
+    exporter.close()
+    with redis_server.client(decode_responses=True) as r:
+        entries = [fields for _id, fields in r.xrange(exposures_key(ENV))]
+    assert [(e["flag"], e["variant"], e["reason"]) for e in entries] == [
+        ("exp", "control", "DISABLED")
+    ]

@@ -29,6 +29,10 @@ def _json_flag(value_json: str) -> str:
     )
 
 
+def _with_field(flag_json: str) -> str:
+    return flag_json.replace('{"type":', '{"surprise":1,"type":', 1)
+
+
 def _raw_snapshot(flags_json: str) -> bytes:
     return (
         f'{{"bucketing":1,"env":"{ENV}","flags":{flags_json},"format":1,"segments":{{}}}}'
@@ -70,8 +74,26 @@ def _write(admin: Any, data: bytes, revision: str) -> None:
             _raw_snapshot('{"big":' + _json_flag('{"x": [1e400]}') + "}"),
             "holds inf",
         ),
+        (
+            # The compiler ignores what evaluating does not need; the schema is the
+            # contract a writer must meet (docs/architecture.md, "Dependencies").
+            "a field the schema forbids",
+            _raw_snapshot('{"odd":' + _with_field(_json_flag("1")) + "}"),
+            "fails its schema",
+        ),
+        (
+            "the forbidden field in the last slice of the schema check",
+            _raw_snapshot(
+                "{"
+                + ",".join(f'"f{i:04d}":' + _json_flag("1") for i in range(700))
+                + ',"zzz":'
+                + _with_field(_json_flag("1"))
+                + "}"
+            ),
+            "fails its schema",
+        ),
     ],
-    ids=lambda v: v if isinstance(v, str) and len(v) < 40 else "",
+    ids=lambda v: v if isinstance(v, str) and len(v) < 70 else "",
 )
 def test_a_hostile_snapshot_is_refused_and_the_last_good_one_keeps_serving(
     redis_server: RedisServer, label: str, data: bytes, reason: str
@@ -81,8 +103,11 @@ def test_a_hostile_snapshot_is_refused_and_the_last_good_one_keeps_serving(
     with FlagClient(redis_server.url, ENV, flags_dir=None, poll_interval=0.2) as client:
         assert client.is_enabled("rollout", "u-1") is True
         _write(admin, data, "rev-hostile")
-        wait_until(lambda: reason in (client.last_error or ""), timeout=5)
-        assert client.state is ClientState.STALE
+        # (last_error is set a moment before the state turns STALE: wait for both)
+        wait_until(
+            lambda: reason in (client.last_error or "") and client.state is ClientState.STALE,
+            timeout=5,
+        )
         assert client.revision == "rev-good"
         assert client.is_enabled("rollout", "u-1") is True
         publish(admin, snapshot(0), "rev-fixed")  # the refresh thread is still alive

@@ -115,6 +115,7 @@ def test_construction_ends_by_init_timeout_and_falls_back_to_the_files(
             wait_until(lambda: server.talking >= 2, timeout=10)
 
 
+@pytest.mark.redis
 def test_falls_back_to_the_cache_file_within_the_deadline(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:

@@ -9,11 +9,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from _documents import flag_entry, write_document
 from _gitrepo import git_env
 
 from flagsync.authoring import pipeline
 from flagsync.cli import main
 from flagsync.insight import _githistory, stale
+from flagsync.insight._githistory import FlagRecord, When
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
 
@@ -234,6 +236,7 @@ def test_cli_rejects_a_bad_environment_name_without_a_traceback(
     assert "invalid environment name 'bad:env'" in capsys.readouterr().err
 
 
+@pytest.mark.redis
 def test_cli_uses_last_seen_from_redis(
     repo: Path,
     redis_url: str,
@@ -260,3 +263,77 @@ def test_cli_uses_last_seen_from_redis(
 
 def test_cli_redis_down_exits_3(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["stale", "--redis-url", "redis://127.0.0.1:1"]) == 3
+
+
+class _FixedHistory:
+    """Every flag committed once, on one date, and never changed."""
+
+    def __init__(self, when: dt.datetime) -> None:
+        self.when = when
+
+    def flag(self, key: str) -> FlagRecord | None:
+        return FlagRecord.since(key, When(self.when))
+
+
+def _stale(flags: Path, today: str, changed: str = "2026-01-01") -> list[stale.StaleFlag]:
+    when = dt.datetime.fromisoformat(changed).replace(tzinfo=dt.timezone.utc)
+    now = dt.datetime.fromisoformat(today).replace(tzinfo=dt.timezone.utc)
+    return stale.find_stale(pipeline.build([str(flags)]), now=now, history=_FixedHistory(when))
+
+
+def test_rolled_out_by_the_last_schedule_step_counts_from_that_step(tmp_path: Path) -> None:
+    steps = [
+        {"at": "2026-02-01T00:00:00Z", "rollout": 50},
+        {"at": "2026-03-01T00:00:00Z", "serve": "on"},
+    ]
+    flags = write_document(
+        tmp_path / "f",
+        {"flags": {"ramp": flag_entry(expires="2099-01-01", default={"schedule": steps})}},
+    )
+    assert not _stale(flags, "2026-03-10")  # 9 days after the last step
+    (found,) = _stale(flags, "2026-03-20")
+    assert found.reason is stale.Reason.ROLLED_OUT
+    assert found.since == dt.date(2026, 3, 1)
+    assert "served on to everyone" in found.message
+
+
+def test_disabled_everywhere_is_rolled_out_to_off_variant(tmp_path: Path) -> None:
+    flags = write_document(
+        tmp_path / "f",
+        {
+            "flags": {
+                "dead": flag_entry(expires="2099-01-01", enabled=False, default={"rollout": 30})
+            }
+        },
+    )
+    (found,) = _stale(flags, "2026-03-01")
+    assert found.reason is stale.Reason.ROLLED_OUT
+    assert "served off to everyone" in found.message
+
+
+def test_permission_flags_are_never_stale_by_lifetime(tmp_path: Path) -> None:
+    flags = write_document(
+        tmp_path / "f",
+        {"flags": {"perm": flag_entry(kind="permission", created="2020-01-01", default="on")}},
+    )
+    assert not _stale(flags, "2030-01-01", changed="2020-01-01")
+
+
+def test_fail_on_stale_exit_code_and_github_escaping(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flags = write_document(
+        tmp_path / "f",
+        {"flags": {"old": flag_entry(expires="2026-01-01", owner="team,a:b%c", default="off")}},
+    )
+    monkeypatch.delenv("FLAGSYNC_REDIS_URL", raising=False)
+    args = ["stale", "--flags-dir", str(flags), "--no-git", "--today", "2026-02-01"]
+    assert main(args) == 0
+    assert main([*args, "--fail-on-stale"]) == 1
+    capsys.readouterr()
+    assert main([*args, "--format", "github"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("::warning file=")
+    assert "title=flagsync stale-expired::" in out[0]
+    assert "\n" not in out[0]
+    assert out[-1].startswith("1 stale flag of 1")

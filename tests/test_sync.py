@@ -158,7 +158,7 @@ def test_dry_run_writes_nothing(
     dry = capsys.readouterr().out
     assert main(["plan", "--redis-url", redis_url, "--flags-dir", str(flags)]) == 0
     assert dry.startswith(capsys.readouterr().out)
-    assert "default: 10% → 50% on; 40.0% of users change variant" in dry
+    assert "default: 10 % → 50 % on; 40.0% of users change variant" in dry
     assert "(Plan: 0 to add, 1 to change, 0 to remove.)" in dry
     assert dump_keys(client) == before
     # A dry run applies the same refusals as the sync would (here: removal without --prune).

@@ -9,10 +9,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from openfeature_fixtures import _sdk_event_thread  # noqa: F401  (autouse)
 from redis_fixtures import RedisServer, flag_yaml, write_flags
 
 from flagsync import Exposure, FlagClient, Reason
 from flagsync.errors import ConfigurationError
+from flagsync.exposures import ExposureExporter
+from flagsync.insight.usage_report import collect
 from flagsync.usage import (
     UsageTracker,
     attach_usage,
@@ -284,7 +289,6 @@ def test_attach_usage_to_a_client_that_already_tracks_is_refused_cleanly(
 def test_a_failed_attach_usage_leaves_nothing_attached_or_running(
     redis_server: RedisServer, flags_dir: Path
 ) -> None:
-    from flagsync.exposures import ExposureExporter
 
     def broken_snapshot() -> dict[str, object]:
         raise RuntimeError("no snapshot")
@@ -472,3 +476,69 @@ def test_totals_keep_the_counts_of_finished_threads(redis_server: RedisServer) -
     assert tracker.totals() == {("f", "on", "STATIC"): 6}  # a Prometheus counter never goes down
     tracker.close()
     assert _counts(redis_server) == {("f", "on", "STATIC"): 6}
+
+
+def _at(day: dt.date, hour: int, minute: int = 0, second: int = 0) -> float:
+    moment = dt.datetime(day.year, day.month, day.day, hour, minute, second, tzinfo=dt.timezone.utc)
+    return moment.timestamp()
+
+
+@given(
+    flag=st.text(min_size=1, max_size=12),
+    variant=st.one_of(st.none(), st.text(min_size=1, max_size=12)),
+    reason=st.sampled_from([r.value for r in Reason]),
+)
+@settings(max_examples=300, deadline=None)
+def test_usage_field_round_trips_any_flag_and_variant(
+    flag: str, variant: str | None, reason: str
+) -> None:
+    """Regression: a variant containing "|" decoded into the wrong flag and variant."""
+    assert decode_field(encode_field((flag, variant, reason))) == (flag, variant, reason)
+
+
+def test_usage_field_format_is_unchanged_for_ordinary_names() -> None:
+    # Fields already in Redis must keep decoding: ordinary names are written as before.
+    assert encode_field(("a|b", "on", "SPLIT")) == "a|b|on|SPLIT"
+    assert decode_field("a|b|on|SPLIT") == ("a|b", "on", "SPLIT")
+    assert encode_field(("f", "x|y", "STATIC")) == "f|x%7Cy|STATIC"
+
+
+def test_usage_counts_split_at_the_utc_day_boundary(redis_server: RedisServer) -> None:
+    day1, day2 = dt.date(2026, 3, 9), dt.date(2026, 3, 10)
+    now = [_at(day1, 23, 59, 59)]
+    tracker = UsageTracker(redis_factory(redis_server.url), ENV, clock=lambda: now[0])
+    for _ in range(2):
+        tracker.record("f", "on", "STATIC")
+    assert tracker.flush()
+    now[0] = _at(day2, 0, 0, 1)
+    for _ in range(5):
+        tracker.record("f", "on", "STATIC")
+    assert tracker.flush()
+    tracker.close()
+    with redis_server.client() as r:
+        assert r.hgetall(usage_key(ENV, day1)) == {b"f|on|STATIC": b"2"}
+        assert r.hgetall(usage_key(ENV, day2)) == {b"f|on|STATIC": b"5"}
+        only_today = collect(r, ENV, days=1, today=day2)
+        both = collect(r, ENV, days=2, today=day2)
+        later = collect(r, ENV, days=1, today=dt.date(2026, 3, 11), defined=["f"])
+    assert only_today.flags[0].total == 5
+    assert both.flags[0].total == 7
+    assert both.days == (day1, day2)
+    assert later.flags[0].total == 0  # outside the window; last seen still shown
+    assert later.flags[0].last_seen == dt.datetime(2026, 3, 10, 0, 0, 1, tzinfo=dt.timezone.utc)
+
+
+def test_usage_last_seen_is_monotonic_with_skewed_clocks(redis_server: RedisServer) -> None:
+    base = _at(dt.date(2026, 3, 10), 12)
+    ahead = UsageTracker(redis_factory(redis_server.url), ENV, clock=lambda: base + 3600)
+    behind = UsageTracker(redis_factory(redis_server.url), ENV, clock=lambda: base)
+    ahead.record("f", "on", "STATIC")
+    assert ahead.flush()
+    behind.record("f", "on", "STATIC")
+    behind.record("g", "on", "STATIC")
+    assert behind.flush()
+    ahead.close()
+    behind.close()
+    with redis_server.client(decode_responses=True) as r:
+        seen = r.hgetall(last_seen_key(ENV))
+    assert seen == {"f": "2026-03-10T13:00:00.000Z", "g": "2026-03-10T12:00:00.000Z"}

@@ -6,7 +6,8 @@ The documents are generated around flagsync's limits (docs/flag-format.md,
 "Limits"): integers at and beyond 2^53 - 1, non-finite and extreme floats,
 nesting at and beyond the depth limit (flow, block and through aliases),
 timestamps and dates at the edges of the years 1 to 9999, and names with
-control, format and decomposed characters.
+control, format and decomposed characters. tests/test_valid_means_evaluable.py
+checks the same contract with valid-by-construction flag trees.
 """
 
 from __future__ import annotations
@@ -352,6 +353,7 @@ flags:
 """
 
 
+@pytest.mark.redis
 def test_a_file_at_every_limit_syncs_to_redis_and_evaluates(tmp_path: Path, redis_url: str) -> None:
     flags = tmp_path / "flags"
     flags.mkdir()

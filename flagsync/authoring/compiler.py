@@ -14,13 +14,25 @@ from typing import Any
 
 from flagsync.authoring import _walk
 from flagsync.authoring.loader import Repository
-from flagsync.engine import BUCKETING_VERSION, SNAPSHOT_FORMAT, parse_timestamp, to_rfc3339
+from flagsync.engine import parse_timestamp, to_rfc3339
 from flagsync.errors import ConfigurationError
+from flagsync.snapshot import (
+    BUCKET_SPACE,
+    BUCKETING_VERSION,
+    SNAPSHOT_FORMAT,
+    Condition,
+    Flag,
+    Rule,
+    ScheduleStep,
+    Segment,
+    Serve,
+    ServeRollout,
+    ServeVariant,
+    Snapshot,
+)
 
-TOTAL_WEIGHT = 100_000  # thousandths of a percent
 
-
-def compile_snapshot(repo: Repository, env: str) -> dict[str, Any]:
+def compile_snapshot(repo: Repository, env: str) -> Snapshot:
     """The snapshot of ``env``. The repository must have validated without errors."""
     if env not in repo.environments:
         raise ConfigurationError(
@@ -49,12 +61,12 @@ def effective(flag: Mapping[str, Any], env: str) -> dict[str, Any]:
     return fields
 
 
-def compile_flag(key: str, raw: Mapping[str, Any], env: str) -> dict[str, Any]:
+def compile_flag(key: str, raw: Mapping[str, Any], env: str) -> Flag:
     flag = effective(raw, env)
     kind = _walk.flag_type(flag)
     variants = {name: _plain(value, kind) for name, value in _walk.variants(flag).items()}
     boolean = kind == "boolean"
-    out: dict[str, Any] = {
+    out: Flag = {
         "type": kind,
         "kind": flag.get("kind", "release"),
         "description": flag["description"],
@@ -72,9 +84,10 @@ def compile_flag(key: str, raw: Mapping[str, Any], env: str) -> dict[str, Any]:
         ],
         "default": _serve(key, flag.get("default", "off" if boolean else None), boolean),
     }
-    for field in ("expires", "created"):
-        if field in flag:
-            out[field] = flag[field]
+    if "expires" in flag:
+        out["expires"] = flag["expires"]
+    if "created" in flag:
+        out["created"] = flag["created"]
     return out
 
 
@@ -94,8 +107,11 @@ def _plain(value: Any, kind: str) -> Any:
     return value
 
 
-def _rule(key: str, index: int, rule: Mapping[str, Any], boolean: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": str(rule.get("name") or f"rule {index + 1}")}
+def _rule(key: str, index: int, rule: Mapping[str, Any], boolean: bool) -> Rule:
+    out: Rule = {
+        "name": str(rule.get("name") or f"rule {index + 1}"),
+        "serve": _serve(key, rule, boolean),
+    }
     users = rule.get("users")
     if users:
         out["users"] = [str(user) for user in users]
@@ -105,11 +121,10 @@ def _rule(key: str, index: int, rule: Mapping[str, Any], boolean: bool) -> dict[
     when = rule.get("when")
     if when:
         out["when"] = [_condition(cond) for cond in when]
-    out["serve"] = _serve(key, rule, boolean)
     return out
 
 
-def _condition(cond: Mapping[str, Any]) -> dict[str, Any]:
+def _condition(cond: Mapping[str, Any]) -> Condition:
     return {
         "attribute": cond["attribute"],
         "op": cond["op"],
@@ -118,16 +133,14 @@ def _condition(cond: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _segment(raw: Mapping[str, Any]) -> dict[str, Any]:
+def _segment(raw: Mapping[str, Any]) -> Segment:
     return {
         "users": [str(user) for user in raw.get("users", [])],
         "when": [_condition(cond) for cond in raw.get("when", [])],
     }
 
 
-def _serve(
-    key: str, node: Any, boolean: bool, inherited: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
+def _serve(key: str, node: Any, boolean: bool, inherited: Mapping[str, Any] | None = None) -> Serve:
     """Normalise ``serve``/``rollout``/``schedule`` (or a bare variant name) to one serve."""
     if isinstance(node, str):
         return {"variant": node}
@@ -142,11 +155,20 @@ def _serve(
                 "salt": str(context.get("salt", key)),
             }
         }
-    steps = [
-        {"at": _utc(step["at"]), "serve": _serve(key, step, boolean, context)}
+    steps: list[ScheduleStep] = [
+        {"at": _utc(step["at"]), "serve": _step_serve(key, step, boolean, context)}
         for step in node["schedule"]
     ]
     return {"schedule": steps}
+
+
+def _step_serve(
+    key: str, step: Mapping[str, Any], boolean: bool, inherited: Mapping[str, Any]
+) -> ServeVariant | ServeRollout:
+    serve = _serve(key, step, boolean, inherited)
+    if "schedule" in serve:  # the schema allows no schedule inside a schedule step
+        raise ConfigurationError("a schedule step cannot hold a schedule")
+    return serve
 
 
 def _weights(rollout: Any, boolean: bool) -> list[list[Any]]:
@@ -154,7 +176,7 @@ def _weights(rollout: Any, boolean: bool) -> list[list[Any]]:
         pairs = [(str(name), _thousandths(weight)) for name, weight in rollout.items()]
     else:
         on = _thousandths(rollout)
-        pairs = [("on", on), ("off", TOTAL_WEIGHT - on)]
+        pairs = [("on", on), ("off", BUCKET_SPACE - on)]
     return [[name, weight] for name, weight in pairs]
 
 

@@ -17,8 +17,9 @@ from flagsync.authoring import _yaml
 from flagsync.authoring._yaml import Loc, LocatedMap
 from flagsync.authoring.findings import Finding, Level
 from flagsync.errors import YamlProblem
+from flagsync.settings import DEFAULT_ENV
 
-DEFAULT_ENVIRONMENT = "production"
+DEFAULT_ENVIRONMENT = DEFAULT_ENV
 SUFFIXES = (".yaml", ".yml")
 
 

@@ -8,11 +8,14 @@ import datetime as dt
 import difflib
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from flagsync import store
+from flagsync import settings
 from flagsync._text import lines as text_lines
+from flagsync.authoring.findings import Result
 from flagsync.errors import (
     ConfigurationError,
     FlagsyncError,
@@ -22,6 +25,7 @@ from flagsync.errors import (
     RefusedChangeError,
     SnapshotError,
 )
+from flagsync.redisconn import RedisClient, connect, translate_errors, url_from_env
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +75,8 @@ def exit_code_for(exc: FlagsyncError) -> ExitCode | None:
 _MAX_DIFF_LINES = 200
 
 
-def default_flags_dir() -> str:
-    return os.environ.get("FLAGSYNC_FLAGS_DIR") or "flags"
-
-
-def default_env() -> str:
-    return os.environ.get("FLAGSYNC_ENV") or "production"
+default_flags_dir = settings.flags_dir_from_env
+default_env = settings.env_from_env
 
 
 def add_flags_dir(parser: argparse.ArgumentParser) -> None:
@@ -114,11 +114,7 @@ def flags_dir(args: argparse.Namespace) -> str:
 def env(args: argparse.Namespace) -> str:
     """``--env`` or ``$FLAGSYNC_ENV``; a name Redis keys cannot hold is a usage error (2)."""
     name = str(getattr(args, "env", None) or default_env())
-    try:
-        store.keys(name)  # the Redis key layout's rule for environment names
-    except ValueError as exc:
-        raise ConfigurationError(str(exc)) from None
-    return name
+    return settings.check_env_name(name)  # the Redis key layout's rule for environment names
 
 
 def date_argument(text: str) -> dt.date:
@@ -134,11 +130,11 @@ def output_format(args: argparse.Namespace) -> str:
     chosen = getattr(args, "format", None)
     if chosen:
         return str(chosen)
-    return "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text"
+    return settings.default_output_format()
 
 
 def redis_url(args: argparse.Namespace) -> str | None:
-    return getattr(args, "redis_url", None) or os.environ.get("FLAGSYNC_REDIS_URL") or None
+    return getattr(args, "redis_url", None) or settings.redis_url_from_env()
 
 
 def write_atomic(target: Path, text: str) -> None:
@@ -171,3 +167,24 @@ def print_diff(old: str, new: str, path: str) -> None:
     if len(diff) > _MAX_DIFF_LINES:
         sys.stdout.write(f"... ({len(diff) - _MAX_DIFF_LINES} more diff lines)\n")
     sys.stdout.write(f"{changed} line{'s' if changed != 1 else ''} changed\n")
+
+
+@contextmanager
+def redis_client(args: argparse.Namespace) -> Iterator[RedisClient]:
+    """A checked connection for the command's URL; closed afterwards."""
+    url = url_from_env(redis_url(args))
+    client = connect(url)
+    try:
+        with translate_errors(url):
+            yield client
+    finally:
+        client.close()
+
+
+def print_invalid(exc: InvalidFlagsError) -> None:
+    """The findings that made the files invalid, on stderr."""
+    # Imported here: every command imports this module, few print findings.
+    from flagsync.authoring.reporters import render_text as render_findings
+
+    if isinstance(exc.result, Result):
+        sys.stderr.write(render_findings(exc.result))

@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 from flagsync.authoring import pipeline
-from flagsync.cli._common import add_flags_dir, flags_dir, print_diff, write_atomic
-from flagsync.cli.sync_cmd import print_invalid
+from flagsync.cli._common import add_flags_dir, flags_dir, print_diff, print_invalid, write_atomic
 from flagsync.codegen import RENDERERS, flag_infos
 from flagsync.errors import ConfigurationError, InvalidFlagsError
 

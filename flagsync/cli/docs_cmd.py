@@ -16,9 +16,9 @@ from flagsync.cli._common import (
     date_argument,
     flags_dir,
     print_diff,
+    print_invalid,
     write_atomic,
 )
-from flagsync.cli.sync_cmd import print_invalid
 from flagsync.delivery import _git
 from flagsync.errors import ConfigurationError, InvalidFlagsError
 from flagsync.insight import _githistory

@@ -13,7 +13,15 @@ from flagsync._text import json_text, printable
 from flagsync._text import lines as text_lines
 from flagsync.authoring import pipeline
 from flagsync.authoring.reporters import render_text
-from flagsync.cli._common import add_env, add_flags_dir, add_redis_url, env, flags_dir, redis_url
+from flagsync.cli._common import (
+    add_env,
+    add_flags_dir,
+    add_redis_url,
+    env,
+    flags_dir,
+    redis_client,
+    redis_url,
+)
 from flagsync.details import Reason
 from flagsync.engine import Engine, parse_timestamp
 from flagsync.errors import ConfigurationError, InvalidFlagsError
@@ -102,18 +110,13 @@ def _engine_from_files(args: argparse.Namespace) -> tuple[Engine, str, str | Non
 
 
 def _engine_from_redis(args: argparse.Namespace) -> tuple[Engine, str, str | None]:
-    from flagsync import redisconn, store
+    from flagsync import store
 
-    url = redis_url(args)
-    if not url:
+    if not redis_url(args):
         raise ConfigurationError("--source redis needs --redis-url or FLAGSYNC_REDIS_URL")
     name = env(args)  # a bad name is a usage error before any connection
-    client = redisconn.connect(url)
-    try:
-        with redisconn.translate_errors(url):
-            state = store.read_state(client, name)
-    finally:
-        client.close()
+    with redis_client(args) as client:
+        state = store.read_state(client, name)
     if state is None:
         raise ConfigurationError(
             f"Redis holds no snapshot for environment '{name}'; run 'flagsync sync'"

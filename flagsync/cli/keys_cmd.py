@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from flagsync import settings
 from flagsync.cli._common import default_env
 from flagsync.errors import ConfigurationError
 
@@ -60,7 +61,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _file(args: argparse.Namespace) -> str:
-    path = args.keys or os.environ.get("FLAGSYNC_KEYS_FILE")
+    path = args.keys or os.environ.get(settings.ENV_KEYS_FILE)
     if not path:
         raise ConfigurationError("name the keys file with --keys FILE or $FLAGSYNC_KEYS_FILE")
     return str(path)

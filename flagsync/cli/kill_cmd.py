@@ -6,8 +6,7 @@ import argparse
 import sys
 
 from flagsync._text import printable
-from flagsync.cli._common import add_env, add_redis_url, env
-from flagsync.cli.sync_cmd import redis_client
+from flagsync.cli._common import add_env, add_redis_url, env, redis_client
 from flagsync.delivery import overrides
 from flagsync.errors import ConfigurationError
 

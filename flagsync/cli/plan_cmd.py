@@ -15,8 +15,9 @@ from flagsync.cli._common import (
     add_redis_url,
     env,
     flags_dir,
+    print_invalid,
+    redis_client,
 )
-from flagsync.cli.sync_cmd import print_invalid, redis_client
 from flagsync.delivery import plan, sync
 from flagsync.errors import InvalidFlagsError
 

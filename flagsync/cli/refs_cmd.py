@@ -9,10 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
+from flagsync._markdown import code, text
 from flagsync.authoring.findings import Finding, Level
 from flagsync.authoring.reporters import annotation
 from flagsync.cli._common import output_format
-from flagsync.cli.stale_cmd import (
+from flagsync.cli._judgement import (
     Judgement,
     add_judgement_options,
     add_naming_options,
@@ -20,7 +21,6 @@ from flagsync.cli.stale_cmd import (
     scan_code,
 )
 from flagsync.insight import refs, stale
-from flagsync.insight.catalogue.markdown import code, text
 
 JSON_FORMAT_VERSION = 1
 # First line of the Markdown report; the weekly workflow reads the counts from it.

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from flagsync import settings
 from flagsync.cli._common import add_flags_dir, add_redis_url, default_env, flags_dir, redis_url
 from flagsync.errors import ConfigurationError
 
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigurationError("--max-body must be at least 2 bytes")
     if args.poll_interval <= 0:
         raise ConfigurationError("--poll-interval must be > 0")
-    keys_file = args.keys or os.environ.get("FLAGSYNC_KEYS_FILE") or None
+    keys_file = args.keys or os.environ.get(settings.ENV_KEYS_FILE) or None
     check_exposure(args.host, keys_file, args.no_auth)
     serve.require_extra()
     from flagsync.serve import keys as keys_module

@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flagsync.cli._common import add_env, add_flags_dir, add_redis_url, env, flags_dir
-from flagsync.cli.sync_cmd import redis_client
+from flagsync.cli._common import add_env, add_flags_dir, add_redis_url, env, flags_dir, redis_client
 from flagsync.delivery import status, sync
 from flagsync.errors import InvalidFlagsError
 

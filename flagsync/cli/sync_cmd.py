@@ -11,12 +11,17 @@ from contextlib import contextmanager
 from types import FrameType
 
 from flagsync._text import printable
-from flagsync.authoring.findings import Result
-from flagsync.authoring.reporters import render_text as render_findings
-from flagsync.cli._common import add_env, add_flags_dir, add_redis_url, env, flags_dir, redis_url
+from flagsync.cli._common import (
+    add_env,
+    add_flags_dir,
+    add_redis_url,
+    env,
+    flags_dir,
+    print_invalid,
+    redis_client,
+)
 from flagsync.delivery import plan, sync
 from flagsync.errors import InvalidFlagsError
-from flagsync.redisconn import RedisClient, connect, translate_errors, url_from_env
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -63,24 +68,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="first remove the sync lock a killed sync left behind (audited)",
     )
     parser.set_defaults(func=run)
-
-
-@contextmanager
-def redis_client(args: argparse.Namespace) -> Iterator[RedisClient]:
-    """A checked connection for the command's URL; closed afterwards."""
-    url = url_from_env(redis_url(args))
-    client = connect(url)
-    try:
-        with translate_errors(url):
-            yield client
-    finally:
-        client.close()
-
-
-def print_invalid(exc: InvalidFlagsError) -> None:
-    """The findings that made the files invalid, on stderr."""
-    if isinstance(exc.result, Result):
-        sys.stderr.write(render_findings(exc.result))
 
 
 class Interrupted(BaseException):

@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 from flagsync.authoring import pipeline
-from flagsync.cli._common import add_env, add_flags_dir, add_redis_url, env, flags_dir
-from flagsync.cli.sync_cmd import redis_client
+from flagsync.cli._common import add_env, add_flags_dir, add_redis_url, env, flags_dir, redis_client
 from flagsync.errors import ConfigurationError
 from flagsync.insight import usage_report
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from flagsync.authoring import pipeline
 from flagsync.authoring.checks import render_reference
 from flagsync.authoring.reporters import RENDERERS
-from flagsync.cli._common import default_flags_dir
+from flagsync.cli._common import default_flags_dir, output_format
 from flagsync.insight._githistory import GitHistory
 
 
@@ -48,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list_checks:
         sys.stdout.write(render_reference())
         return 0
-    fmt = args.format or ("github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text")
+    fmt = output_format(args)
     paths = args.paths or [default_flags_dir()]
     # Git is read only if some flag's age needs it (no `created:`), once for all.
     history = None if args.no_git else GitHistory.for_paths(paths)

@@ -15,7 +15,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from flagsync import store
+from flagsync import settings, store
 from flagsync.errors import (
     ConfigurationError,
     RedisRefusedError,
@@ -41,7 +41,7 @@ class OverrideResult:
 
 def default_actor() -> str:
     """Who is acting: ``$FLAGSYNC_ACTOR``, CI's actor, then the login name."""
-    for name in ("FLAGSYNC_ACTOR", "GITHUB_ACTOR", "USER", "LOGNAME"):
+    for name in (settings.ENV_ACTOR, "GITHUB_ACTOR", "USER", "LOGNAME"):
         value = os.environ.get(name)
         if value:
             return value

@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from flagsync._markdown import code as _code
+from flagsync._markdown import text as _md
 from flagsync._text import lines as _lines
-from flagsync._text import printable
+from flagsync.insight import _describe
+from flagsync.snapshot import BUCKET_SPACE, Serve, ServeRollout, variant_ranges
 from flagsync.store import Meta, Override
 
-BUCKETS = 100_000
 Action = Literal["add", "change", "remove"]
 _SYMBOL = {"add": "+", "change": "~", "remove": "-"}
 _MAX_VALUE_TEXT = 120
@@ -313,7 +314,7 @@ def _diff(
 ) -> None:
     if old == new:
         return
-    if _is_serve(path) and isinstance(old, Mapping) and isinstance(new, Mapping):
+    if _is_serve(path) and _both_mappings(old, new):  # a serve (old and new stay Any)
         if audience is None:
             out.append(serve_change(path, old, new))
         else:
@@ -350,6 +351,10 @@ def _rule_name(rule: Any, index: int) -> str:
     if isinstance(rule, Mapping) and isinstance(rule.get("name"), str):
         return str(rule["name"])
     return f"rule {index}"
+
+
+def _both_mappings(old: object, new: object) -> bool:
+    return isinstance(old, Mapping) and isinstance(new, Mapping)
 
 
 def _is_serve(path: str) -> bool:
@@ -394,7 +399,7 @@ def _fmt(value: Any) -> str:
 
 
 def describe_serve(serve: Any) -> str:
-    """``serve on``, ``10% on``, ``control 34%, blue 33%, green 33%``, ``schedule (3 steps)``."""
+    """``serve on``, ``10 % on``, ``control 34 %, blue 33 %``, ``schedule: 10 % on from T; …``."""
     if not isinstance(serve, Mapping):
         return _fmt(serve)
     if "variant" in serve:
@@ -413,20 +418,14 @@ def describe_serve(serve: Any) -> str:
 
 
 def _describe_weights(rollout: Mapping[str, Any]) -> str:
-    weights = {str(n): int(w) for n, w in rollout["variants"]}
-    if set(weights) == {"on", "off"}:
-        return f"{_pct(weights['on'])} on"
-    return ", ".join(f"{n} {_pct(int(w))}" for n, w in rollout["variants"])
-
-
-def _pct(thousandths: int) -> str:
-    return f"{thousandths / 1000:g}%"
+    # Every listed variant, 0 % ones too: a plan shows what changed, not only who gets what.
+    return _describe.weights([(str(n), int(w)) for n, w in rollout["variants"]])
 
 
 def serve_change(
     path: str,
-    old: Mapping[str, Any],
-    new: Mapping[str, Any],
+    old: Serve,
+    new: Serve,
     *,
     who: str | None = None,
     caveat: str | None = None,
@@ -467,7 +466,7 @@ def serve_change(
     return FieldChange(path, old, new, text, fraction, exact and caveat is None, caveat)
 
 
-def changed_share(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[float, bool] | None:
+def changed_share(old: Serve, new: Serve) -> tuple[float, bool] | None:
     """(share of users whose variant changes, exact?) or ``None`` (a schedule).
 
     A fixed variant is a rollout of one variant at 100 %; it does not depend on
@@ -476,7 +475,11 @@ def changed_share(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[float
     old_ranges, new_ranges = _ranges(old), _ranges(new)
     if old_ranges is None or new_ranges is None:
         return None
-    same_bucketing = "variant" in old or "variant" in new or (_bucketing(old) == _bucketing(new))
+    same_bucketing = (
+        "variant" in old
+        or "variant" in new
+        or ("rollout" in old and "rollout" in new and _bucketing(old) == _bucketing(new))
+    )
     if same_bucketing:
         kept = sum(
             max(0, min(hi1, hi2) - max(lo1, lo2))
@@ -484,25 +487,21 @@ def changed_share(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[float
             for lo2, hi2, v2 in new_ranges
             if v1 == v2
         )
-        return 1 - kept / BUCKETS, True
+        return 1 - kept / BUCKET_SPACE, True
     p_old = _probabilities(old_ranges)
     p_new = _probabilities(new_ranges)
     return 1 - sum(p * p_new.get(v, 0.0) for v, p in p_old.items()), False
 
 
-def _ranges(serve: Mapping[str, Any]) -> list[tuple[int, int, str]] | None:
+def _ranges(serve: Serve) -> list[tuple[int, int, str]] | None:
     if "variant" in serve:
-        return [(0, BUCKETS, str(serve["variant"]))]
+        return [(0, BUCKET_SPACE, str(serve["variant"]))]
     if "rollout" not in serve:
         return None
-    out, low = [], 0
-    for name, weight in serve["rollout"]["variants"]:
-        out.append((low, low + int(weight), str(name)))
-        low += int(weight)
-    return out
+    return variant_ranges(serve["rollout"])
 
 
-def _bucketing(serve: Mapping[str, Any]) -> tuple[Any, Any]:
+def _bucketing(serve: ServeRollout) -> tuple[str, str | None]:
     rollout = serve["rollout"]
     return rollout.get("bucket_by", "user_id"), rollout.get("salt")
 
@@ -510,7 +509,7 @@ def _bucketing(serve: Mapping[str, Any]) -> tuple[Any, Any]:
 def _probabilities(ranges: list[tuple[int, int, str]]) -> dict[str, float]:
     out: dict[str, float] = {}
     for low, high, name in ranges:
-        out[name] = out.get(name, 0.0) + (high - low) / BUCKETS
+        out[name] = out.get(name, 0.0) + (high - low) / BUCKET_SPACE
     return out
 
 
@@ -626,36 +625,6 @@ def _note(change: Change) -> str:
 def _describe_override(override: Override) -> str:
     until = f", until {override.expires_at}" if override.expires_at else ""
     return f"{override.flag} killed by {override.actor}: {override.reason!r}{until}"
-
-
-def _md(text: str) -> str:
-    """``text`` as literal Markdown table-cell content (for a pull-request comment).
-
-    Every character that could end the cell (``|``, a line break), open a
-    code span that swallows the rest of the row (a backtick), or start
-    emphasis, a link or HTML is escaped; GitHub renders the escapes as the
-    characters themselves.
-    """
-    text = printable(text.replace("\r", " ").replace("\n", " "))
-    return "".join(f"\\{c}" if c in _MD_SPECIAL else _HTML.get(c, c) for c in text)
-
-
-_MD_SPECIAL = frozenset("\\`*_[]|~")
-_HTML = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
-
-
-def _code(text: str) -> str:
-    """``text`` as a Markdown code span inside a table cell.
-
-    The fence is one backtick longer than the longest run inside, so a
-    backtick cannot close it early; ``|`` is still escaped, since GitHub
-    splits table cells before it reads code spans.
-    """
-    text = printable(text.replace("\r", " ").replace("\n", " ")).replace("|", "\\|")
-    longest = max((len(run) for run in re.findall("`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 __all__ = [

@@ -35,7 +35,13 @@ from flagsync.authoring.loader import SUFFIXES
 from flagsync.delivery import _git, overrides, plan
 from flagsync.errors import FlagsyncError, RedisUnavailableError, RefusedChangeError
 from flagsync.redisconn import RedisClient
-from flagsync.snapshot import canonical_json, checksum, validate_snapshot
+from flagsync.snapshot import (
+    BUCKETING_VERSION,
+    SNAPSHOT_FORMAT,
+    canonical_json,
+    checksum,
+    validate_snapshot,
+)
 
 Outcome = Literal["created", "updated", "revision-recorded", "repaired", "unchanged", "dry-run"]
 _ATTEMPTS = 3  # retries when a kill lands between our read and our write
@@ -381,8 +387,8 @@ def _write(
         "synced_at": now,
         "synced_by": actor,
         "checksum": digest,
-        "format": str(snapshot.get("format", 1)),
-        "bucketing": str(snapshot.get("bucketing", 1)),
+        "format": str(snapshot.get("format", SNAPSHOT_FORMAT)),
+        "bucketing": str(snapshot.get("bucketing", BUCKETING_VERSION)),
         "flag_count": str(len(snapshot.get("flags", {}))),
         "redis_user": redis_user or "",
         "dirty": "1" if revision.dirty else "",

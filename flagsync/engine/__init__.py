@@ -9,7 +9,7 @@ documented in docs/evaluation.md.
 
 from flagsync.engine._bucketing import BUCKET_SPACE, BUCKETING_VERSION, bucket, bucket_value
 from flagsync.engine._compiled import FLAG_TYPES, SNAPSHOT_FORMAT
-from flagsync.engine._engine import MAX_PREREQUISITE_DEPTH, Engine, flag_key
+from flagsync.engine._engine import Engine, flag_key, release_in_steps
 from flagsync.engine._exact import shown
 from flagsync.engine._jsonvalue import copy_json, json_problem
 from flagsync.engine._limits import (
@@ -23,6 +23,7 @@ from flagsync.engine._limits import (
     MAX_TIMESTAMP_CHARS,
 )
 from flagsync.engine._operators import OPERATORS, compile_condition
+from flagsync.engine._prerequisites import MAX_PREREQUISITE_DEPTH
 from flagsync.engine._regex import check_pattern
 from flagsync.engine._resolution import Resolution
 from flagsync.engine._semver import parse_semver
@@ -54,6 +55,7 @@ __all__ = [
     "json_problem",
     "parse_semver",
     "parse_timestamp",
+    "release_in_steps",
     "shown",
     "to_rfc3339",
 ]

@@ -108,15 +108,16 @@ def _live(spec: Mapping[str, Any]) -> list[tuple[str, int]]:
     return [(str(n), int(w)) for n, w in spec.get("variants", []) if int(w) > 0]
 
 
-def _split(weights: list[tuple[str, int]]) -> str:
-    if {name for name, _ in weights} == {"on", "off"}:
-        return f"{percent(dict(weights)['on'])} on"
-    return ", ".join(f"{name} {percent(w)}" for name, w in weights)
+def weights(pairs: Sequence[tuple[str, int]]) -> str:
+    """``10 % on`` for an on/off split; else ``control 34 %, table 33 %`` in the listed order."""
+    if {name for name, _ in pairs} == {"on", "off"}:
+        return f"{percent(dict(pairs)['on'])} on"
+    return ", ".join(f"{name} {percent(w)}" for name, w in pairs)
 
 
 def rollout(spec: Mapping[str, Any]) -> str:
     """``10 % on``; ``control 34 %, table 33 %`` (plus ``(by ATTR)`` when not user_id)."""
-    text = _split(_live(spec))
+    text = weights(_live(spec))
     bucket_by = spec.get("bucket_by", "user_id")
     if bucket_by != "user_id":
         text += f" (by {bucket_by})"
@@ -319,4 +320,5 @@ __all__ = [
     "targeted",
     "timestamp",
     "value",
+    "weights",
 ]

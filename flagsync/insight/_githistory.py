@@ -29,33 +29,23 @@ git checkout, or git fails: callers then fall back to what the files say.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import re
 import subprocess
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from functools import cache
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from flagsync.authoring import _yaml
-from flagsync.authoring.loader import SUFFIXES
 from flagsync.delivery import _git
+from flagsync.insight._flagblocks import as_document, normalize, segment
+from flagsync.insight._gitscope import Scope, diff_path, renamed_into, run
 
 _REVISION = re.compile(r"^[0-9a-f]{4,40}$")
 # The history pass reads every version of every flag file; a large repository
 # can take a while, but a hung git must still end (then: no history).
 HISTORY_TIMEOUT = 600.0
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
-_FLAGS_LINE = re.compile(r"""^(?:flags|"flags"|'flags')[ \t]*:[ \t]*(#.*)?$""", re.M)
-_FLAGS_INLINE = re.compile(r"""^(?:flags|"flags"|'flags')[ \t]*:""", re.M)
-_TOP_LEVEL = re.compile(r"\n(?=[^\s#])")  # the newline before a top-level line
-_FIRST_LINE = re.compile(r"\n( *)([^ \n#])")  # the first line that is not blank or a comment
-_KEY = re.compile(
-    r"""(?:"((?:[^"\\]|\\.)*)"|'((?:[^']|'')*)'|([^\s'"#?\-{\[][^:#]*?))[ \t]*:(?:[ \t\r\n]|$)"""
-)
-_C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
 
 
 def _stdout(where: Path, *args: str) -> str | None:
@@ -163,16 +153,16 @@ def read_history(
     ``paths`` are directories or files relative to the repository ``root``
     (``"."`` for the root itself), as the loader would read them.
     """
-    scope = _Scope(tuple(PurePosixPath(p).as_posix() for p in paths))
+    scope = Scope(tuple(PurePosixPath(p).as_posix() for p in paths))
     shallow = _shallow_commits(root)
     if shallow is None:
         return None
-    former = _renamed_into(root, scope, timeout)
+    former = renamed_into(root, scope, timeout)
     if former is None:
         return None
     scope.former.update(former)
     specs = scope.pathspecs()
-    proc = _run(
+    proc = run(
         root,
         [
             "log",
@@ -199,16 +189,6 @@ def read_history(
     return reader.finish(root)
 
 
-def _run(root: Path, args: list[str], timeout: float) -> bytes | None:
-    env = {**os.environ, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat"}
-    command = ["git", "-c", "core.quotePath=false", "-C", str(root), *args]
-    try:
-        proc = subprocess.run(command, capture_output=True, timeout=timeout, env=env, check=False)
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return None
-    return proc.stdout if proc.returncode == 0 else None
-
-
 def _shallow_commits(root: Path) -> frozenset[str] | None:
     """The commits at the cut of a shallow clone (empty for a full clone)."""
     where = _stdout(root, "rev-parse", "--git-path", "shallow")
@@ -224,118 +204,10 @@ def _shallow_commits(root: Path) -> frozenset[str] | None:
     return frozenset(text.split())
 
 
-@dataclass
-class _Scope:
-    """Which paths hold flag files: the loader's rule, plus files later moved into them."""
-
-    paths: tuple[str, ...]
-    former: set[str] = field(default_factory=set)
-
-    def pathspecs(self) -> list[str]:
-        specs: list[str] = []
-        for path in self.paths:
-            if PurePosixPath(path).suffix in SUFFIXES:
-                specs.append(f":(literal){path}")
-                continue
-            base = "" if path in (".", "") else path.rstrip("/") + "/"
-            specs += [f":(glob){_glob_escape(base)}**/*{suffix}" for suffix in SUFFIXES]
-        specs += [f":(literal){path}" for path in sorted(self.former)]
-        return specs
-
-    def holds(self, path: str) -> bool:
-        if path in self.former:
-            return True
-        pure = PurePosixPath(path)
-        for base in self.paths:
-            if path == base:
-                return True
-            if pure.suffix not in SUFFIXES:
-                continue
-            try:
-                rel = pure.relative_to(base) if base not in (".", "") else pure
-            except ValueError:
-                continue
-            if not any(part.startswith(".") for part in rel.parts):
-                return True
-        return False
-
-
-def _glob_escape(text: str) -> str:
-    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
-
-
-def _renamed_into(root: Path, scope: _Scope, timeout: float) -> set[str] | None:
-    """Paths of flag files before they were renamed or moved into ``scope``.
-
-    The main pass reads the flag directories only; a file moved there from
-    elsewhere (the directory renamed, say) would otherwise look new.
-    """
-    out = _run(
-        root,
-        [
-            "log",
-            "--first-parent",
-            "--diff-merges=first-parent",
-            "-M",
-            "--diff-filter=R",
-            "--name-status",
-            "-z",
-            "--format=%x01",
-            "--",
-            *[f":(glob)**/*{suffix}" for suffix in SUFFIXES],
-        ],
-        timeout,
-    )
-    if out is None:
-        return None
-    former: set[str] = set()
-    # Newest first: a file renamed twice is followed back step by step.
-    for chunk in out.decode("utf-8", errors="replace").split("\x01"):
-        fields = [f for f in chunk.strip("\n").split("\x00") if f.strip("\n")]
-        for index in range(0, len(fields) - 2, 3):
-            status, old, new = fields[index].strip("\n"), fields[index + 1], fields[index + 2]
-            tracked = new in former or scope.holds(new)
-            if status.startswith("R") and tracked and not scope.holds(old):
-                former.add(old)
-    return former
-
-
-def _diff_path(text: str, prefix: str) -> str | None:
-    """The path of a ``---``/``+++`` line, or ``None`` for ``/dev/null``."""
-    text = text.rstrip("\t")
-    if text == "/dev/null":
-        return None
-    if text.startswith('"'):
-        text = _c_unquote(text)
-    return text[len(prefix) :] if text.startswith(prefix) else text
-
-
-def _c_unquote(text: str) -> str:
-    """Undo git's C-style quoting of a path (``"a/x\\ty"``), octal escapes as UTF-8 bytes."""
-    body = text[1:-1] if text.endswith('"') else text[1:]
-    out = bytearray()
-    index = 0
-    while index < len(body):
-        char = body[index]
-        if char == "\\" and index + 1 < len(body):
-            nxt = body[index + 1]
-            if nxt in _C_ESCAPES:
-                out.append(_C_ESCAPES[nxt])
-                index += 2
-                continue
-            if body[index + 1 : index + 4].isdigit():
-                out.append(int(body[index + 1 : index + 4], 8) & 0xFF)
-                index += 4
-                continue
-        out += char.encode("utf-8", errors="surrogateescape")
-        index += 1
-    return out.decode("utf-8", errors="replace")
-
-
 class _Reader:
     """Replays the patches of the log in order and records each flag's versions."""
 
-    def __init__(self, scope: _Scope, shallow: frozenset[str]) -> None:
+    def __init__(self, scope: Scope, shallow: frozenset[str]) -> None:
         self.scope = scope
         self.shallow = shallow
         self.files: dict[str, list[str]] = {}
@@ -377,9 +249,9 @@ class _Reader:
             if line.startswith(("@@", "diff --git ", "\x01")):
                 break
             if line.startswith("--- "):
-                old_path = _diff_path(line[4:], "a/")
+                old_path = diff_path(line[4:], "a/")
             elif line.startswith("+++ "):
-                new_path = _diff_path(line[4:], "b/")
+                new_path = diff_path(line[4:], "b/")
             index += 1
         content = self.files.get(old_path, []) if old_path else []
         result: list[str] = []
@@ -497,107 +369,6 @@ def _first(paths: Collection[str]) -> str:
     if len(paths) == 1:
         return next(iter(paths))
     return min(paths, key=lambda path: PurePosixPath(path).parts)
-
-
-# --- cutting a flag file into one block per flag --------------------------------------------
-
-
-def segment(text: str) -> dict[str, str] | None:
-    """Flag key → its block of text, for a flag file's content.
-
-    Block-style YAML (what people write) is cut by indentation without
-    parsing; anything else (flow style, JSON) is parsed, and each definition
-    becomes one line of JSON. ``None`` when the text cannot be read at all.
-    """
-    match = _FLAGS_LINE.search(text)
-    if match is None:
-        if _FLAGS_INLINE.search(text) is None and not text.lstrip().startswith("{"):
-            return {}
-        return _parsed_blocks(text)
-    start = match.end()  # the newline ending the `flags:` line (or the end of the text)
-    end_match = _TOP_LEVEL.search(text, start)
-    end = end_match.start() + 1 if end_match else len(text)
-    first = _FIRST_LINE.search(text, start, end)
-    if first is None:
-        return {}
-    indent = len(first.group(1))
-    if indent == 0 or first.group(2) == "\t":
-        return _parsed_blocks(text)
-    lines = list(_key_lines(indent).finditer(text, start, end))
-    blocks: dict[str, str] = {}
-    for position, line in enumerate(lines):
-        begin = line.start() + 1
-        key = line.group(1)  # a plain key, read by the same regex
-        if key is None:
-            key_match = _KEY.match(text, begin + indent)
-            if key_match is None:
-                return _parsed_blocks(text)
-            key = _key(key_match)
-        if key in blocks:
-            return _parsed_blocks(text)  # a duplicate key: let the parser decide
-        finish = lines[position + 1].start() + 1 if position + 1 < len(lines) else end
-        blocks[key] = text[begin:finish]
-    return blocks
-
-
-@cache
-def _key_lines(indent: int) -> re.Pattern[str]:
-    """Lines at the flags' indentation: a plain key captured, else (quoted...) just found.
-
-    The literal prefix ("\n" and the indent) lets the regex engine skip ahead fast.
-    """
-    plain = r"([a-zA-Z0-9_][^:#\n]*?)[ \t]*:(?=[ \t\r\n])"
-    return re.compile("\n" + " " * indent + rf"(?:{plain}|(?=[^\s#]))")
-
-
-def _key(match: re.Match[str]) -> str:
-    double, single, plain = match.groups()
-    if double is not None:
-        try:
-            return str(json.loads(f'"{double}"'))
-        except ValueError:
-            return double
-    if single is not None:
-        return single.replace("''", "'")
-    return plain.strip()
-
-
-def _parsed_blocks(text: str) -> dict[str, str] | None:
-    try:
-        data = _yaml.load(text)
-    except _yaml.YamlProblem:
-        return None
-    flags = data.get("flags") if isinstance(data, dict) else None
-    if not isinstance(flags, dict):
-        return {}
-    return {
-        str(key): f"{json.dumps(str(key))}: {json.dumps(value, sort_keys=True, default=str)}"
-        for key, value in flags.items()
-    }
-
-
-def normalize(block: str) -> str:
-    """A block without its indentation, blank lines and whole-line comments.
-
-    So re-indenting a file, moving a flag to a file indented differently or
-    editing a comment is not a new version of the flag.
-    """
-    lines = [line for line in block.split("\n") if line.strip() and not _is_comment(line)]
-    if not lines:
-        return ""
-    indent = len(lines[0]) - len(lines[0].lstrip(" "))
-    return "\n".join(
-        line[indent:] if line[:indent].isspace() else line.lstrip(" ") for line in lines
-    )
-
-
-def _is_comment(line: str) -> bool:
-    return line.lstrip().startswith("#")
-
-
-def as_document(text: str) -> str:
-    """A flag file holding just one version of a flag (for parsing an old version)."""
-    return "flags:\n" + "\n".join("  " + line if line else line for line in text.split("\n"))
 
 
 class History(Protocol):

@@ -44,6 +44,7 @@ from flagsync.authoring.pipeline import Build
 from flagsync.engine import parse_timestamp
 from flagsync.insight import _describe
 from flagsync.insight._githistory import FlagRecord, History, When, as_document
+from flagsync.snapshot import Flag
 
 DEFAULT_ROLLOUT_DAYS = 14
 # Kinds that are meant to be removed once rolled out. Operational flags (kill
@@ -401,7 +402,7 @@ def _order(when: When) -> tuple[dt.datetime, bool]:
     return (when.at, when.exact)
 
 
-def _compile_version(key: str, text: str, envs: Sequence[str]) -> dict[str, dict[str, Any]] | None:
+def _compile_version(key: str, text: str, envs: Sequence[str]) -> dict[str, Flag] | None:
     """One committed version of a flag, compiled per environment; ``None`` if it was invalid."""
     try:
         document = _yaml.load(as_document(text))

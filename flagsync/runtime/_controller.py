@@ -10,54 +10,44 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from flagsync import _deadline, _text, redisconn, store
 from flagsync.details import Source
-from flagsync.engine import Engine
+from flagsync.engine import Engine, release_in_steps
 from flagsync.errors import (
     ConfigurationError,
     InvalidFlagsError,
     RedisUnavailableError,
     SnapshotError,
 )
-from flagsync.runtime import _sources
+from flagsync.runtime import _fork, _sources
 from flagsync.runtime._cache import write_cache
+from flagsync.runtime._lifecycle import INITIAL_STATE, Event, transition
 from flagsync.runtime._refresher import Refresher
 from flagsync.runtime._state import ChangeEvent, ClientState, Current, Loaded
 from flagsync.runtime._watcher import FileWatcher
+from flagsync.settings import ClientSettings
+from flagsync.snapshot import BUCKETING_VERSION, SNAPSHOT_FORMAT
 
 log = _text.logger("flagsync")
 
 Listener = Callable[[ChangeEvent], object]
 
 _EMPTY_SNAPSHOT: Mapping[str, Any] = {
-    "format": 1,
-    "bucketing": 1,
+    "format": SNAPSHOT_FORMAT,
+    "bucketing": BUCKETING_VERSION,
     "env": "",
     "flags": {},
     "segments": {},
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    redis_url: str | None
-    env: str
-    flags_dir: Path | None
-    poll_interval: float
-    init_timeout: float
-    cache_path: Path | None
-    socket_timeout: float
-    watch: bool
-    debounce: float
+# FlagClient's options, defined once beside their defaults.
+Settings = ClientSettings
 
 
 class Controller:
@@ -78,7 +68,7 @@ class Controller:
         self._unconfirmed: str | None = None  # a refusal awaiting a second reading
         self.current = Current(
             engine=Engine.from_snapshot({**_EMPTY_SNAPSHOT, "env": settings.env}),
-            state=ClientState.ERROR,
+            state=INITIAL_STATE,
             loaded=None,
         )
         publish(self.current)
@@ -95,7 +85,7 @@ class Controller:
         if self.current.loaded is None:
             self._initial_fallback()
         self._start_threads(client, sockets)
-        _register(self)
+        _fork.register(self, _fork.Phase.CONTROLLER, Controller.after_fork_in_child)
 
     def close(self) -> None:
         with self._lock:
@@ -195,16 +185,16 @@ class Controller:
         else:
             # Cache first: whoever sees the new revision served must find it on disk too.
             self._persist(loaded)
-            self._swap(loaded, ClientState.READY)
+            self._swap(loaded, Event.LOADED_LATEST)
         return client
 
     def _initial_fallback(self) -> None:
         s = self.settings
         # With Redis configured, a fallback is by definition not the latest data.
-        state = ClientState.READY if s.redis_url is None else ClientState.STALE
+        event = Event.LOADED_LATEST if s.redis_url is None else Event.LOADED_FALLBACK
         if s.cache_path is not None and s.cache_path.exists():
             try:
-                self._swap(_sources.from_cache(s.cache_path, s.env), ClientState.STALE)
+                self._swap(_sources.from_cache(s.cache_path, s.env), Event.LOADED_FALLBACK)
                 log.warning("flagsync: serving the cached snapshot from %s", s.cache_path)
                 return
             except (SnapshotError, OSError) as exc:
@@ -215,7 +205,7 @@ class Controller:
                 self._files_rejected(f"cannot load flags from {s.flags_dir}: {problem}", unexpected)
             else:
                 if loaded.engine.flag_keys:
-                    self._swap(loaded, state)
+                    self._swap(loaded, event)
                     if s.redis_url is not None:
                         log.warning("flagsync: serving flags from the files in %s", s.flags_dir)
                     return
@@ -239,23 +229,25 @@ class Controller:
             loaded = _sources.from_redis(client, s.env, s.redis_url, reusable)
         except SnapshotError as exc:
             self._note_error(f"rejected the snapshot in Redis: {exc}", logging.ERROR)
-            self._set_state(ClientState.STALE)
+            self._set_state(Event.SOURCE_FAILED)
             return
         if loaded is None:
             message = _never_synced(s.env)
             if self.last_error != message:  # the poll retries it: log it once
                 self._note_error(message, logging.WARNING)
-            self._set_state(ClientState.STALE)
+            self._set_state(Event.SOURCE_FAILED)
             return
+        # The swap retires the engine served until now: no reference here may keep it.
+        del previous, reusable
         self._persist(loaded)  # before the swap, as in _initial_redis_load
-        self._swap(loaded, ClientState.READY)
+        self._swap(loaded, Event.LOADED_LATEST)
 
     def redis_unreachable(self, error: str) -> None:
         if self._closed:
             return
         if self.last_error != f"Redis unreachable: {error}":
             self._note_error(f"Redis unreachable: {error}", logging.WARNING)
-        self._set_state(ClientState.STALE)
+        self._set_state(Event.SOURCE_FAILED)
 
     def loaded_marker(self) -> store.Marker | None:
         loaded = self.current.loaded
@@ -278,7 +270,7 @@ class Controller:
             if killed != loaded.engine.killed:
                 self._swap(
                     dataclasses.replace(loaded, engine=loaded.engine.with_killed(killed)),
-                    self.current.state,
+                    Event.OVERRIDES_EXPIRED,
                 )
             else:
                 self._next_expiry = _next_expiry(loaded.overrides, killed)
@@ -331,8 +323,9 @@ class Controller:
             if self.last_error is not None and self.last_error == self._file_error:
                 self.last_error = None  # a Redis problem, if any, stays reported
             self._file_error = None
-            state = ClientState.READY if s.redis_url is None else ClientState.STALE
-            self._swap(loaded, state)
+            self._swap(
+                loaded, Event.LOADED_LATEST if s.redis_url is None else Event.LOADED_FALLBACK
+            )
         log.info("flagsync: reloaded flags from %s (revision %s)", s.flags_dir, loaded.revision)
 
     def _compile_files(self) -> tuple[Loaded | None, str, Exception | None]:
@@ -362,13 +355,14 @@ class Controller:
                 self._file_error = message
                 log.error("flagsync: %s", message, exc_info=unexpected)
             self.last_error = message
-        self._set_state(ClientState.STALE)
+        self._set_state(Event.SOURCE_FAILED)
 
     # --- swapping ----------------------------------------------------------------
 
-    def _swap(self, loaded: Loaded, state: ClientState) -> None:
+    def _swap(self, loaded: Loaded, event: Event) -> None:
         with self._lock:
             old = self.current
+            state, signal = transition(old.state, event)
             if self._closed or (old.loaded == loaded and old.state is state):
                 return  # after close() the last snapshot stays, and no listener fires
             self._next_expiry = _next_expiry(loaded.overrides, loaded.engine.killed)
@@ -378,14 +372,22 @@ class Controller:
             self.current = Current(engine=loaded.engine, state=state, loaded=loaded)
             self._publish(self.current)
             listeners = self._listeners
-        if changed or old.state is not state:
+        if changed or signal is not None:
             self._notify(listeners, old, self.current, changed)
+        if old.engine is not loaded.engine:
+            # Freed a few flags at a time, not in one cascade that holds the GIL
+            # (docs/architecture.md, "Swapping without a pause").
+            retired = [old.engine]
+            del old
+            release_in_steps(retired)
 
-    def _set_state(self, state: ClientState) -> None:
+    def _set_state(self, event: Event) -> None:
+        """The served data stays; the state moves as :data:`_lifecycle.TRANSITIONS` says."""
         with self._lock:
             old = self.current
-            if self._closed or old.state is state or old.state is ClientState.ERROR:
-                return  # ERROR ends only when something is loaded
+            state, signal = transition(old.state, event)
+            if self._closed or signal is None:
+                return  # no change (ERROR, for one, ends only when something is loaded)
             self.current = Current(engine=old.engine, state=state, loaded=old.loaded)
             self._publish(self.current)
             listeners = self._listeners
@@ -454,28 +456,6 @@ def _changed_flags(old: Current, new: Loaded) -> frozenset[str]:
         return old_engine.killed ^ new_engine.killed
     # Per-flag digests taken at compile time: no snapshot dict is kept to diff.
     return new_engine.changed_flags(old_engine) | (old_engine.killed ^ new_engine.killed)
-
-
-# --- fork safety ----------------------------------------------------------------------
-
-# Only touched from the thread creating a client and from the child right after
-# fork (single-threaded then); WeakSet.add is atomic under the GIL, so no lock
-# that a parent thread could hold at fork time.
-_live: weakref.WeakSet[Controller] = weakref.WeakSet()
-
-
-def _register(controller: Controller) -> None:
-    _live.add(controller)
-
-
-def _restart_after_fork() -> None:
-    for controller in list(_live):
-        if not controller.closed:
-            controller.after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_restart_after_fork)
 
 
 __all__ = ["Controller", "Listener", "Settings"]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flagsync import _text, store
+from flagsync._gcpause import gc_paused
 from flagsync.details import Source
 from flagsync.engine import BUCKETING_VERSION, SNAPSHOT_FORMAT, Engine
 from flagsync.errors import RedisRefusedError, SnapshotError
@@ -84,15 +85,17 @@ def from_redis(client: RedisClient, env: str, url: str, previous: Loaded | None)
             engine = engine.with_killed(killed)
     else:
         data = state.snapshot_bytes
-        snapshot = _parse_verified(data, state.meta.checksum)
         meta, stored_overrides = state.meta, state.overrides
         del state
-        _check_versions(snapshot.get("format"), snapshot.get("bucketing"), "snapshot in Redis")
-        snapshot = validate_snapshot(snapshot)
-        _check_env(snapshot, env, "Redis")
-        # The dict was parsed here for this engine alone: let compiling consume it.
-        engine = Engine.from_parsed(snapshot, data, killed=killed, consume=True)
-        del snapshot, data
+        # No collection while building (docs/architecture.md, "Swapping without a pause").
+        with gc_paused():
+            snapshot = _parse_verified(data, meta.checksum)
+            _check_versions(snapshot.get("format"), snapshot.get("bucketing"), "snapshot in Redis")
+            snapshot = validate_snapshot(snapshot)
+            _check_env(snapshot, env, "Redis")
+            # The dict was parsed here for this engine alone: let compiling consume it.
+            engine = Engine.from_parsed(snapshot, data, killed=killed, consume=True)
+            del snapshot, data
         return Loaded(
             engine=engine,
             source=Source.REDIS,
@@ -178,13 +181,14 @@ def to_cached(loaded: Loaded, env: str) -> CachedSnapshot:
 def from_cache(path: Path, env: str) -> Loaded:
     """The last good snapshot persisted at ``path``, verified again."""
     cached = read_cache(path, env)
-    parsed = parse_shared(cached.snapshot_bytes)
-    _check_versions(parsed.get("format"), parsed.get("bucketing"), f"cache file {path}")
-    snapshot = validate_snapshot(parsed)
-    _check_env(snapshot, env, f"cache file {path}")
-    engine = Engine.from_parsed(
-        snapshot, cached.snapshot_bytes, killed=killed_flags(cached.overrides), consume=True
-    )
+    with gc_paused():
+        parsed = parse_shared(cached.snapshot_bytes)
+        _check_versions(parsed.get("format"), parsed.get("bucketing"), f"cache file {path}")
+        snapshot = validate_snapshot(parsed)
+        _check_env(snapshot, env, f"cache file {path}")
+        engine = Engine.from_parsed(
+            snapshot, cached.snapshot_bytes, killed=killed_flags(cached.overrides), consume=True
+        )
     return Loaded(
         engine=engine,
         source=Source.CACHE,

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flagsync.settings import DEFAULT_ENV
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8016  # flagd's OFREP port
 MAX_BODY_BYTES = 64 * 1024
@@ -36,7 +38,7 @@ DASHBOARD_USAGE_DAYS = 7
 class ServeConfig:
     """What one ``flagsync serve`` process serves and how (see docs/serve.md)."""
 
-    envs: tuple[str, ...] = ("production",)
+    envs: tuple[str, ...] = (DEFAULT_ENV,)
     redis_url: str | None = None
     flags_dir: str = "flags"
     host: str = DEFAULT_HOST

@@ -1,20 +1,17 @@
 """Semantic checks: what the JSON Schema cannot say.
 
-Each check is one function taking a :class:`Context` and yielding findings;
-its docstring is its documentation (``docs/checks.md`` is generated from them).
+Each check is one function taking a :class:`Context` and yielding findings,
+declared with ``@check(id, level)`` beside it; its docstring is its
+documentation (``docs/checks.md`` is generated from them).
 Checks only look at definitions that passed the schema.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-
 from flagsync.authoring import _yaml
 from flagsync.authoring.checks import editor, lifecycle, names, references, serving, values
-from flagsync.authoring.checks._context import Context
+from flagsync.authoring.checks._context import Check, Context
 from flagsync.authoring.findings import Finding
-
-Check = Callable[[Context], Iterable[Finding]]
 
 CHECKS: tuple[Check, ...] = (
     names.flag_key,
@@ -46,8 +43,8 @@ CHECKS: tuple[Check, ...] = (
 
 
 def check_id(check: Check) -> str:
-    """The id shown in brackets after a finding: the function name with dashes."""
-    return check.__name__.replace("_", "-")
+    """The id shown in brackets after a finding, as its check declares it."""
+    return check.id
 
 
 # Checks made while reading files and by the schema; documented here since they
@@ -126,8 +123,7 @@ def render_reference() -> str:
     lines += ["## Semantic checks", ""]
     for check in CHECKS:
         doc = inspect.cleandoc(check.__doc__ or "")
-        level = "warning" if check.__module__.endswith("lifecycle") else "error"
-        lines += [f"### `{check_id(check)}` ({level})", "", doc, ""]
+        lines += [f"### `{check.id}` ({check.level.value})", "", doc, ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
 import datetime
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from flagsync.authoring import _walk
@@ -40,18 +41,57 @@ class Context:
         return (entry for entry in self.repo.segments.values() if entry.valid)
 
 
+class Check:
+    """A semantic check: its id and level, declared once beside the function that finds.
+
+    The function yields findings built with :func:`at` or :func:`placed`, which
+    carry neither; calling the check stamps every finding with its ``id`` and
+    ``level``. Its docstring is its documentation (``docs/checks.md``).
+    """
+
+    def __init__(self, id: str, level: Level, find: Callable[[Context], Iterable[Finding]]) -> None:
+        self.id = id
+        self.level = level
+        self._find = find
+        self.__name__ = find.__name__
+        self.__doc__ = find.__doc__
+
+    def __call__(self, ctx: Context) -> Iterator[Finding]:
+        for finding in self._find(ctx):
+            yield dataclasses.replace(finding, check=self.id, level=self.level)
+
+    def __repr__(self) -> str:
+        return f"<check {self.id} ({self.level.value})>"
+
+
+def check(id: str, level: Level) -> Callable[[Callable[[Context], Iterable[Finding]]], Check]:
+    """Declare a semantic check: ``@check("flag-key", Level.ERROR)`` above its function."""
+
+    def declare(find: Callable[[Context], Iterable[Finding]]) -> Check:
+        return Check(id, level, find)
+
+    return declare
+
+
+# What a finding holds until its check stamps it (see Check.__call__).
+_UNSTAMPED = ""
+
+
 def at(
     entry: Entry,
     path: Sequence[str | int],
-    check: str,
     message: str,
     *,
     key: bool = False,
-    level: Level = Level.ERROR,
 ) -> Finding:
     """A finding placed at ``path`` inside ``entry`` (its key line when the path is empty)."""
     loc = locate(entry.data, path, key=key) if path else entry.key_loc
-    return Finding(entry.file, loc.line, loc.column, level, check, message)
+    return Finding(entry.file, loc.line, loc.column, Level.ERROR, _UNSTAMPED, message)
+
+
+def placed(file: str, line: int, column: int, message: str) -> Finding:
+    """A finding at a given position (for what is not inside one flag or segment)."""
+    return Finding(file, line, column, Level.ERROR, _UNSTAMPED, message)
 
 
 def where(entry: Entry, path: Sequence[str | int]) -> str:

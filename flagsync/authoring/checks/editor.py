@@ -7,13 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from flagsync.authoring import editor_schema
-from flagsync.authoring.checks._context import Context
+from flagsync.authoring.checks._context import Context, check, placed
 from flagsync.authoring.findings import Finding, Level
 
 # The modeline sits in a file's first comment lines: no need to read whole files.
 _HEAD_BYTES = 1024
 
 
+@check("schema-copy", Level.WARNING)
 def schema_copy(ctx: Context) -> Iterator[Finding]:
     """The schema copy a flag file names in its modeline
     (``# yaml-language-server: $schema=flags.schema.json``, written by ``flagsync init``)
@@ -39,6 +40,4 @@ def schema_copy(ctx: Context) -> Iterator[Finding]:
         stale = editor_schema.outdated(source.path.parent / target)
         if stale is not None:
             shown = os.path.normpath(Path(source.display).parent / target)
-            yield Finding(
-                source.display, line, column, Level.WARNING, "schema-copy", stale.message(shown)
-            )
+            yield placed(source.display, line, column, stale.message(shown))

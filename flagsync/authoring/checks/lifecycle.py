@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flagsync.authoring.checks._context import Context, at
+from flagsync.authoring.checks._context import Context, at, check
 from flagsync.authoring.findings import Finding, Level
 from flagsync.insight._githistory import When
 
@@ -96,6 +96,7 @@ def lifetime_exceeded(
     return age.days(today) > limit
 
 
+@check("expired", Level.WARNING)
 def expired(ctx: Context) -> Iterator[Finding]:
     """A flag whose ``expires`` date has passed is stale: remove it from code, then here."""
     for entry in ctx.flags():
@@ -105,13 +106,12 @@ def expired(ctx: Context) -> Iterator[Finding]:
             yield at(
                 entry,
                 ("expires",),
-                "expired",
                 f"flag '{entry.key}' expired on {expires} ({days} days ago); "
                 "remove it or extend 'expires'",
-                level=Level.WARNING,
             )
 
 
+@check("flag-lifetime", Level.WARNING)
 def flag_lifetime(ctx: Context) -> Iterator[Finding]:
     """A flag older than its kind's expected lifetime: release and experiment 40
     days, operational 7 days, permission and kill-switch never. Its age is ``created``
@@ -126,9 +126,7 @@ def flag_lifetime(ctx: Context) -> Iterator[Finding]:
             yield at(
                 entry,
                 ("created",) if "created" in entry.data else (),
-                "flag-lifetime",
                 lifetime_message(entry.key, kind, age, limit, ctx.today),
-                level=Level.WARNING,
             )
 
 
@@ -140,11 +138,14 @@ def lifetime_message(key: str, kind: object, age: Age, limit: int, today: dateti
     )
 
 
+@check("missing-tags", Level.WARNING)
 def missing_tags(ctx: Context) -> Iterator[Finding]:
     """Flags carry ``tags`` so the catalogue and dashboards can group them."""
     for entry in ctx.flags():
         tags = entry.data.get("tags")
         if not tags:
             yield at(
-                entry, (), "missing-tags", f"flag '{entry.key}' has no tags", level=Level.WARNING
+                entry,
+                (),
+                f"flag '{entry.key}' has no tags",
             )

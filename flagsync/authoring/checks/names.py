@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections.abc import Iterator, Mapping
 
-from flagsync.authoring.checks._context import Context, at
+from flagsync.authoring.checks._context import Context, at, check, placed
 from flagsync.authoring.findings import Finding, Level
 
 # Used with fullmatch: Python's `$` would also match before a final newline.
@@ -18,6 +18,7 @@ _KEY_RULE = "must start with a lowercase letter and contain only a-z, 0-9, '_', 
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
+@check("flag-key", Level.ERROR)
 def flag_key(ctx: Context) -> Iterator[Finding]:
     """Flag keys match ``^[a-z][a-z0-9_.-]*$`` (the whole key: no trailing newline).
 
@@ -28,30 +29,28 @@ def flag_key(ctx: Context) -> Iterator[Finding]:
     """
     for entry in ctx.repo.flags.values():
         if not KEY_PATTERN.fullmatch(entry.key):
-            yield Finding(
+            yield placed(
                 entry.file,
                 entry.key_loc.line,
                 entry.key_loc.column,
-                Level.ERROR,
-                "flag-key",
                 f"flag key '{visible(entry.key)}' {_KEY_RULE} (e.g. '{_suggest(entry.key)}')",
             )
 
 
+@check("segment-name", Level.ERROR)
 def segment_name(ctx: Context) -> Iterator[Finding]:
     """Segment names follow the same pattern as flag keys."""
     for entry in ctx.repo.segments.values():
         if not KEY_PATTERN.fullmatch(entry.key):
-            yield Finding(
+            yield placed(
                 entry.file,
                 entry.key_loc.line,
                 entry.key_loc.column,
-                Level.ERROR,
-                "segment-name",
                 f"segment name '{visible(entry.key)}' {_KEY_RULE} (e.g. '{_suggest(entry.key)}')",
             )
 
 
+@check("environment-name", Level.ERROR)
 def environment_name(ctx: Context) -> Iterator[Finding]:
     """Environment names follow the same pattern as flag keys.
 
@@ -61,16 +60,15 @@ def environment_name(ctx: Context) -> Iterator[Finding]:
     """
     for name, (file, loc) in ctx.repo.declared_environments.items():
         if not KEY_PATTERN.fullmatch(name):
-            yield Finding(
+            yield placed(
                 file,
                 loc.line,
                 loc.column,
-                Level.ERROR,
-                "environment-name",
                 f"environment name '{visible(name)}' {_KEY_RULE} (e.g. '{_suggest(name)}')",
             )
 
 
+@check("variant-name", Level.ERROR)
 def variant_name(ctx: Context) -> Iterator[Finding]:
     """Variant names are visible text, written once: no control or invisible characters,
     no leading or trailing space, and Unicode in NFC form.
@@ -89,7 +87,6 @@ def variant_name(ctx: Context) -> Iterator[Finding]:
                 yield at(
                     entry,
                     ("variants", name),
-                    "variant-name",
                     f"flag '{entry.key}': variant name '{visible(name)}' {problem}",
                     key=True,
                 )

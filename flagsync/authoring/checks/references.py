@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from flagsync.authoring import _walk
-from flagsync.authoring.checks._context import Context, at, where
+from flagsync.authoring.checks._context import Context, at, check, where
 from flagsync.authoring.checks.names import visible
-from flagsync.authoring.findings import Finding
+from flagsync.authoring.findings import Finding, Level
 from flagsync.engine import MAX_PREREQUISITE_DEPTH
 
 
+@check("unknown-segment", Level.ERROR)
 def unknown_segment(ctx: Context) -> Iterator[Finding]:
     """Segments named by rules (``segment:`` / ``segments:``) are defined in some file."""
     known = ctx.repo.segments
@@ -35,12 +36,12 @@ def unknown_segment(ctx: Context) -> Iterator[Finding]:
                     yield at(
                         entry,
                         path,
-                        "unknown-segment",
                         f"{where(entry, site.path)} uses unknown segment '{visible(name)}' "
                         f"(segments: {hint})",
                     )
 
 
+@check("unknown-prerequisite", Level.ERROR)
 def unknown_prerequisite(ctx: Context) -> Iterator[Finding]:
     """Flags named in ``requires`` exist."""
     for entry in ctx.flags():
@@ -49,11 +50,11 @@ def unknown_prerequisite(ctx: Context) -> Iterator[Finding]:
                 yield at(
                     entry,
                     (*path, "flag"),
-                    "unknown-prerequisite",
                     f"flag '{entry.key}' requires unknown flag '{visible(name)}'",
                 )
 
 
+@check("requires-variant", Level.ERROR)
 def requires_variant(ctx: Context) -> Iterator[Finding]:
     """The variant a prerequisite must resolve to is one of that flag's variants."""
     for entry in ctx.flags():
@@ -66,7 +67,6 @@ def requires_variant(ctx: Context) -> Iterator[Finding]:
                 yield at(
                     entry,
                     (*path, "variant") if "variant" in _req(entry.data, path) else path,
-                    "requires-variant",
                     f"flag '{entry.key}' requires '{name}' to be '{variant}', but '{name}' has "
                     f"no such variant (variants: {', '.join(known)})",
                 )
@@ -79,6 +79,7 @@ def _req(flag: Mapping[str, object], path: _walk.Path) -> Mapping[str, object]:
     return node if isinstance(node, Mapping) else {}
 
 
+@check("prerequisite-cycle", Level.ERROR)
 def prerequisite_cycle(ctx: Context) -> Iterator[Finding]:
     """Prerequisites form no cycle (``a`` requires ``b`` requires ``a``, or ``a`` requires ``a``).
 
@@ -103,11 +104,11 @@ def prerequisite_cycle(ctx: Context) -> Iterator[Finding]:
             yield at(
                 entry,
                 (*path, "flag"),
-                "prerequisite-cycle",
                 f"prerequisite cycle: {chain}; such flags could never be on",
             )
 
 
+@check("prerequisite-depth", Level.ERROR)
 def prerequisite_depth(ctx: Context) -> Iterator[Finding]:
     """A chain of prerequisites is at most 32 flags deep (``a`` requires ``b`` requires …).
 
@@ -138,7 +139,6 @@ def prerequisite_depth(ctx: Context) -> Iterator[Finding]:
                 yield at(
                     ctx.repo.flags[key],
                     (*edges[0][1], "flag"),
-                    "prerequisite-depth",
                     f"flag '{key}' has a chain of {depth} prerequisites in environment "
                     f"'{env}'; at most {MAX_PREREQUISITE_DEPTH} are followed, so it would "
                     "always fail its prerequisites",
@@ -190,6 +190,7 @@ def _cycles_from(
         visited.add(node)
 
 
+@check("unknown-environment", Level.ERROR)
 def unknown_environment(ctx: Context) -> Iterator[Finding]:
     """Overrides under ``environments:`` name declared environments.
 
@@ -206,7 +207,6 @@ def unknown_environment(ctx: Context) -> Iterator[Finding]:
                 yield at(
                     entry,
                     ("environments", name),
-                    "unknown-environment",
                     f"flag '{entry.key}' overrides undeclared environment '{visible(name)}' "
                     f"(declared: {', '.join(declared)}); "
                     "add it to a top-level 'environments:' list",

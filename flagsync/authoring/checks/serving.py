@@ -7,13 +7,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from flagsync.authoring import _walk
-from flagsync.authoring.checks._context import Context, at, where
+from flagsync.authoring.checks._context import Context, at, check, where
 from flagsync.authoring.checks.names import visible
-from flagsync.authoring.findings import Finding
+from flagsync.authoring.findings import Finding, Level
 
 HUNDRED = Decimal(100)
 
 
+@check("serve-exclusive", Level.ERROR)
 def serve_exclusive(ctx: Context) -> Iterator[Finding]:
     """A rule (or a mapping ``default``) has exactly one of ``serve``, ``rollout``, ``schedule``.
 
@@ -32,7 +33,6 @@ def serve_exclusive(ctx: Context) -> Iterator[Finding]:
                 yield at(
                     entry,
                     path,
-                    "serve-exclusive",
                     f"{where(entry, site.path)} must have exactly one of serve, rollout, "
                     f"schedule; it {what}",
                     key=bool(len(present) > 1 or site.is_default),
@@ -47,12 +47,12 @@ def serve_exclusive(ctx: Context) -> Iterator[Finding]:
                         yield at(
                             entry,
                             (*site.path, "schedule", index),
-                            "serve-exclusive",
                             f"{where(entry, site.path)}, schedule step {index + 1} must have "
                             "exactly one of serve, rollout",
                         )
 
 
+@check("rollout-shorthand", Level.ERROR)
 def rollout_shorthand(ctx: Context) -> Iterator[Finding]:
     """``rollout: 10`` (percent on) is only for boolean flags with variants ``on`` and ``off``.
 
@@ -73,7 +73,6 @@ def rollout_shorthand(ctx: Context) -> Iterator[Finding]:
                     yield at(
                         entry,
                         path,
-                        "rollout-shorthand",
                         f"{where(entry, site.path)}: 'rollout: {rollout}' means percent 'on' and "
                         f"only works for boolean flags; this flag is "
                         f"{_walk.flag_type(entry.data)}: write weights per variant, e.g. "
@@ -93,13 +92,13 @@ def _shorthand_without_on_off(ctx: Context, entry: Any) -> Iterator[Finding]:
                 yield at(
                     entry,
                     path,
-                    "rollout-shorthand",
                     f"{where(entry, site.path)}: 'rollout: {rollout}' means percent 'on' "
                     f"(the rest 'off'), but this flag's variants are {', '.join(known)}: "
                     f"write weights per variant, e.g. rollout: {{{example}}}",
                 )
 
 
+@check("rollout-sum", Level.ERROR)
 def rollout_sum(ctx: Context) -> Iterator[Finding]:
     """Rollout weights are percentages with at most 3 decimals that add up to exactly 100.
 
@@ -117,7 +116,6 @@ def rollout_sum(ctx: Context) -> Iterator[Finding]:
                         yield at(
                             entry,
                             path,
-                            "rollout-sum",
                             f"{where(entry, site.path)}: rollout {rollout} must be a percentage "
                             "from 0 to 100 with at most 3 decimals",
                         )
@@ -133,7 +131,6 @@ def _weights(
             yield at(
                 entry,
                 (*path, name),
-                "rollout-sum",
                 f"{where(entry, site.path)}: weight of '{name}' must be a non-negative "
                 f"percentage with at most 3 decimals, not {raw!r}",
             )
@@ -143,7 +140,6 @@ def _weights(
         yield at(
             entry,
             path,
-            "rollout-sum",
             f"{where(entry, site.path)}: rollout weights add up to {total.normalize():f}%, "
             "not 100%",
             key=True,
@@ -166,6 +162,7 @@ def _places(value: Decimal) -> int:
     return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
+@check("unknown-variant", Level.ERROR)
 def unknown_variant(ctx: Context) -> Iterator[Finding]:
     """Every variant named by ``serve``, ``rollout``, ``default``, ``off_variant``
     and schedule steps exists.
@@ -181,7 +178,6 @@ def unknown_variant(ctx: Context) -> Iterator[Finding]:
                     yield at(
                         entry,
                         path,
-                        "unknown-variant",
                         f"{where(entry, site.path)} serves unknown variant '{visible(name)}' "
                         f"(variants: {names})",
                         key=path[-1] not in ("serve", "default"),
@@ -192,7 +188,6 @@ def unknown_variant(ctx: Context) -> Iterator[Finding]:
                     yield at(
                         entry,
                         (),
-                        "unknown-variant",
                         f"flag '{entry.key}' has no variant 'off', so '{field}' must name "
                         f"one of its variants ({names})",
                     )
@@ -202,7 +197,6 @@ def unknown_variant(ctx: Context) -> Iterator[Finding]:
                 yield at(
                     entry,
                     (*scope.path, "off_variant"),
-                    "unknown-variant",
                     f"flag '{entry.key}': off_variant '{visible(off)}' is not a variant "
                     f"(variants: {names})",
                 )
@@ -221,6 +215,7 @@ _TYPE_CHECK: dict[str, tuple[Callable[[object], bool], str]] = {
 }
 
 
+@check("variant-type", Level.ERROR)
 def variant_type(ctx: Context) -> Iterator[Finding]:
     """Every variant value matches the flag's ``type``.
 
@@ -239,6 +234,5 @@ def variant_type(ctx: Context) -> Iterator[Finding]:
                 yield at(
                     entry,
                     ("variants", name),
-                    "variant-type",
                     f"flag '{entry.key}' is {kind}: variant '{name}' must be {noun}, not {value!r}",
                 )

@@ -7,8 +7,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from flagsync.authoring import _walk
-from flagsync.authoring.checks._context import Context, at
-from flagsync.authoring.findings import Finding
+from flagsync.authoring.checks._context import Context, at, check
+from flagsync.authoring.findings import Finding, Level
 from flagsync.authoring.loader import Entry
 from flagsync.engine import (
     MAX_CONDITION_VALUES,
@@ -38,6 +38,7 @@ def _value_path(path: _walk.Path, cond: Mapping[str, Any], index: int) -> _walk.
     return (*path, "values", index) if isinstance(cond.get("values"), list) else (*path, "values")
 
 
+@check("operator-values", Level.ERROR)
 def operator_values(ctx: Context) -> Iterator[Finding]:
     """Each operator gets values it can use.
 
@@ -58,7 +59,6 @@ def operator_values(ctx: Context) -> Iterator[Finding]:
                 yield at(
                     entry,
                     (*path, "values"),
-                    "operator-values",
                     f"{owner}: 'exists' takes no values",
                     key=True,
                 )
@@ -67,7 +67,6 @@ def operator_values(ctx: Context) -> Iterator[Finding]:
             yield at(
                 entry,
                 path,
-                "operator-values",
                 f"{owner}: condition on '{attr}' with op '{op}' needs at least one value",
             )
             continue
@@ -75,7 +74,6 @@ def operator_values(ctx: Context) -> Iterator[Finding]:
             yield at(
                 entry,
                 (*path, "values"),
-                "operator-values",
                 f"{owner}: condition on '{attr}' with op '{op}' has {len(values)} values; "
                 f"the limit is {MAX_CONDITION_VALUES} (to test membership in a long list, "
                 "use 'in' on an attribute holding the whole value)",
@@ -97,7 +95,6 @@ def operator_values(ctx: Context) -> Iterator[Finding]:
                 yield at(
                     entry,
                     _value_path(path, cond, index),
-                    "operator-values",
                     f"{owner}: condition on '{attr}': {problem}",
                 )
         if valid and op == "contains":
@@ -105,9 +102,10 @@ def operator_values(ctx: Context) -> Iterator[Finding]:
             try:
                 compile_condition(str(attr), op, values)
             except ValueError as exc:
-                yield at(entry, path, "operator-values", f"{owner}: condition on '{attr}': {exc}")
+                yield at(entry, path, f"{owner}: condition on '{attr}': {exc}")
 
 
+@check("finite-number", Level.ERROR)
 def finite_number(ctx: Context) -> Iterator[Finding]:
     """Variant values and condition values are finite numbers: no ``.inf``, ``-.inf``, ``.nan``.
 
@@ -148,12 +146,12 @@ def _not_finite(entry: Entry, path: _walk.Path, value: float, what: str) -> Find
     return at(
         entry,
         path,
-        "finite-number",
         f"{what} {value!r} is not a finite number; snapshots are JSON, which has no "
         "infinity or NaN",
     )
 
 
+@check("regex", Level.ERROR)
 def regex(ctx: Context) -> Iterator[Finding]:
     """Values of ``matches`` are regular expressions in RE2 syntax, which RE2 accepts.
 
@@ -181,16 +179,16 @@ def regex(ctx: Context) -> Iterator[Finding]:
                 yield at(
                     entry,
                     _value_path(path, cond, index),
-                    "regex",
                     f"{owner}: regular expression {value!r} is refused: {exc}",
                 )
         if accepted and values and len(values) <= MAX_CONDITION_VALUES:
             try:
                 compile_condition(str(cond.get("attribute")), "matches", values)
             except ValueError as exc:
-                yield at(entry, path, "regex", f"{owner}: {exc}")
+                yield at(entry, path, f"{owner}: {exc}")
 
 
+@check("semver", Level.ERROR)
 def semver(ctx: Context) -> Iterator[Finding]:
     """Values of ``semver_*`` operators are Semantic Versions (``1.4.0``, ``v2.0.0-rc.1``).
 
@@ -211,12 +209,12 @@ def semver(ctx: Context) -> Iterator[Finding]:
                 yield at(
                     entry,
                     _value_path(path, cond, index),
-                    "semver",
                     f"{owner}: {value!r} is not a semantic version (MAJOR[.MINOR[.PATCH]], "
                     'e.g. "5.2.0" or "5.2"; quote it so YAML keeps it a string)',
                 )
 
 
+@check("timestamp", Level.ERROR)
 def timestamp(ctx: Context) -> Iterator[Finding]:
     """Timestamps parse: ``before``/``after`` values and schedule ``at`` (RFC 3339, e.g.
     ``2026-12-01T09:00:00Z``), and ``created``/``expires`` are real calendar dates."""
@@ -230,7 +228,6 @@ def timestamp(ctx: Context) -> Iterator[Finding]:
                 yield at(
                     entry,
                     _value_path(path, cond, index),
-                    "timestamp",
                     f"{owner}: {value!r} is not a timestamp (RFC 3339 like "
                     "2026-12-01T09:00:00Z, or Unix seconds; years 1 to 9999 in UTC)",
                 )
@@ -244,7 +241,6 @@ def timestamp(ctx: Context) -> Iterator[Finding]:
                     yield at(
                         entry,
                         (*site.path, "schedule", index, "at"),
-                        "timestamp",
                         f"flag '{entry.key}': schedule step {index + 1} has invalid time "
                         f"{when!r} (use RFC 3339 like 2026-12-01T09:00:00Z, "
                         "years 1 to 9999 in UTC)",
@@ -255,7 +251,6 @@ def timestamp(ctx: Context) -> Iterator[Finding]:
                 yield at(
                     entry,
                     (field,),
-                    "timestamp",
                     f"flag '{entry.key}': {field} {value!r} is not a calendar date (YYYY-MM-DD)",
                 )
 
@@ -277,6 +272,7 @@ def _steps(site: _walk.Site) -> Iterator[tuple[int, Mapping[str, Any]]]:
                 yield index, step
 
 
+@check("schedule-order", Level.ERROR)
 def schedule_order(ctx: Context) -> Iterator[Finding]:
     """Schedule steps are in strictly ascending time order.
 
@@ -296,7 +292,6 @@ def schedule_order(ctx: Context) -> Iterator[Finding]:
                     yield at(
                         entry,
                         (*site.path, "schedule", index, "at"),
-                        "schedule-order",
                         f"flag '{entry.key}': schedule step {index + 1} ({step.get('at')}) "
                         f"is out of order: not after step {index} ({previous_at}); "
                         "list steps in ascending time",

@@ -10,33 +10,13 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from flagsync._text import lines, printable
+from flagsync._markdown import code, text
+from flagsync._text import lines
 from flagsync.insight import _describe
 from flagsync.insight.catalogue import _banner
 from flagsync.insight.catalogue.model import Behaviour, Catalogue, FlagDoc
 
-# Markdown punctuation that can start or end inline constructs (emphasis,
-# links, code spans, strikethrough, tables, headings) — backslash-escaped.
-_PUNCTUATION = re.compile(r"([\\`*_\[\]{}|~#!])")
-# At the start of a paragraph these would make a list, a quote or a heading.
-_LEADING_BLOCK = re.compile(r"^(\d+)([.)])|^([-+=])")
 _SLUG_DROP = re.compile(r"[^\w\- ]")
-
-
-def text(raw: str) -> str:
-    """Inert inline Markdown: one line, HTML special characters as entities, punctuation escaped."""
-    one_line = printable(" ".join(raw.split()))
-    escaped = one_line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    escaped = _PUNCTUATION.sub(r"\\\1", escaped)
-    return _LEADING_BLOCK.sub(lambda m: f"{m[1]}\\{m[2]}" if m[1] else f"\\{m[3]}", escaped)
-
-
-def code(raw: str) -> str:
-    """A code span for names such as flag keys; plain escaped text if it holds a backtick."""
-    one_line = printable(" ".join(raw.split()))
-    if "`" in one_line or not one_line:
-        return text(one_line)
-    return f"`{one_line}`"
 
 
 def slug(heading: str) -> str:

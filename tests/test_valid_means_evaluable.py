@@ -7,6 +7,8 @@ an :class:`Engine`, and evaluates every flag without an error code. The
 property test generates *valid-by-construction* trees (every operator, every
 serve form, schedules, overrides, segments, prerequisites, every type);
 the targeted tests pin the boundary cases that used to slip through.
+tests/test_validation_contract.py checks the same contract with documents
+generated around flagsync's limits.
 """
 
 from __future__ import annotations

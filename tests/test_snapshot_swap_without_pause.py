@@ -1,0 +1,124 @@
+"""Loading a new snapshot does not stall evaluating threads, and changes no answer.
+
+The pause itself is measured by benchmarks/bench_swap_pause.py; these tests
+prove the pieces that avoid it keep the old behaviour: the schema checked in
+slices of flags accepts and refuses exactly what the whole check does, and an
+engine released in steps stays whole for a thread still evaluating with it.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from redis_fixtures import make_snapshot
+
+from flagsync._gcpause import gc_paused
+from flagsync.authoring.schema import SNAPSHOT_SCHEMA, is_valid
+from flagsync.engine import Engine, release_in_steps
+from flagsync.errors import SnapshotError
+from flagsync.snapshot import validate_snapshot
+
+FLAGS = 700  # more than two slices of the stepwise check
+
+
+def _damaged(snapshot: dict[str, Any], index: int, damage: str) -> dict[str, Any]:
+    key = f"flag_{index:05d}"
+    flag = snapshot["flags"][key]
+    if damage == "missing field":
+        del flag["variants"]
+    elif damage == "wrong type":
+        flag["enabled"] = "yes"
+    elif damage == "extra field":
+        flag["surprise"] = 1
+    elif damage == "flag not an object":
+        snapshot["flags"][key] = [1, 2]
+    elif damage == "bad segment":
+        snapshot["segments"]["broken"] = {"nonsense": True}
+    elif damage == "bad top level":
+        snapshot["format"] = 99
+    return snapshot
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    index=st.integers(min_value=0, max_value=FLAGS - 1),
+    damage=st.sampled_from(
+        [
+            "missing field",
+            "wrong type",
+            "extra field",
+            "flag not an object",
+            "bad segment",
+            "bad top level",
+        ]
+    ),
+)
+def test_the_schema_checked_in_slices_refuses_what_the_whole_check_refuses(
+    index: int, damage: str
+) -> None:
+    snapshot = _damaged(make_snapshot(FLAGS, "t"), index, damage)
+    assert not is_valid(SNAPSHOT_SCHEMA, snapshot)
+    with pytest.raises(SnapshotError, match="schema"):
+        validate_snapshot(snapshot)
+
+
+def test_the_schema_checked_in_slices_accepts_a_valid_snapshot() -> None:
+    snapshot = make_snapshot(FLAGS, "t")
+    assert validate_snapshot(snapshot) == snapshot
+
+
+def test_an_engine_released_in_steps_stays_whole_for_a_thread_still_using_it() -> None:
+    engine = Engine.from_snapshot(make_snapshot(300, "t"))
+    expected = {key: engine.evaluate(key, {"user_id": "u-1"}).value for key in engine.flag_keys}
+    held = engine  # a thread that read the engine before the swap
+    results: dict[str, object] = {}
+
+    def evaluate() -> None:
+        for key in sorted(held.flag_keys):
+            results[key] = held.evaluate(key, {"user_id": "u-1"}).value
+
+    retired = [engine]
+    del engine
+    release_in_steps(retired)
+    assert retired == []
+    thread = threading.Thread(target=evaluate)
+    thread.start()
+    thread.join(30)
+    assert results == expected
+
+
+def test_building_with_the_collector_paused_leaves_it_as_it_was() -> None:
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert gc.isenabled()
+        gc.disable()  # an application that turned it off keeps it off
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_a_dropped_engine_leaves_no_cyclic_garbage() -> None:
+    """Reloads build engines with the collector paused: only reference counting frees them."""
+    snapshot = make_snapshot(50, "t")
+    snapshot["flags"]["flag_00001"]["requires"] = [{"flag": "flag_00000", "variant": "on"}]
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        engine = Engine.from_snapshot(snapshot)
+        engine.evaluate("flag_00001", {"user_id": "u-1"})
+        del engine
+        assert gc.collect() == 0
+    finally:
+        if was:
+            gc.enable()
