@@ -137,12 +137,18 @@ def test_the_same_bad_file_saved_again_and_again_is_logged_once(
         return sum("reading the flag files" in r.getMessage() for r in caplog.records)
 
     with caplog.at_level(logging.DEBUG, logger="flagsync"):
-        for attempt in range(4):
+        for _ in range(4):
             before = reads()
             expected = _bad_yaml(flags)
             wait_until(lambda: reads() > before, timeout=WAIT)  # noqa: B023 (called at once)
-            wait_until(lambda: expected in (client.last_error or ""), timeout=WAIT)  # noqa: B023
-            assert client.state is ClientState.STALE, attempt
+            # The error is recorded just before the state changes: wait for both.
+            wait_until(
+                lambda: (
+                    expected in (client.last_error or "")  # noqa: B023
+                    and client.state is ClientState.STALE
+                ),
+                timeout=WAIT,
+            )
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1, errors
     assert client.get_value("limit", default=0) == 100
@@ -187,8 +193,10 @@ def test_a_client_that_started_without_flags_loads_them_once_they_are_valid(
         assert client.state is ClientState.ERROR
         assert "flags.yaml:1: " in (client.last_error or "")
         expected = _schema_error(flags)
-        wait_until(lambda: expected in (client.last_error or ""), timeout=WAIT)
-        assert client.state is ClientState.ERROR  # nothing was ever served
+        wait_until(  # nothing was ever served: ERROR, with the error recorded first
+            lambda: expected in (client.last_error or "") and client.state is ClientState.ERROR,
+            timeout=WAIT,
+        )
         write_flags(flags, _limit_flags(100))
         wait_until(lambda: client.state is ClientState.READY, timeout=WAIT)
         assert client.get_value("limit", default=0) == 100

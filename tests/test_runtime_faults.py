@@ -157,8 +157,11 @@ def test_garbage_and_schema_invalid_snapshots_are_rejected(
         admin.set(k.snapshot, b"\x00garbage{")
         admin.hincrby(k.meta, "version", 1)
         admin.publish(k.channel, b'{"version": 99, "kind": "sync"}')
-        wait_until(lambda: "checksum" in (client.last_error or ""), timeout=2)
-        assert client.state is ClientState.STALE
+        # The error is recorded just before the state changes: wait for both.
+        wait_until(
+            lambda: "checksum" in (client.last_error or "") and client.state is ClientState.STALE,
+            timeout=5,
+        )
         assert client.revision == "rev-good"
         assert {u: client.is_enabled("rollout", u) for u in USERS} == expected
 
