@@ -1,5 +1,10 @@
 """Flag usage tracking: per-(flag, variant, reason) counters flushed to Redis.
 
+It is one unit over 500 lines because the lock-free counting paths, the flush
+that reads them, and the pruning of idle counters share one invariant (a
+counter is never dropped while an evaluation can still reach it); split
+apart, that invariant would live in no single place.
+
 A :class:`UsageTracker` is an exposure hook (``client.add_hook(tracker)``):
 each evaluation increments an in-memory counter, and a background thread
 flushes the increments every ``flush_interval`` seconds to the environment's

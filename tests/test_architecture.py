@@ -11,8 +11,6 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "flagsync"
 TESTS = ROOT / "tests"
@@ -95,14 +93,6 @@ def test_there_is_one_at_fork_hook() -> None:
     assert len(sites) == 1, sites
 
 
-# Being split or justified in other branches of issue 11 (store.py becomes a package,
-# plan's computation moves onto the compiled model, the client's constructors and the
-# flush lifecycle change): checked by the xfail test below until those land.
-PENDING = frozenset(
-    {"client.py", "delivery/plan.py", "engine/_compiled.py", "store.py", "usage.py"}
-)
-
-
 def _long_without_reason(paths: list[Path]) -> list[str]:
     long = []
     for path in paths:
@@ -117,13 +107,7 @@ def _long_without_reason(paths: list[Path]) -> list[str]:
 
 
 def test_no_module_over_500_lines_unless_its_docstring_says_why_it_is_one_unit() -> None:
-    long = _long_without_reason([p for p in _modules() if _relative(p) not in PENDING])
-    assert not long, f"over {MAX_LINES} lines without saying why it must be one unit: {long}"
-
-
-@pytest.mark.xfail(strict=False, reason="split or justified in other branches of issue 11")
-def test_the_modules_pending_a_split_are_under_500_lines_or_say_why() -> None:
-    long = _long_without_reason([p for p in _modules() if _relative(p) in PENDING])
+    long = _long_without_reason(_modules())
     assert not long, f"over {MAX_LINES} lines without saying why it must be one unit: {long}"
 
 

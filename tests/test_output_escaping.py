@@ -32,7 +32,7 @@ from flagsync import FlagClient, _text, store
 from flagsync.authoring.findings import Finding, Level, Result
 from flagsync.authoring.reporters import render_github, render_json, render_text
 from flagsync.cli import main
-from flagsync.delivery import plan, status
+from flagsync.delivery import plan, plan_render, status
 from flagsync.insight import usage_report
 from flagsync.insight.catalogue import html, markdown
 from flagsync.insight.catalogue.model import Behaviour, Catalogue, FlagDoc, SegmentDoc
@@ -242,8 +242,8 @@ def _result(t: str) -> Result:
 
 
 TEXT_RENDERERS: dict[str, Callable[[str], str]] = {
-    "plan text": lambda t: plan.render_text(_plan(t)),
-    "plan markdown": lambda t: plan.render_markdown(_plan(t)),
+    "plan text": lambda t: plan_render.render_text(_plan(t)),
+    "plan markdown": lambda t: plan_render.render_markdown(_plan(t)),
     "status text": lambda t: status.render_text(
         status.Status(ENV, _meta(t), (_override(t),), _plan(t))
     ),
@@ -254,7 +254,7 @@ TEXT_RENDERERS: dict[str, Callable[[str], str]] = {
     "findings github": lambda t: render_github(_result(t)),
 }
 JSON_RENDERERS: dict[str, Callable[[str], str]] = {
-    "plan json": lambda t: json.dumps(plan.as_json(_plan(t)), indent=2, sort_keys=True),
+    "plan json": lambda t: json.dumps(plan_render.as_json(_plan(t)), indent=2, sort_keys=True),
     "status json": lambda t: json.dumps(
         status.as_json(status.Status(ENV, _meta(t), (_override(t),), _plan(t))), indent=2
     ),

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from redis_fixtures import flag_yaml, write_flags
 
 from flagsync.cli import main
-from flagsync.delivery import plan, sync
+from flagsync.delivery import plan, plan_render, sync
 from flagsync.engine import Engine
 
 
@@ -241,9 +241,9 @@ _NAMES = st.integers(1, 4).map(lambda n: ["a", "b", "c", "d"][:n])
 
 def _texts(the_plan: plan.Plan) -> tuple[str, str, str]:
     return (
-        plan.render_text(the_plan),
-        plan.render_markdown(the_plan),
-        json.dumps(plan.as_json(the_plan), ensure_ascii=False),
+        plan_render.render_text(the_plan),
+        plan_render.render_markdown(the_plan),
+        json.dumps(plan_render.as_json(the_plan), ensure_ascii=False),
     )
 
 
@@ -551,7 +551,7 @@ def test_markdown_table_survives_pipes_backticks_and_html(tmp_path: Path) -> Non
             }
         },
     )
-    md = plan.render_markdown(the_plan)
+    md = plan_render.render_markdown(the_plan)
     rows = [line for line in md.splitlines() if line.startswith("| ~ |")]
     (row,) = rows
     # Every | in content is escaped, so the row has exactly the 4 column separators.

@@ -18,7 +18,7 @@ from flagsync.cli._common import (
     print_invalid,
     redis_client,
 )
-from flagsync.delivery import plan, sync
+from flagsync.delivery import plan, plan_render, sync
 from flagsync.errors import InvalidFlagsError
 
 
@@ -71,9 +71,9 @@ def run(args: argparse.Namespace) -> int:
             overrides=list(state.active_overrides().values()) if state else (),
         )
     if args.format == "json":
-        sys.stdout.write(json.dumps(plan.as_json(the_plan), indent=2, sort_keys=True) + "\n")
+        sys.stdout.write(json.dumps(plan_render.as_json(the_plan), indent=2, sort_keys=True) + "\n")
     elif args.format == "markdown":
-        sys.stdout.write(plan.render_markdown(the_plan))
+        sys.stdout.write(plan_render.render_markdown(the_plan))
     else:
-        sys.stdout.write(plan.render_text(the_plan))
+        sys.stdout.write(plan_render.render_text(the_plan))
     return EXIT_CHANGES if args.detailed_exitcode and not the_plan.empty else EXIT_OK

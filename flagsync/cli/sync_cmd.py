@@ -20,7 +20,7 @@ from flagsync.cli._common import (
     print_invalid,
     redis_client,
 )
-from flagsync.delivery import plan, sync
+from flagsync.delivery import plan_render, sync
 from flagsync.errors import InvalidFlagsError
 
 
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     for line in result.repaired:
         print(printable(f"{word}: {line}"), file=sys.stderr)
     if not result.plan.empty:
-        sys.stdout.write(plan.render_text(result.plan))
+        sys.stdout.write(plan_render.render_text(result.plan))
     rev = result.revision[:12] or "(no revision)"
     before = "(damaged)" if result.version_before is None else result.version_before
     messages = {

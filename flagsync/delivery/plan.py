@@ -1,9 +1,7 @@
 """What a sync would change: a terraform-style diff of two snapshots.
 
 :func:`compute` compares the snapshot Redis holds (or nothing) with the one the
-files compile to; :func:`render_text`, :func:`render_markdown` and
-:func:`as_json` present it. Output is deterministic (sorted, no clocks), so it
-can be compared with golden files.
+files compile to; :mod:`flagsync.delivery.plan_render` presents it.
 
 For every changed rollout the share of users who would change variant is
 computed exactly from the bucket ranges when ``bucket_by`` and ``salt`` are
@@ -21,11 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from flagsync._markdown import code as _code
-from flagsync._markdown import text as _md
-from flagsync._text import lines as _lines
+from flagsync.delivery._share import changed_share
 from flagsync.insight import _describe
-from flagsync.snapshot import BUCKET_SPACE, Serve, ServeRollout, variant_ranges
+from flagsync.snapshot import Serve
 from flagsync.store import Meta, Override
 
 Action = Literal["add", "change", "remove"]
@@ -466,176 +462,12 @@ def serve_change(
     return FieldChange(path, old, new, text, fraction, exact and caveat is None, caveat)
 
 
-def changed_share(old: Serve, new: Serve) -> tuple[float, bool] | None:
-    """(share of users whose variant changes, exact?) or ``None`` (a schedule).
-
-    A fixed variant is a rollout of one variant at 100 %; it does not depend on
-    bucketing, so the share is exact whenever either side is one.
-    """
-    old_ranges, new_ranges = _ranges(old), _ranges(new)
-    if old_ranges is None or new_ranges is None:
-        return None
-    same_bucketing = (
-        "variant" in old
-        or "variant" in new
-        or ("rollout" in old and "rollout" in new and _bucketing(old) == _bucketing(new))
-    )
-    if same_bucketing:
-        kept = sum(
-            max(0, min(hi1, hi2) - max(lo1, lo2))
-            for lo1, hi1, v1 in old_ranges
-            for lo2, hi2, v2 in new_ranges
-            if v1 == v2
-        )
-        return 1 - kept / BUCKET_SPACE, True
-    p_old = _probabilities(old_ranges)
-    p_new = _probabilities(new_ranges)
-    return 1 - sum(p * p_new.get(v, 0.0) for v, p in p_old.items()), False
-
-
-def _ranges(serve: Serve) -> list[tuple[int, int, str]] | None:
-    if "variant" in serve:
-        return [(0, BUCKET_SPACE, str(serve["variant"]))]
-    if "rollout" not in serve:
-        return None
-    return variant_ranges(serve["rollout"])
-
-
-def _bucketing(serve: ServeRollout) -> tuple[str, str | None]:
-    rollout = serve["rollout"]
-    return rollout.get("bucket_by", "user_id"), rollout.get("salt")
-
-
-def _probabilities(ranges: list[tuple[int, int, str]]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for low, high, name in ranges:
-        out[name] = out.get(name, 0.0) + (high - low) / BUCKET_SPACE
-    return out
-
-
-# --- rendering ------------------------------------------------------------------------------
-
-
-def _against_line(plan: Plan) -> str:
-    meta = plan.against
-    if meta is None:
-        return "Redis: empty (first sync)"
-    return (
-        f"Redis: version {meta.version}, revision {meta.revision[:12] or '(none)'}, "
-        f"{meta.flag_count} flags"
-    )
-
-
-def render_text(plan: Plan) -> str:
-    """Terraform-style text: ``+``/``~``/``-`` per flag, field-level ``old → new``."""
-    lines = [f"flagsync plan for environment {plan.env!r}", _against_line(plan), ""]
-    if plan.empty:
-        lines.append("No changes: Redis matches the flag files.")
-    for item in plan.settings:
-        lines.append(f"  ~ {item.path}: {item.text}")
-    for change in (*plan.flags, *plan.segments):
-        label = change.key if change.kind == "flag" else f"segment {change.key}"
-        lines.append(f"  {_SYMBOL[change.action]} {label}{_note(change)}")
-        lines.extend(f"      {f.path}: {f.text}" for f in change.fields)
-    if plan.overrides:
-        lines += ["", "Active overrides (kept by sync):"]
-        lines.extend(f"  ! {_describe_override(o)}" for o in plan.overrides)
-    lines += ["", plan.summary()]
-    if plan.segments:
-        counts = {a: sum(1 for c in plan.segments if c.action == a) for a in _SYMBOL}
-        lines.append(
-            f"Segments: {counts['add']} to add, {counts['change']} to change, "
-            f"{counts['remove']} to remove."
-        )
-    return _lines(lines)
-
-
-def render_markdown(plan: Plan) -> str:
-    """A pull-request comment: summary line and one table row per flag."""
-    lines = [f"### flagsync plan: {_code(plan.env)}", "", _md(_against_line(plan)), ""]
-    lines.append(f"**{plan.summary()}**")
-    lines.append("")
-    rows = [*plan.flags, *plan.segments]
-    if plan.empty:
-        lines.append("No changes: Redis matches the flag files.")
-    if rows or plan.settings:
-        lines += ["| | flag | change |", "| --- | --- | --- |"]
-        for item in plan.settings:
-            lines.append(f"| ~ | *{item.path}* | {_md(item.text)} |")
-        for change in rows:
-            label = _code(change.key) if change.kind == "flag" else f"segment {_code(change.key)}"
-            parts = [f"{_code(f.path)}: {_md(f.text)}" for f in change.fields]
-            if change.action == "remove":
-                parts.insert(0, "removed")
-            if change.kind == "flag" and not change.evaluation_changed:
-                parts.append(f"*{_METADATA_NOTE}*")
-            if change.affects:
-                parts.append("affects flags " + ", ".join(_code(k) for k in change.affects))
-            if change.action == "remove" and change.kind == "flag":
-                parts[0] += " (apps fall back to their code defaults)"
-            detail = "<br>".join(parts) or change.action
-            lines.append(f"| {_SYMBOL[change.action]} | {label} | {detail} |")
-    if plan.overrides:
-        lines += ["", "Active overrides (kept by sync):", ""]
-        lines.extend(f"- {_md(_describe_override(o))}" for o in plan.overrides)
-    return _lines(lines)
-
-
-def as_json(plan: Plan) -> dict[str, Any]:
-    meta = plan.against
-    return {
-        "env": plan.env,
-        "against": None
-        if meta is None
-        else {"version": meta.version, "revision": meta.revision, "checksum": meta.checksum},
-        "summary": {a: plan.count(a) for a in ("add", "change", "remove")},
-        "settings": [f.as_dict() for f in plan.settings],
-        "changes": [_change_json(c) for c in (*plan.flags, *plan.segments)],
-        "overrides": [
-            {"flag": o.flag, "reason": o.reason, "actor": o.actor, "expires_at": o.expires_at}
-            for o in plan.overrides
-        ],
-    }
-
-
-def _change_json(change: Change) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "kind": change.kind,
-        "key": change.key,
-        "action": change.action,
-        "fields": [f.as_dict() for f in change.fields],
-        "evaluation_changed": change.evaluation_changed,
-    }
-    if change.kind == "segment":
-        out["affects"] = list(change.affects)
-    return out
-
-
-def _note(change: Change) -> str:
-    """What the text line of a change adds after its key."""
-    if change.action == "remove" and change.kind == "flag":
-        return "  (apps fall back to their code defaults)"
-    if change.kind == "flag" and not change.evaluation_changed:
-        return f"  ({_METADATA_NOTE})"
-    if change.affects:
-        return f"  (affects flags {', '.join(change.affects)})"
-    return ""
-
-
-def _describe_override(override: Override) -> str:
-    until = f", until {override.expires_at}" if override.expires_at else ""
-    return f"{override.flag} killed by {override.actor}: {override.reason!r}{until}"
-
-
 __all__ = [
     "Change",
     "FieldChange",
     "Plan",
-    "as_json",
     "changed_share",
     "compute",
     "describe_serve",
-    "render_markdown",
-    "render_text",
     "serve_change",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 from flagsync import store
 from flagsync._text import lines as text_lines
 from flagsync.delivery import overrides as overrides_mod
-from flagsync.delivery import plan
+from flagsync.delivery import plan, plan_render
 from flagsync.redisconn import RedisClient
 
 
@@ -190,7 +190,7 @@ def as_json(status: Status) -> dict[str, Any]:
             }
             for o in status.overrides
         ],
-        "drift": None if status.drift is None else plan.as_json(status.drift)["changes"],
+        "drift": None if status.drift is None else plan_render.as_json(status.drift)["changes"],
         "files_error": status.files_error,
         "drift_error": status.drift_error,
         "in_sync": status.in_sync,
