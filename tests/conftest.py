@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Threads that are not ours to stop: pytest-timeout's, and the workers of
+# openfeature-sdk's process-wide handler executor, which it starts on demand (a
+# second one when two handlers run at once) and keeps until the process exits.
+FOREIGN_THREADS = ("pytest_timeout", "openfeature-event-handler")
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +26,7 @@ def _no_leaked_threads() -> Iterator[None]:
         leaked = [
             t
             for t in threading.enumerate()
-            if t not in before and t.is_alive() and not t.name.startswith("pytest_timeout")
+            if t not in before and t.is_alive() and not t.name.startswith(FOREIGN_THREADS)
         ]
         if not leaked or time.monotonic() > deadline:
             break
