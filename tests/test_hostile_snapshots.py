@@ -41,9 +41,11 @@ def _raw_snapshot(flags_json: str) -> bytes:
 
 def _write(admin: Any, data: bytes, revision: str) -> None:
     k = store.keys(ENV)
-    admin.set(k.snapshot, data)
-    admin.hset(k.meta, mapping={"checksum": checksum(data), "revision": revision})
-    admin.hincrby(k.meta, "version", 1)
+    with admin.pipeline(transaction=True) as write:  # one transaction, as a real writer
+        write.set(k.snapshot, data)
+        write.hset(k.meta, mapping={"checksum": checksum(data), "revision": revision})
+        write.hincrby(k.meta, "version", 1)
+        write.execute()
     admin.publish(k.channel, b'{"kind": "sync"}')
 
 

@@ -38,16 +38,18 @@ def _write_silently(
     was lost looks to a client)."""
     data = canonical_json(snap)
     k = store.keys(env)
-    admin.set(k.snapshot, data)
-    admin.hset(
-        k.meta,
-        mapping={
-            "version": version,
-            "checksum": checksum(data),
-            "revision": revision,
-            "synced_at": store.format_time(store.utcnow()),
-        },
-    )
+    with admin.pipeline(transaction=True) as both:  # one transaction, as a real writer
+        both.set(k.snapshot, data)
+        both.hset(
+            k.meta,
+            mapping={
+                "version": version,
+                "checksum": checksum(data),
+                "revision": revision,
+                "synced_at": store.format_time(store.utcnow()),
+            },
+        )
+        both.execute()
 
 
 def _settled(admin: redis.Redis, env: str = ENV) -> None:
@@ -261,8 +263,12 @@ def test_meta_and_snapshot_out_of_step_is_a_checksum_mismatch(redis_server: Redi
 def test_snapshot_of_another_environment_is_rejected(redis_server: RedisServer) -> None:
     def breaker(admin: redis.Redis) -> None:
         data = canonical_json(snapshot(0, static_on=False, env="staging"))
-        admin.set(store.keys(ENV).snapshot, data)
-        admin.hset(store.keys(ENV).meta, "checksum", checksum(data))
+        # One transaction, as a real writer: a client reading between two writes would
+        # see a checksum mismatch instead of the environment it must name.
+        with admin.pipeline(transaction=True) as both:
+            both.set(store.keys(ENV).snapshot, data)
+            both.hset(store.keys(ENV).meta, "checksum", checksum(data))
+            both.execute()
 
     _served_then_broken(redis_server, breaker, "for environment 'staging'")
 

@@ -168,9 +168,11 @@ def test_garbage_and_schema_invalid_snapshots_are_rejected(
         # 2. a schema-invalid snapshot whose checksum is right (caught by the schema)
         bad = dict(snap, flags={"rollout": {"type": "boolean"}})
         data = canonical_json(bad)
-        admin.set(k.snapshot, data)
-        admin.hset(k.meta, mapping={"checksum": checksum(data), "revision": "rev-bad"})
-        admin.hincrby(k.meta, "version", 1)  # caught by the version poll, no notice
+        with admin.pipeline(transaction=True) as write:  # one transaction, as a real writer
+            write.set(k.snapshot, data)
+            write.hset(k.meta, mapping={"checksum": checksum(data), "revision": "rev-bad"})
+            write.hincrby(k.meta, "version", 1)  # caught by the version poll, no notice
+            write.execute()
         wait_until(lambda: "schema" in (client.last_error or ""), timeout=2)
         assert client.revision == "rev-good"
         assert {u: client.is_enabled("rollout", u) for u in USERS} == expected
@@ -364,9 +366,11 @@ def test_version_poll_catches_a_missed_notice(redis_server: RedisServer) -> None
         # Write without a notice: write_snapshot publishes, so write the keys by hand.
         data = canonical_json(snapshot(100))
         k = store.keys(ENV)
-        admin.set(k.snapshot, data)
-        admin.hset(k.meta, mapping={"checksum": checksum(data), "revision": "rev-silent"})
-        admin.hincrby(k.meta, "version", 1)
+        with admin.pipeline(transaction=True) as write:  # one transaction, as a real writer
+            write.set(k.snapshot, data)
+            write.hset(k.meta, mapping={"checksum": checksum(data), "revision": "rev-silent"})
+            write.hincrby(k.meta, "version", 1)
+            write.execute()
         waited = wait_until(lambda: client.revision == "rev-silent", timeout=2)
         assert waited < POLL + 0.5
         assert client.is_enabled("rollout", "u1") is True
