@@ -48,7 +48,11 @@ def client(flags: Path) -> Iterator[FlagClient]:
 
 
 def _bad_yaml(flags: Path) -> str:
-    (flags / "flags.yaml").write_text("flags:\n  limit: [unclosed\n", "utf-8")
+    # Saved as most editors do (a temporary file renamed over the old one): an in-place
+    # truncate-and-write can be read empty in between, which is a different problem.
+    temporary = flags / ".flags.yaml.swp"
+    temporary.write_text("flags:\n  limit: [unclosed\n", "utf-8")
+    os.replace(temporary, flags / "flags.yaml")
     return "flags.yaml:3: YAML syntax error"
 
 
