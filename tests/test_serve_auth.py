@@ -109,6 +109,11 @@ def test_keys_command_refuses_bad_input(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["keys", "create", "--env", "production"]) == 2  # no file named anywhere
 
 
+def _wrong_secret(key: str) -> str:
+    """The same id with a secret that differs in its last character (never equal to it)."""
+    return key[:-1] + ("A" if key[-1] != "A" else "B")
+
+
 # --- OFREP with keys -----------------------------------------------------------------------
 
 
@@ -120,7 +125,7 @@ def test_requests_without_a_valid_key_get_401(
         {},
         {"X-API-Key": "fsk_000000000000_" + "x" * 43},
         {"Authorization": "Bearer nonsense"},
-        {"X-API-Key": made["production"][:-1] + "A"},
+        {"X-API-Key": _wrong_secret(made["production"])},
     ):
         response = evaluate(server, **headers)
         assert response.status_code == 401, headers
@@ -286,7 +291,7 @@ def test_every_presented_key_is_checked_with_one_compare_digest(
     monkeypatch.setattr(keys.hmac, "compare_digest", spy)
     presented = [
         key,  # valid
-        key[:-1] + ("A" if key[-1] != "A" else "B"),  # right id, wrong secret
+        _wrong_secret(key),  # right id, wrong secret
         "fsk_ffffffffffff_" + key.split("_", 2)[2],  # unknown id
         "not-a-key",  # malformed
         "",
