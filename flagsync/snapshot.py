@@ -141,6 +141,46 @@ def checksum(snapshot_bytes: bytes) -> str:
     return "sha256:" + hashlib.sha256(snapshot_bytes).hexdigest()
 
 
+# --- the incremental index (docs/redis.md, "Incremental index") ------------------------------
+
+SEGMENTS_MEMBER = "@segments"
+"""The index member holding every segment (a flag key never starts with ``@``)."""
+
+
+def part_json(value: object) -> bytes:
+    """A part of a snapshot (one flag, or the segments) as canonical JSON.
+
+    The bytes :func:`canonical_json` writes for it inside the whole snapshot, so a
+    snapshot can be assembled from its parts. Lenient where ``canonical_json`` is
+    strict (NaN is written, anything not JSON by its ``repr``): the engine digests
+    hand-made snapshots too. Raises :class:`SnapshotError` for a value that cannot
+    be written at all (a cycle, an integer of more than 4 300 digits).
+    """
+    try:
+        text = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
+        )
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise SnapshotError(f"invalid snapshot: not serialisable as JSON: {exc}") from None
+    return text.encode("utf-8", "surrogatepass")
+
+
+def part_digest(data: bytes) -> bytes:
+    """The 128-bit digest of a part's canonical JSON: equal definitions, equal digests."""
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def index_digest(flag_digests: Mapping[str, bytes], segments_digest: bytes) -> str:
+    """``sha256:<hex>`` over every flag's :func:`part_digest` (in key order) and the
+    segments': what a client holding the parts can check against the meta hash's
+    ``index_digest`` without the whole snapshot."""
+    whole = hashlib.sha256()
+    for key in sorted(flag_digests):
+        whole.update(key.encode("utf-8", "surrogatepass") + b"\0" + flag_digests[key])
+    whole.update(b"\1" + segments_digest)
+    return "sha256:" + whole.hexdigest()
+
+
 def validate_snapshot(data: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
     """Parse (when given bytes) and validate a snapshot; raise :class:`SnapshotError` if corrupt.
 
@@ -205,6 +245,7 @@ def _valid_in_steps(parsed: dict[str, Any], valid: Callable[[dict[str, Any]], bo
 __all__ = [
     "BUCKETING_VERSION",
     "BUCKET_SPACE",
+    "SEGMENTS_MEMBER",
     "SNAPSHOT_FORMAT",
     "Condition",
     "Flag",
@@ -220,6 +261,9 @@ __all__ = [
     "Snapshot",
     "canonical_json",
     "checksum",
+    "index_digest",
+    "part_digest",
+    "part_json",
     "validate_snapshot",
     "variant_ranges",
 ]

@@ -593,16 +593,16 @@ def test_from_parsed_consumes_the_flags_and_keeps_the_json() -> None:
         {"seg": {"users": ["u"]}},
     )
     data = _json(s)
-    e = Engine.from_parsed(json.loads(data), data, consume=True)
+    e = Engine.from_parsed(json.loads(data), consume=True)
     assert ev(e, "a").variant == "on"
     assert e.snapshot_bytes == data
     assert e.snapshot == s
     assert e.snapshot is not e.snapshot  # parsed on demand, not kept
     owned = json.loads(data)
-    Engine.from_parsed(owned, data, consume=True)
+    Engine.from_parsed(owned, consume=True)
     assert owned["flags"] == {}  # each definition was freed once compiled
     kept = json.loads(data)
-    Engine.from_parsed(kept, data)
+    Engine.from_parsed(kept)
     assert kept == s  # not consumed unless asked
 
 
@@ -619,7 +619,7 @@ def test_prerequisites_are_checked_when_consumed(
 ) -> None:
     s = snap({"b": flag(), "a": flag(requires=[requires])})  # "b" is consumed before "a"
     with pytest.raises(SnapshotError, match=message):
-        Engine.from_parsed(s, _json(s), consume=consume)
+        Engine.from_parsed(s, consume=consume)
 
 
 def test_flag_kind_and_flags_of_kind() -> None:
@@ -652,7 +652,7 @@ def test_changed_flags_reports_exactly_the_changed_definitions() -> None:
     assert engine({**base, "same": flag(description="x")}).changed_flags(old) == {"same"}
     # Key order in the JSON does not matter; the lean and the dict form agree.
     data = _json(snap(base))
-    assert Engine.from_parsed(json.loads(data), data, consume=True).changed_flags(old) == set()
+    assert Engine.from_parsed(json.loads(data), consume=True).changed_flags(old) == set()
 
 
 def test_a_segment_change_reports_every_flag() -> None:

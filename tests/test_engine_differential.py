@@ -489,7 +489,7 @@ def _engines(snapshot: dict[str, Any], killed: frozenset[str]) -> dict[str, Engi
     return {
         "from_snapshot": Engine.from_snapshot(snapshot, killed=killed),
         # The client's path: a parsed copy compiled and consumed, kills applied after.
-        "from_parsed": Engine.from_parsed(json.loads(data), data, consume=True).with_killed(killed),
+        "from_parsed": Engine.from_parsed(json.loads(data), consume=True).with_killed(killed),
     }
 
 

@@ -9,9 +9,10 @@ from flagsync.authoring import compiler
 
 
 def test_the_engine_evaluates_the_contract_snapshot_declares() -> None:
-    assert engine.SNAPSHOT_FORMAT == snapshot.SNAPSHOT_FORMAT
-    assert engine.BUCKETING_VERSION == snapshot.BUCKETING_VERSION
-    assert engine.BUCKET_SPACE == snapshot.BUCKET_SPACE
+    # The same objects, not equal copies: the numbers have one home.
+    assert engine.SNAPSHOT_FORMAT is snapshot.SNAPSHOT_FORMAT
+    assert engine.BUCKETING_VERSION is snapshot.BUCKETING_VERSION
+    assert engine.BUCKET_SPACE is snapshot.BUCKET_SPACE
 
 
 def test_checksum_is_sha256_of_the_bytes() -> None:

@@ -287,7 +287,7 @@ def assert_evaluable(build: pipeline.Build) -> None:
         validate_snapshot(data)
         engines = [
             Engine.from_snapshot(json.loads(data)),
-            Engine.from_parsed(parse_shared(data), data),  # what a client builds
+            Engine.from_parsed(parse_shared(data)),  # what a client builds
         ]
         for engine in engines:
             assert engine.flag_keys == set(snapshot["flags"])

@@ -199,7 +199,7 @@ def test_the_nesting_limit_keeps_every_stage_far_from_the_recursion_limit(
         assert build.result.errors == ()
         data = canonical_json(build.snapshot("production"))
         validate_snapshot(data)
-        value = Engine.from_parsed(parse_shared(data), data).evaluate("f", {}).value
+        value = Engine.from_parsed(parse_shared(data)).evaluate("f", {}).value
         json.dumps(value)
     finally:
         sys.setrecursionlimit(limit)

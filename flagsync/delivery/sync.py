@@ -411,7 +411,12 @@ def _write(
     changed = decided.outcome in ("created", "updated") or (
         seen.damaged(k.meta) or seen.damaged(k.snapshot)
     )
-    write = store.SnapshotWrite(data, meta, audit, content_changed=changed)
+    index: store.IndexWrite | None = None
+    if changed or seen.index is None:
+        # A change moves the index with it; an index that is missing, left stale by
+        # an older flagsync, or damaged is written whole (even by a no-op sync).
+        index = store.plan_index(seen.index, seen.index_version, snapshot)
+    write = store.SnapshotWrite(data, meta, audit, content_changed=changed, index=index)
     version = store.write_snapshot(client, env, write, lock_token=token, seen=seen)
     return replace(decided, version=version)
 

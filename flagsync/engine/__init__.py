@@ -7,8 +7,8 @@ bounds the engine evaluates them with. Semantics are
 documented in docs/evaluation.md.
 """
 
-from flagsync.engine._bucketing import BUCKET_SPACE, BUCKETING_VERSION, bucket, bucket_value
-from flagsync.engine._compiled import FLAG_TYPES, SNAPSHOT_FORMAT
+from flagsync.engine._bucketing import bucket, bucket_value
+from flagsync.engine._compiled import FLAG_TYPES
 from flagsync.engine._engine import Engine, flag_key, release_in_steps
 from flagsync.engine._exact import shown
 from flagsync.engine._jsonvalue import copy_json, json_problem
@@ -28,6 +28,7 @@ from flagsync.engine._regex import check_pattern
 from flagsync.engine._resolution import Resolution
 from flagsync.engine._semver import parse_semver
 from flagsync.engine._timestamps import parse_timestamp, to_rfc3339
+from flagsync.snapshot import BUCKET_SPACE, BUCKETING_VERSION, SNAPSHOT_FORMAT
 
 __all__ = [
     "BUCKETING_VERSION",

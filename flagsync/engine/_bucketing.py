@@ -14,11 +14,8 @@ import mmh3
 from flagsync.engine._exact import exact_scalar
 from flagsync.engine._limits import MAX_ATTRIBUTE_CHARS
 
-BUCKETING_VERSION = 1
-"""The ``bucketing`` value of snapshots this engine can evaluate."""
-
-BUCKET_SPACE = 100_000
-"""Number of buckets: weights are in thousandths of a percent."""
+# The contract's numbers have one home; the engine evaluates exactly these.
+from flagsync.snapshot import BUCKET_SPACE
 
 _hash = mmh3.hash
 

@@ -14,8 +14,6 @@ offending path (``flags.new_ui.rules[0].when[1]``), never KeyError/TypeError.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,12 +23,7 @@ from typing import Any
 import mmh3
 
 from flagsync.details import Reason
-from flagsync.engine._bucketing import (
-    BUCKET_SPACE,
-    BUCKETING_VERSION,
-    bucket_value,
-    hash_threshold,
-)
+from flagsync.engine._bucketing import bucket_value, hash_threshold
 from flagsync.engine._codegen import (
     Const,
     FlagFn,
@@ -54,8 +47,8 @@ from flagsync.engine._operators import Condition, condition
 from flagsync.engine._resolution import Resolution
 from flagsync.engine._timestamps import parse_timestamp
 from flagsync.errors import SnapshotError
+from flagsync.snapshot import BUCKET_SPACE
 
-SNAPSHOT_FORMAT = 1
 FLAG_TYPES = frozenset({"boolean", "string", "integer", "float", "json"})
 DEFAULT_BUCKET_BY = "user_id"
 
@@ -82,6 +75,8 @@ class CompiledFlag:
     disabled: Resolution
     prerequisite_failed: Resolution
     constant: Resolution | None = None
+    variants: tuple[str, ...] = ()  # for checking the ``requires`` of other flags
+    segments: tuple[str, ...] = ()  # the segments its rules test (recompiled when they change)
 
 
 def _fail(where: str, message: str) -> SnapshotError:
@@ -230,6 +225,7 @@ class _FlagCompiler:
             if problem is not None:
                 raise _fail(f"{self.where}.variants.{name}", problem)
         self.variants = variants
+        self.used_segments: set[str] = set()
         self._cache: dict[tuple[str, Reason, str | None], Resolution] = {}
 
     def resolution(self, variant: str, reason: Reason, rule: str | None = None) -> Resolution:
@@ -333,6 +329,7 @@ class _FlagCompiler:
                 seg_name = _str(seg, f"{where}.segments[{i}]")
                 if seg_name not in self.segments:
                     raise _fail(f"{where}.segments[{i}]", f"unknown segment {seg_name!r}")
+                self.used_segments.add(seg_name)
                 members.append(self.segments[seg_name])
             tests.append(Segments(tuple(members)))
         tests.extend(_conditions(spec.get("when", []), f"{where}.when"))
@@ -394,6 +391,8 @@ class _FlagCompiler:
             disabled=self.resolution(off, Reason.DISABLED),
             prerequisite_failed=self.resolution(off, Reason.PREREQUISITE_FAILED),
             constant=constant,
+            variants=tuple(self.variants),
+            segments=tuple(sorted(self.used_segments)),
         )
 
 
@@ -410,80 +409,3 @@ def _schedule_fn(times: tuple[float, ...], steps: tuple[Serve, ...]) -> ServeFn:
         return closures[index - 1](uid, ctx, now)
 
     return scheduled
-
-
-def compile_snapshot(
-    snapshot: object, *, consume: bool = False
-) -> tuple[dict[str, CompiledFlag], dict[str, bytes], bytes]:
-    """Compile every flag of ``snapshot``; :class:`SnapshotError` if it is malformed.
-
-    Returns the compiled flags, a digest of each flag's definition and one of
-    the segments (what change detection compares once the snapshot is gone).
-    With ``consume``, each flag is deleted from ``snapshot["flags"]`` as soon as
-    it is compiled: its memory is then reused by the compiled flags that
-    follow, instead of the whole parsed snapshot and the whole compiled one
-    being alive at once (which keeps a 10 000-flag client's RSS ~13 MB lower).
-    """
-    root = _mapping(snapshot, "snapshot")
-    if root.get("format") != SNAPSHOT_FORMAT:
-        raise _fail("format", f"unsupported snapshot format {shown(root.get('format'))}")
-    if root.get("bucketing") != BUCKETING_VERSION:
-        # Evaluating with another algorithm would silently reshuffle users.
-        raise _fail("bucketing", f"unsupported bucketing version {shown(root.get('bucketing'))}")
-    raw_segments = _mapping(root.get("segments", {}), "segments")
-    segments = {
-        _str(name, "segments"): compile_segment(name, raw) for name, raw in raw_segments.items()
-    }
-    raw_flags = _mapping(root.get("flags"), "flags")
-    consumable = raw_flags if consume and isinstance(raw_flags, dict) else None
-    if consume and consumable is None:
-        raise TypeError("consume=True needs snapshot['flags'] to be a dict")
-    # Flags named by a ``requires``: their variants are kept for the check below,
-    # which runs after their definitions may have been consumed.
-    targets = {
-        req.get("flag")
-        for raw in raw_flags.values()
-        if isinstance(raw, Mapping) and isinstance(raw.get("requires"), (list, tuple))
-        for req in raw["requires"]
-        if isinstance(req, Mapping) and isinstance(req.get("flag"), str)
-    }
-    variants_of: dict[str, frozenset[str]] = {}
-    flags: dict[str, CompiledFlag] = {}
-    digests: dict[str, bytes] = {}
-    for key in list(raw_flags):
-        raw = raw_flags[key]
-        _str(key, "flags")
-        flags[key] = _FlagCompiler(key, _mapping(raw, f"flags.{key}"), segments).compile()
-        digests[key] = digest(raw)
-        if key in targets:
-            variants_of[key] = frozenset(raw["variants"])
-        if consumable is not None:
-            del consumable[key]
-        del raw
-    for flag in flags.values():
-        for i, (prerequisite, variant) in enumerate(flag.requires):
-            where = f"flags.{flag.key}.requires[{i}]"
-            target = variants_of.get(prerequisite)
-            if target is None:
-                raise _fail(where, f"unknown prerequisite flag {prerequisite!r}")
-            if variant not in target:
-                raise _fail(where, f"flag {prerequisite!r} has no variant {variant!r}")
-    return flags, digests, digest(root.get("segments"))
-
-
-def digest(value: object) -> bytes:
-    """A 128-bit digest of ``value``'s canonical JSON; equal definitions, equal digests.
-
-    Same encoding as ``flagsync.snapshot.canonical_json`` (not imported: it
-    pulls in jsonschema). NaN is tolerated and anything not JSON is hashed by
-    its ``repr``. A value that cannot be written as JSON at all (an integer
-    of more than 4 300 digits, a cycle) is a :class:`SnapshotError`: a
-    snapshot that cannot be serialised cannot be cached or compared either.
-    """
-    try:
-        text = json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
-        )
-    except (ValueError, TypeError, RecursionError) as exc:
-        raise SnapshotError(f"invalid snapshot: not serialisable as JSON: {exc}") from None
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()

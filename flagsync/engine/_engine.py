@@ -5,18 +5,18 @@ from __future__ import annotations
 import enum
 import json
 import logging
-import zlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flagsync.details import Reason
+from flagsync.engine._build import CompiledSnapshot, compile_snapshot, update_compiled
 from flagsync.engine._codegen import FlagFn
-from flagsync.engine._compiled import CompiledFlag, compile_snapshot
 from flagsync.engine._exact import exact_text, shown
 from flagsync.engine._operators import Context
 from flagsync.engine._prerequisites import build_table
 from flagsync.engine._resolution import Resolution
 from flagsync.errors import ErrorCode, InvalidContextError
+from flagsync.snapshot import index_digest
 
 log = logging.getLogger("flagsync")
 
@@ -128,29 +128,22 @@ class Engine:
     or the set of killed flags changes (:meth:`with_killed` is cheap).
     """
 
-    __slots__ = (
-        "_digests",
-        "_flag_keys",
-        "_flags",
-        "_killed",
-        "_segments_digest",
-        "_source",
-        "_table",
-    )
+    __slots__ = ("_compiled", "_flag_keys", "_flags", "_killed", "_source", "_table")
 
     def __init__(
         self,
-        source: Mapping[str, Any] | bytes,
-        compiled: tuple[Mapping[str, CompiledFlag], Mapping[str, bytes], bytes],
+        source: Mapping[str, Any] | None,
+        compiled: CompiledSnapshot,
         killed: frozenset[str],
     ) -> None:
         """Internal: use :meth:`from_snapshot`.
 
-        ``source`` is the snapshot dict, or its JSON text zlib-compressed
-        (:meth:`from_parsed`); ``compiled`` is what ``compile_snapshot`` returns.
+        ``source`` is the snapshot dict (:meth:`from_snapshot`), or ``None`` when
+        only its compressed parts are kept (:meth:`from_parsed`, :meth:`updated`).
         """
         self._source = source
-        self._flags, self._digests, self._segments_digest = compiled
+        self._compiled = compiled
+        self._flags = compiled.flags
         self._killed = killed
         self._table: Mapping[str, FlagFn] = build_table(self._flags, killed)
         self._flag_keys = frozenset(self._flags)
@@ -169,31 +162,45 @@ class Engine:
     def from_parsed(
         cls,
         snapshot: dict[str, Any],
-        data: bytes,
         *,
         killed: Iterable[str] = (),
         consume: bool = False,
     ) -> Engine:
-        """Compile ``snapshot``, the parse of the JSON ``data``, keeping ``data`` instead.
+        """Compile ``snapshot`` keeping only its compressed parts, not the dict.
 
         For long-running clients: the parsed dict of a large snapshot costs
-        about five times its JSON, so the engine holds the JSON compressed
-        and :attr:`snapshot` parses it again on demand. With ``consume``, the
-        flags are removed from ``snapshot["flags"]`` as they are compiled (see
-        ``compile_snapshot``); pass it only for a dict nobody else uses.
+        about five times its JSON, so the engine keeps each flag's JSON
+        compressed and :attr:`snapshot` assembles it on demand. With ``consume``,
+        the flags are removed from ``snapshot["flags"]`` as they are compiled
+        (see ``compile_snapshot``); pass it only for a dict nobody else uses.
         """
-        compiled = compile_snapshot(snapshot, consume=consume)
-        # Level 1: ~10x smaller for snapshot JSON, a few ms per megabyte.
-        return cls(zlib.compress(data, 1), compiled, frozenset(killed))
+        return cls(None, compile_snapshot(snapshot, consume=consume), frozenset(killed))
+
+    def updated(
+        self,
+        changes: Mapping[str, Mapping[str, Any] | None],
+        *,
+        segments: Mapping[str, Any] | None = None,
+        killed: Iterable[str] | None = None,
+    ) -> Engine:
+        """A new engine with the flags in ``changes`` replaced (``None``: removed),
+        the segments replaced when ``segments`` is given, and the killed set
+        ``killed`` (default: this engine's). Compiles only what changed.
+
+        With new ``segments``, ``changes`` must hold every flag of
+        :meth:`flags_testing_segments` (``ValueError`` otherwise). Raises
+        :class:`~flagsync.errors.SnapshotError` for a malformed definition or a
+        prerequisite that no longer resolves; this engine is left as it was.
+        """
+        compiled = update_compiled(self._compiled, changes, segments)
+        return Engine(None, compiled, self._killed if killed is None else frozenset(killed))
 
     def with_killed(self, killed: Iterable[str]) -> Engine:
         """A copy whose killed set is exactly ``killed`` (it replaces the current set).
 
         Nothing is recompiled; prerequisites of other flags see the new set.
         """
-        return Engine(
-            self._source, (self._flags, self._digests, self._segments_digest), frozenset(killed)
-        )
+        return Engine(self._source, self._compiled, frozenset(killed))
 
     def evaluate(
         self, flag: str, context: Mapping[str, object] | Context, now: float | None = None
@@ -292,10 +299,20 @@ class Engine:
         flag, so it reports every flag of this engine. Kill status is not a
         definition: compare :attr:`killed` for that.
         """
-        old, new = previous._digests, self._digests
-        if previous._segments_digest != self._segments_digest:
+        old, new = previous._compiled.digests, self._compiled.digests
+        if previous._compiled.segments_digest != self._compiled.segments_digest:
             return frozenset(new.keys() | {k for k in old if k not in new})
         return frozenset(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+
+    def flags_testing_segments(self) -> frozenset[str]:
+        """The flags whose rules test a segment: recompiled whenever the segments change."""
+        return frozenset(key for key, flag in self._flags.items() if flag.segments)
+
+    @property
+    def index_digest(self) -> str:
+        """The digest of every definition (``flagsync.snapshot.index_digest``): equal to
+        the meta hash's ``index_digest`` exactly when this engine holds what Redis does."""
+        return index_digest(self._compiled.digests, self._compiled.segments_digest)
 
     @property
     def flag_keys(self) -> frozenset[str]:
@@ -312,25 +329,25 @@ class Engine:
         """The snapshot this engine was built from (do not mutate it).
 
         For an engine from :meth:`from_snapshot`, the dict passed in. For one
-        from :meth:`from_parsed` (what a ``FlagClient`` serves), a fresh parse
-        of the JSON on every access (about 0.4 s and 25 MB, transiently, for
-        10 000 flags), so not for a hot path.
+        from :meth:`from_parsed` or :meth:`updated` (what a ``FlagClient``
+        serves), a fresh parse of :attr:`snapshot_bytes` on every access (about
+        0.4 s and 25 MB, transiently, for 10 000 flags), so not for a hot path.
         """
-        if isinstance(self._source, bytes):
-            parsed: Mapping[str, Any] = json.loads(zlib.decompress(self._source))
+        if self._source is None:
+            parsed: Mapping[str, Any] = json.loads(self.snapshot_bytes)
             return parsed
         return self._source
 
     @property
+    def snapshot_size(self) -> int:
+        """``len(self.snapshot_bytes)``, known without assembling them."""
+        return self._compiled.parts.size
+
+    @property
     def snapshot_bytes(self) -> bytes:
-        """The snapshot as JSON: the exact bytes given to :meth:`from_parsed`,
-        or the canonical JSON of the dict given to :meth:`from_snapshot`."""
-        if isinstance(self._source, bytes):
-            return zlib.decompress(self._source)
-        # flagsync.snapshot.canonical_json, not imported: it pulls in jsonschema.
-        return json.dumps(
-            self._source, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        ).encode("utf-8")
+        """The snapshot's canonical JSON (``flagsync.snapshot.canonical_json``): for a
+        snapshot read from Redis, the bytes its ``checksum`` was taken of."""
+        return self._compiled.parts.whole()
 
 
 # Objects freed per step by release_in_steps: a compiled flag is a few dozen

@@ -23,7 +23,7 @@ from flagsync.errors import RedisRefusedError, SnapshotError
 from flagsync.redisconn import RedisClient, translate_errors
 from flagsync.runtime._cache import CachedSnapshot, read_cache
 from flagsync.runtime._state import Loaded
-from flagsync.snapshot import canonical_json, checksum, validate_snapshot
+from flagsync.snapshot import SEGMENTS_MEMBER, canonical_json, checksum, validate_snapshot
 
 log = _text.logger("flagsync")
 
@@ -40,20 +40,35 @@ def killed_flags(
 def from_redis(client: RedisClient, env: str, url: str, previous: Loaded | None) -> Loaded | None:
     """The environment's state in Redis, verified; ``None`` if it was never synced.
 
-    ``previous`` lets an override-only change (same checksum) reuse the
-    compiled engine instead of compiling the snapshot again.
+    With ``previous`` (what the client serves, read from Redis), a change is
+    followed through the incremental index when it can be: only the flags that
+    changed are read and compiled, and an override-only change compiles nothing.
+    Anything the index cannot answer is read in full.
     """
     with translate_errors(url):
-        try:
-            state = store.read_state(client, env)
-            # Meta without a snapshot: the key was deleted (by hand, an eviction
-            # policy, a partial restore); say so rather than "never synced".
-            orphan_version = store.read_version(client, env) if state is None else None
-        except RedisRefusedError as exc:
-            # e.g. NOPERM: the user may not read these keys.
-            raise SnapshotError(f"unreadable flagsync data in Redis: {exc}") from None
-        except ValueError as exc:  # a damaged version beside a missing snapshot
-            raise SnapshotError(f"corrupt flagsync meta hash in Redis: {exc}") from None
+        if previous is not None:
+            try:
+                followed = _follow(client, env, previous)
+            except (SnapshotError, ValueError, RedisRefusedError) as exc:
+                # The full read below reports what is really wrong, if anything.
+                log.debug("flagsync: reading the whole snapshot (%s)", exc)
+                followed = None
+            if followed is not None:
+                return followed
+        return _read_whole(client, env)
+
+
+def _read_whole(client: RedisClient, env: str) -> Loaded | None:
+    try:
+        state = store.read_state(client, env)
+        # Meta without a snapshot: the key was deleted (by hand, an eviction
+        # policy, a partial restore); say so rather than "never synced".
+        orphan_version = store.read_version(client, env) if state is None else None
+    except RedisRefusedError as exc:
+        # e.g. NOPERM: the user may not read these keys.
+        raise SnapshotError(f"unreadable flagsync data in Redis: {exc}") from None
+    except ValueError as exc:  # a damaged version beside a missing snapshot
+        raise SnapshotError(f"corrupt flagsync meta hash in Redis: {exc}") from None
     if state is None:
         if orphan_version is not None:
             raise SnapshotError(
@@ -62,7 +77,44 @@ def from_redis(client: RedisClient, env: str, url: str, previous: Loaded | None)
             )
         return None
     _check_versions(state.meta.format, state.meta.bucketing, "meta hash in Redis")
-    for name, why in state.corrupt_overrides.items():
+    _warn_corrupt(state.corrupt_overrides)
+    data = state.snapshot_bytes
+    meta, stored_overrides = state.meta, state.overrides
+    del state
+    # No collection while building (docs/architecture.md, "Swapping without a pause").
+    with gc_paused():
+        snapshot = _parse_verified(data, meta.checksum)
+        del data
+        _check_versions(snapshot.get("format"), snapshot.get("bucketing"), "snapshot in Redis")
+        snapshot = validate_snapshot(snapshot)
+        _check_env(snapshot, env, "Redis")
+        # The dict was parsed here for this engine alone: let compiling consume it.
+        engine = Engine.from_parsed(snapshot, killed=killed_flags(stored_overrides), consume=True)
+        del snapshot
+    # The index is followed from here only if it describes exactly these flags.
+    index = meta.index_version if meta.index_current else None
+    if index is not None and engine.index_digest != meta.index_digest:
+        index = None
+    return _loaded(engine, meta, stored_overrides, index)
+
+
+def _loaded(
+    engine: Engine, meta: store.Meta, overrides: Mapping[str, store.Override], index: int | None
+) -> Loaded:
+    return Loaded(
+        engine=engine,
+        source=Source.REDIS,
+        revision=meta.revision or None,
+        checksum=meta.checksum,
+        version=meta.version,
+        overrides=dict(overrides),
+        synced_at=meta.synced_at,
+        index_version=index,
+    )
+
+
+def _warn_corrupt(corrupt: Mapping[bytes, str]) -> None:
+    for name, why in corrupt.items():
         # One corrupt entry must not cost the other kills: it is skipped, not fatal.
         log.warning(
             "flagsync: ignoring the corrupt override entry %s in Redis (%s); "
@@ -70,50 +122,93 @@ def from_redis(client: RedisClient, env: str, url: str, previous: Loaded | None)
             store.shown(name),
             why,
         )
-    killed = killed_flags(state.overrides)
-    if previous is not None and previous.checksum == state.meta.checksum:
-        # The bytes were verified when ``previous`` was loaded; only overrides moved.
-        # Still check the bytes match, so a tampered snapshot with stale meta is caught.
-        actual = checksum(state.snapshot_bytes)
-        if actual != state.meta.checksum:
-            raise SnapshotError(
-                f"snapshot checksum mismatch in Redis: meta says {state.meta.checksum}, "
-                f"content is {actual}"
-            )
-        engine = previous.engine
-        if engine.killed != killed:
-            engine = engine.with_killed(killed)
-    else:
-        data = state.snapshot_bytes
-        meta, stored_overrides = state.meta, state.overrides
-        del state
-        # No collection while building (docs/architecture.md, "Swapping without a pause").
+
+
+# Times the members are read again when a sync landed between the reads.
+_ATTEMPTS = 3
+
+
+def _follow(client: RedisClient, env: str, previous: Loaded) -> Loaded | None:
+    """``previous`` moved forward to what Redis holds, reading only what changed;
+    ``None`` when that takes a full read (docs/redis.md, "Incremental index")."""
+    for _ in range(_ATTEMPTS):
+        head = store.read_head(client, env)
+        if head is None:
+            return None
+        meta = head.meta
+        _check_versions(meta.format, meta.bucketing, "meta hash in Redis")
+        _warn_corrupt(head.corrupt_overrides)
+        killed = killed_flags(head.overrides)
+        if (
+            head.snapshot_size != previous.engine.snapshot_size
+            and meta.checksum == previous.checksum
+        ):
+            return None  # the snapshot key changed behind the meta hash: the full read says how
+        if meta.checksum == previous.checksum:
+            # Same snapshot (verified when it was loaded): at most the overrides moved.
+            engine = previous.engine
+            if engine.killed != killed:
+                engine = engine.with_killed(killed)
+            index = previous.index_version
+            if index != meta.index_version and meta.index_current:
+                # A sync rewrote the index without changing the flags: follow it from here.
+                index = meta.index_version if engine.index_digest == meta.index_digest else None
+            return _loaded(engine, meta, head.overrides, index)
+        since = previous.index_version
+        if since is None or not meta.index_current or meta.index_version is None:
+            return None
+        changed = store.changed_since(client, env, meta.index_version, since)
+        if changed is None:
+            return None
+        segments_changed = SEGMENTS_MEMBER in changed
+        wanted = set(changed)
+        if segments_changed:
+            # Their compiled rules hold the old segments: compile them again too.
+            wanted |= previous.engine.flags_testing_segments()
+        members = sorted(wanted)
+        now, size, values = store.read_members(client, env, members)
+        if now is None or (now.version, now.checksum) != (meta.version, meta.checksum):
+            continue  # a change landed between the reads: start again from it
         with gc_paused():
-            snapshot = _parse_verified(data, meta.checksum)
-            _check_versions(snapshot.get("format"), snapshot.get("bucketing"), "snapshot in Redis")
-            snapshot = validate_snapshot(snapshot)
-            _check_env(snapshot, env, "Redis")
-            # The dict was parsed here for this engine alone: let compiling consume it.
-            engine = Engine.from_parsed(snapshot, data, killed=killed, consume=True)
-            del snapshot, data
-        return Loaded(
-            engine=engine,
-            source=Source.REDIS,
-            revision=meta.revision or None,
-            checksum=meta.checksum,
-            version=meta.version,
-            overrides=dict(stored_overrides),
-            synced_at=meta.synced_at,
-        )
-    return Loaded(
-        engine=engine,
-        source=Source.REDIS,
-        revision=state.meta.revision or None,
-        checksum=state.meta.checksum,
-        version=state.meta.version,
-        overrides=dict(state.overrides),
-        synced_at=state.meta.synced_at,
-    )
+            engine = _apply(previous.engine, env, dict(zip(members, values, strict=True)), killed)
+        if size != engine.snapshot_size:
+            return None  # the snapshot and its index disagree: the full read says how
+        if engine.index_digest != meta.index_digest:
+            log.warning(
+                "flagsync: the incremental index in Redis does not add up to its digest; "
+                "reading the whole snapshot (`flagsync sync` rewrites the index)"
+            )
+            return None
+        return _loaded(engine, meta, head.overrides, meta.index_version)
+    return None
+
+
+def _apply(
+    engine: Engine, env: str, values: Mapping[str, bytes | None], killed: frozenset[str]
+) -> Engine:
+    """``engine`` with the index members ``values`` applied (``None``: removed)."""
+    segments: dict[str, Any] | None = None
+    changes: dict[str, Any] = {}
+    for member, raw in values.items():
+        if member == SEGMENTS_MEMBER:
+            if raw is None:
+                raise SnapshotError("the index has no segments member")
+            decoded = store.decode_member(raw)
+            if not isinstance(decoded, dict):
+                raise SnapshotError("the index's segments are not an object")
+            segments = decoded
+        else:
+            changes[member] = None if raw is None else store.decode_member(raw)
+    # The schema, checked on the changed parts only (each flag is checked on its own).
+    part = {
+        "format": SNAPSHOT_FORMAT,
+        "bucketing": BUCKETING_VERSION,
+        "env": env,
+        "flags": {key: flag for key, flag in changes.items() if flag is not None},
+        "segments": segments or {},
+    }
+    validate_snapshot(part)
+    return engine.updated(changes, segments=segments, killed=killed)
 
 
 def _parse_verified(data: bytes, expected_checksum: str) -> dict[str, Any]:
@@ -186,9 +281,7 @@ def from_cache(path: Path, env: str) -> Loaded:
         _check_versions(parsed.get("format"), parsed.get("bucketing"), f"cache file {path}")
         snapshot = validate_snapshot(parsed)
         _check_env(snapshot, env, f"cache file {path}")
-        engine = Engine.from_parsed(
-            snapshot, cached.snapshot_bytes, killed=killed_flags(cached.overrides), consume=True
-        )
+        engine = Engine.from_parsed(snapshot, killed=killed_flags(cached.overrides), consume=True)
     return Loaded(
         engine=engine,
         source=Source.CACHE,
@@ -213,7 +306,7 @@ def from_files(flags_dir: str | os.PathLike[str], env: str) -> Loaded:
     digest = checksum(data)
     return Loaded(
         # Not consumed: the dict belongs to the (discarded) build's cache.
-        engine=Engine.from_parsed(snapshot, data),
+        engine=Engine.from_parsed(snapshot),
         source=Source.FILE,
         revision=digest,  # files have no sync revision: their content hash identifies them
         checksum=digest,

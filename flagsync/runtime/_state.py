@@ -36,6 +36,9 @@ class Loaded:
     # Every stored override, expired ones included, so expiry can be re-checked later.
     overrides: Mapping[str, Override] = field(default_factory=dict)
     synced_at: str | None = None  # meta.synced_at when read from Redis (see store.Marker)
+    # The incremental index version this engine matches (None: the next change is read
+    # in full): set when read from Redis with an index that describes the snapshot.
+    index_version: int | None = None
 
     def marker(self) -> Marker | None:
         """What the version poll compares with Redis; ``None`` unless read from Redis."""

@@ -12,6 +12,8 @@ key                                 type    content
 ``{flagsync:<env>}:overrides``      hash    flag → JSON kill override
 ``{flagsync:<env>}:audit``          stream  one entry per change, capped (~10 000)
 ``{flagsync:<env>}:lock``           string  JSON holder of the sync lock (with a TTL)
+``{flagsync:<env>}:flags``          hash    incremental index: flag → its JSON, ``@segments``
+``{flagsync:<env>}:deltas``         hash    sync version → the index members it changed
 ``{flagsync:<env>}:usage:<day>``    hash    usage counters of one UTC day
 ``{flagsync:<env>}:usage:last_seen`` hash   flag → last evaluation time
 ``{flagsync:<env>}:exposures``      stream  experiment exposure events
@@ -22,7 +24,10 @@ Who uses what:
 
 * **Readers** (``FlagClient``, ``plan``) use plain commands only: the snapshot,
   meta and overrides are read in one ``MULTI``/``EXEC`` (atomic, and on Cluster
-  fine because the keys share a slot), the poll is one ``HMGET``. Usage is
+  fine because the keys share a slot), the poll is one ``HMGET``. A client that
+  already holds a snapshot follows a change through the index instead: the
+  deltas since its version name the changed flags, and one ``MULTI`` reads just
+  those with the meta hash, so it never mixes two revisions. Usage is
   flushed with ``HINCRBY``/``HSET``/``EXPIRE`` in a ``MULTI``, exposures with
   ``XADD``. So the application's Redis user needs no scripting at all.
 * **Writers** (``sync``, ``kill``, ``unkill``) run Lua scripts. Redis does not
@@ -53,6 +58,15 @@ from ``flagsync.store`` only.
 from __future__ import annotations
 
 from flagsync.errors import ConflictError, RedisRefusedError
+from flagsync.store._index import (
+    Head,
+    IndexWrite,
+    changed_since,
+    decode_member,
+    plan_index,
+    read_head,
+    read_members,
+)
 from flagsync.store._layout import (
     AUDIT_MAXLEN,
     MAX_VERSION,
@@ -122,7 +136,9 @@ __all__ = [
     "ConflictError",
     "Damage",
     "EvictionCheck",
+    "Head",
     "HeldLock",
+    "IndexWrite",
     "Keys",
     "LockHolder",
     "Marker",
@@ -137,7 +153,9 @@ __all__ = [
     "acquire_lock",
     "append_exposures",
     "break_lock",
+    "changed_since",
     "channel",
+    "decode_member",
     "decode_overrides",
     "eviction_check",
     "flush_usage",
@@ -147,10 +165,13 @@ __all__ = [
     "next_version",
     "parse_time",
     "parse_version",
+    "plan_index",
     "purge_expired_overrides",
     "read_audit",
+    "read_head",
     "read_lock",
     "read_marker",
+    "read_members",
     "read_meta",
     "read_overrides",
     "read_state",

@@ -27,7 +27,12 @@ META_FIELDS = (
     "flag_count",
     "redis_user",
     "dirty",
+    "index_version",
+    "index_checksum",
+    "index_digest",
 )
+# Entries kept in the deltas hash: a client more syncs behind than this reads in full.
+DELTAS_KEPT = 64
 _VERSION_TEXT = re.compile(r"0|[1-9][0-9]{0,15}")  # what Redis's HINCRBY also accepts
 
 # --- key names -----------------------------------------------------------------
@@ -60,6 +65,16 @@ class Keys:
         return f"{self.tag}:audit"
 
     @property
+    def flags(self) -> str:
+        """The incremental index: one field per flag (its JSON), and ``@segments``."""
+        return f"{self.tag}:flags"
+
+    @property
+    def deltas(self) -> str:
+        """Which index members each recent sync changed, by the version it wrote."""
+        return f"{self.tag}:deltas"
+
+    @property
     def lock(self) -> str:
         return f"{self.tag}:lock"
 
@@ -81,7 +96,15 @@ class Keys:
 
     def all_keys(self) -> tuple[str, ...]:
         """The keys a sync writes (not the channel, usage or exposures)."""
-        return (self.snapshot, self.meta, self.overrides, self.audit, self.lock)
+        return (
+            self.snapshot,
+            self.meta,
+            self.overrides,
+            self.audit,
+            self.lock,
+            self.flags,
+            self.deltas,
+        )
 
     def expected_types(self, today: dt.date | None = None) -> dict[str, str]:
         """Every key flagsync uses → the Redis type it must have; with ``today``, the
@@ -92,6 +115,8 @@ class Keys:
             self.overrides: "hash",
             self.audit: "stream",
             self.lock: "string",
+            self.flags: "hash",
+            self.deltas: "hash",
         }
         if today is None:
             return expected

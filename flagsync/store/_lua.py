@@ -51,7 +51,7 @@ local function valid_version(v)
 end
 """
 
-# KEYS: snapshot meta overrides audit lock [damaged keys to delete ...]
+# KEYS: snapshot meta overrides audit lock flags deltas [damaged keys to delete ...]
 # ARGV: 1 lock value ('' = no lock check)
 #       2 version check: 'none' (no version field) | 'zero' (none or '0') | 'equals'
 #       3 expected version as stored   4 new version (decimal text)
@@ -60,6 +60,8 @@ end
 #       10 expected types per key, ','-separated ('|' between alternatives)
 #       11 '1'/'0' per key, ','-separated: delete the key (wrong type) before writing
 #       12 n, then n meta field/value pairs; then m, then m override fields to delete;
+#          then the index: mode ('' none | 'full' | 'delta'), p, p member/JSON pairs to
+#          set, q, q members to delete, the deltas entry ('' none), deltas to keep;
 #          then the audit field/value pairs
 # Returns the version now stored, as text.
 _WRITE_SNAPSHOT = (
@@ -88,8 +90,18 @@ for i = 13, 12 + 2 * n do meta[#meta + 1] = ARGV[i] end
 local m = tonumber(ARGV[13 + 2 * n])
 local fields = {}
 for i = 14 + 2 * n, 13 + 2 * n + m do fields[#fields + 1] = ARGV[i] end
+local at = 14 + 2 * n + m
+local imode, p = ARGV[at], tonumber(ARGV[at + 1])
+local sets = {}
+for i = at + 2, at + 1 + 2 * p do sets[#sets + 1] = ARGV[i] end
+at = at + 2 + 2 * p
+local q = tonumber(ARGV[at])
+local dels = {}
+for i = at + 1, at + q do dels[#dels + 1] = ARGV[i] end
+at = at + 1 + q
+local delta, keep = ARGV[at], tonumber(ARGV[at + 1])
 local audit = {'XADD', KEYS[4], 'MAXLEN', '~', ARGV[9], '*'}
-for i = 14 + 2 * n + m, #ARGV do audit[#audit + 1] = ARGV[i] end
+for i = at + 2, #ARGV do audit[#audit + 1] = ARGV[i] end
 audit[#audit + 1] = 'version'
 audit[#audit + 1] = ARGV[4]
 local checks = {audit, {'HSET', KEYS[2], unpack(meta)}}
@@ -98,6 +110,17 @@ if ARGV[8] ~= '' then checks[#checks + 1] = {'PUBLISH', ARGV[7], ARGV[8]} end
 if #fields > 0 then checks[#checks + 1] = {'HDEL', KEYS[3], unpack(fields)} end
 for i, flag in ipairs(deletes) do
   if flag == '1' then checks[#checks + 1] = {'DEL', KEYS[i]} end
+end
+if imode == 'full' then
+  checks[#checks + 1] = {'DEL', KEYS[6]}
+  checks[#checks + 1] = {'DEL', KEYS[7]}
+end
+if #sets > 0 then checks[#checks + 1] = {'HSET', KEYS[6], 'f', 'v'} end
+if #dels > 0 then checks[#checks + 1] = {'HDEL', KEYS[6], 'f'} end
+if delta ~= '' then
+  checks[#checks + 1] = {'HSET', KEYS[7], 'f', 'v'}
+  checks[#checks + 1] = {'HKEYS', KEYS[7]}
+  checks[#checks + 1] = {'HDEL', KEYS[7], 'f'}
 end
 local refused = denied(checks)
 if refused then return noperm(refused) end
@@ -110,6 +133,23 @@ for i, flag in ipairs(deletes) do
 end
 if #fields > 0 then redis.call('HDEL', KEYS[3], unpack(fields)) end
 if ARGV[5] == '1' then redis.call('SET', KEYS[1], ARGV[6]) end
+if imode == 'full' then redis.call('DEL', KEYS[6], KEYS[7]) end
+-- In slices: unpack() of many thousand values overflows Lua's C stack.
+for i = 1, #sets, 400 do
+  redis.call('HSET', KEYS[6], unpack(sets, i, math.min(i + 399, #sets)))
+end
+for i = 1, #dels, 400 do
+  redis.call('HDEL', KEYS[6], unpack(dels, i, math.min(i + 399, #dels)))
+end
+if delta ~= '' then
+  redis.call('HSET', KEYS[7], ARGV[4], delta)
+  local held = redis.call('HKEYS', KEYS[7])
+  if #held > keep then
+    -- Versions are decimal text below 2^53, exact as Lua numbers.
+    table.sort(held, function(a, b) return tonumber(a) < tonumber(b) end)
+    for i = 1, #held - keep do redis.call('HDEL', KEYS[7], held[i]) end
+  end
+end
 redis.call('HSET', KEYS[2], unpack(meta))
 if ARGV[8] ~= '' then redis.call('PUBLISH', ARGV[7], ARGV[8]) end
 return ARGV[4]

@@ -10,6 +10,7 @@ from typing import Any
 from flagsync.errors import SnapshotError
 from flagsync.redisconn import RedisClient, mapped_errors
 from flagsync.snapshot import checksum as snapshot_checksum
+from flagsync.store._index import parts_digest
 from flagsync.store._layout import _text, keys, parse_version, shown, utcnow
 from flagsync.store._reads import _raise_other_errors, _read_all
 from flagsync.store._records import HeldLock, Meta, Override, StoredState, decode_overrides
@@ -49,6 +50,14 @@ class Namespace:
     ttls: Mapping[str, int]  # PTTL of the snapshot, meta, overrides, audit keys
     damage: tuple[Damage, ...]
     parsed: Mapping[str, Any] | None = None  # the snapshot, when it can be served
+    # The incremental index (member → JSON) when it describes the stored snapshot
+    # and matches its digest; None: absent, left stale by an older flagsync, or damaged.
+    index: Mapping[str, bytes] | None = None
+
+    @property
+    def index_version(self) -> int | None:
+        """The ``index_version`` of a usable :attr:`index`, else ``None``."""
+        return None if self.index is None or self.meta is None else self.meta.index_version
 
     @property
     def raw_version(self) -> bytes | None:
@@ -122,11 +131,14 @@ def inspect(
         pipe.pttl(k.lock)
         for name in core:
             pipe.pttl(name)
+        pipe.hgetall(k.flags)
 
     results = _read_all(client, queue)
     _raise_other_errors(results)
     types = {name: _text(t) for name, t in zip(names, results, strict=False)}
-    raw_meta, raw_snapshot, raw_overrides, raw_lock, lock_ttl, *core_ttls = results[len(names) :]
+    raw_meta, raw_snapshot, raw_overrides, raw_lock, lock_ttl, *core_ttls, raw_index = results[
+        len(names) :
+    ]
     damage: list[Damage] = []
     repairs = {
         k.snapshot: "replaced it",
@@ -135,6 +147,8 @@ def inspect(
         k.audit: "replaced it (its history could not be read and is lost)",
         k.lock: "removed it",
         k.exposures: "deleted it (its events could not be read)",
+        k.flags: "rewrote it (clients read in full until then)",
+        k.deltas: "rewrote it (clients read in full until then)",
     }
     for name in names:
         want, got = expected[name], types[name]
@@ -223,6 +237,10 @@ def inspect(
             except SnapshotError as exc:
                 parsed = None
                 damage.append(Damage(k.snapshot, f"cannot be served ({exc})", "replaced it"))
+    index = _verified_index(meta, types[k.flags], raw_index)
+    if index is not None and not isinstance(index, dict):
+        damage.append(Damage(k.flags, index, repairs[k.flags]))
+        index = None
     return Namespace(
         env=env,
         types=types,
@@ -235,4 +253,20 @@ def inspect(
         ttls={name: int(t) for name, t in zip(core, core_ttls, strict=True)},
         damage=tuple(damage),
         parsed=parsed,
+        index=index,
     )
+
+
+def _verified_index(meta: Meta | None, held: str, raw: object) -> dict[str, bytes] | str | None:
+    """The stored index if it describes the stored snapshot and matches its digest;
+    ``None`` if there is none to use (absent, or stale after an older flagsync's sync);
+    a description of the damage if it should be usable but does not match."""
+    if meta is None or not meta.index_current or held != "hash" or not isinstance(raw, dict):
+        return None
+    try:
+        parts = {_text(name): bytes(value) for name, value in raw.items()}
+    except ValueError:  # UnicodeDecodeError: a member name that is no flag key
+        return "has a member that is not UTF-8 text"
+    if parts_digest(parts) != meta.index_digest:
+        return "does not match the index_digest in the meta hash (edited by hand?)"
+    return parts

@@ -31,6 +31,17 @@ class Meta:
     flag_count: int
     redis_user: str = ""  # ACL user that wrote the sync ("" before this field existed)
     dirty: str = ""  # "1": synced from a working tree that differed from `revision`
+    # The incremental index (docs/redis.md): the version of the sync that wrote it,
+    # the snapshot checksum it describes, and the digest of its members.
+    index_version: int | None = None
+    index_checksum: str = ""
+    index_digest: str = ""
+
+    @property
+    def index_current(self) -> bool:
+        """Whether the index describes the stored snapshot (not one an older flagsync
+        replaced without updating it)."""
+        return self.index_version is not None and self.index_checksum == self.checksum
 
     @classmethod
     def from_hash(cls, raw: Mapping[bytes, bytes] | Mapping[str, str]) -> Meta:
@@ -48,11 +59,22 @@ class Meta:
                 flag_count=int(fields.get("flag_count", "0")),
                 redis_user=fields.get("redis_user", ""),
                 dirty=fields.get("dirty", ""),
+                index_version=_index_version(fields.get("index_version")),
+                index_checksum=fields.get("index_checksum", ""),
+                index_digest=fields.get("index_digest", ""),
             )
         except KeyError as exc:
             raise SnapshotError(f"corrupt flagsync meta hash in Redis: no {exc} field") from None
         except ValueError as exc:
             raise SnapshotError(f"corrupt flagsync meta hash in Redis: {exc}") from None
+
+
+def _index_version(text: str | None) -> int | None:
+    """A damaged index version only disables the index (clients then read in full)."""
+    try:
+        return None if text is None else parse_version(text)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,10 @@ import redis.exceptions
 
 from flagsync.errors import SnapshotError
 from flagsync.redisconn import RedisClient, mapped_errors
+from flagsync.store._index import IndexWrite
 from flagsync.store._layout import (
     AUDIT_MAXLEN,
+    DELTAS_KEPT,
     MAX_VERSION,
     _text,
     format_time,
@@ -37,6 +39,7 @@ class SnapshotWrite:
     meta: Mapping[str, str]  # every META_FIELDS entry except "version"
     audit: Mapping[str, str]
     content_changed: bool  # False: only the revision fields advance; no version bump
+    index: IndexWrite | None = None  # None: leave the incremental index as it is
 
 
 def next_version(seen: Namespace | None, expected_version: int, bump: bool) -> int:
@@ -76,6 +79,7 @@ def write_snapshot(
     fields = [f for d in (seen.damage if seen else ()) for f in d.override_fields]
     if seen is None:
         wants = ["string|none", "hash|none", "hash|none", "stream|none", "string|none"]
+        wants += ["hash|none", "hash|none"]
         mode = "zero" if expected_version == 0 else "equals"
         raw_expected = str(expected_version).encode()
     else:
@@ -93,7 +97,22 @@ def write_snapshot(
     notice = ""
     if write.content_changed:
         notice = json.dumps({"version": version, "revision": revision, "kind": "sync"})
-    meta_args = [x for pair in write.meta.items() for x in pair if pair[0] != "version"]
+    meta = dict(write.meta)
+    index_args: list[Any] = ["", "0", "0", "", str(DELTAS_KEPT)]
+    if write.index is not None:
+        index = write.index
+        # A partial write needs a chain the clients can follow: the new version must
+        # follow the index's (not so when the version wrapped at 2^53).
+        whole = index.previous is None or version <= index.previous
+        entry = "" if whole else index.delta_entry()
+        mode = "full" if whole else "delta"
+        index_args = [mode, *index.arguments(whole), entry, str(DELTAS_KEPT)]
+        meta.update(
+            index_version=str(version),
+            index_checksum=meta.get("checksum", ""),
+            index_digest=index.digest,
+        )
+    meta_args = [x for pair in meta.items() for x in pair if pair[0] != "version"]
     audit_args = [x for pair in write.audit.items() for x in pair]
     args: list[Any] = [
         lock_token,
@@ -111,6 +130,7 @@ def write_snapshot(
         *meta_args,
         str(len(fields)),
         *fields,
+        *index_args,
         *audit_args,
     ]
     try:

@@ -1,0 +1,152 @@
+"""A whole snapshot compiled, and updated flag by flag: what an engine holds.
+
+``compile_snapshot`` compiles every flag (``_compiled``) once; a client that
+follows a change through Redis's incremental index calls ``update_compiled``,
+which compiles only the flags that changed and checks every prerequisite again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flagsync.engine._codegen import SegmentFn
+from flagsync.engine._compiled import (
+    CompiledFlag,
+    _fail,
+    _FlagCompiler,
+    _mapping,
+    _str,
+    compile_segment,
+)
+from flagsync.engine._exact import shown
+from flagsync.engine._parts import SnapshotParts
+from flagsync.snapshot import BUCKETING_VERSION, SNAPSHOT_FORMAT, part_digest, part_json
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledSnapshot:
+    """A snapshot compiled: what an :class:`~flagsync.engine.Engine` holds.
+
+    ``digests`` (each flag's :func:`~flagsync.snapshot.part_digest`) and
+    ``segments_digest`` are what change detection and the incremental index
+    compare once the snapshot itself is gone; ``parts`` is its JSON, kept
+    compressed (:class:`SnapshotParts`).
+    """
+
+    flags: dict[str, CompiledFlag]
+    digests: dict[str, bytes]
+    segments: dict[str, SegmentFn]
+    segments_digest: bytes
+    parts: SnapshotParts
+
+
+def _check_header(root: Mapping[str, Any]) -> None:
+    if root.get("format") != SNAPSHOT_FORMAT:
+        raise _fail("format", f"unsupported snapshot format {shown(root.get('format'))}")
+    if root.get("bucketing") != BUCKETING_VERSION:
+        # Evaluating with another algorithm would silently reshuffle users.
+        raise _fail("bucketing", f"unsupported bucketing version {shown(root.get('bucketing'))}")
+
+
+def _compile_segments(raw: object) -> dict[str, SegmentFn]:
+    raw_segments = _mapping(raw, "segments")
+    return {
+        _str(name, "segments"): compile_segment(name, value) for name, value in raw_segments.items()
+    }
+
+
+def _check_requires(flags: Mapping[str, CompiledFlag], which: Iterable[CompiledFlag]) -> None:
+    """Every prerequisite of the flags ``which`` names a flag of ``flags`` and its variant."""
+    for flag in which:
+        for i, (prerequisite, variant) in enumerate(flag.requires):
+            where = f"flags.{flag.key}.requires[{i}]"
+            target = flags.get(prerequisite)
+            if target is None:
+                raise _fail(where, f"unknown prerequisite flag {prerequisite!r}")
+            if variant not in target.variants:
+                raise _fail(where, f"flag {prerequisite!r} has no variant {variant!r}")
+
+
+def compile_snapshot(snapshot: object, *, consume: bool = False) -> CompiledSnapshot:
+    """Compile every flag of ``snapshot``; :class:`SnapshotError` if it is malformed.
+
+    With ``consume``, each flag is deleted from ``snapshot["flags"]`` as soon as
+    it is compiled: its memory is then reused by the compiled flags that
+    follow, instead of the whole parsed snapshot and the whole compiled one
+    being alive at once (which keeps a 10 000-flag client's RSS ~13 MB lower).
+    """
+    root = _mapping(snapshot, "snapshot")
+    _check_header(root)
+    segments = _compile_segments(root.get("segments", {}))
+    raw_flags = _mapping(root.get("flags"), "flags")
+    consumable = raw_flags if consume and isinstance(raw_flags, dict) else None
+    if consume and consumable is None:
+        raise TypeError("consume=True needs snapshot['flags'] to be a dict")
+    flags: dict[str, CompiledFlag] = {}
+    digests: dict[str, bytes] = {}
+    texts: list[tuple[str, bytes]] = []
+    for key in list(raw_flags):
+        raw = raw_flags[key]
+        _str(key, "flags")
+        flags[key] = _FlagCompiler(key, _mapping(raw, f"flags.{key}"), segments).compile()
+        text = part_json(raw)
+        digests[key] = part_digest(text)
+        texts.append((key, text))
+        if consumable is not None:
+            del consumable[key]
+        del raw
+    _check_requires(flags, flags.values())
+    header = {name: part_json(value) for name, value in root.items() if name != "flags"}
+    segments_text = part_json(root.get("segments"))
+    return CompiledSnapshot(
+        flags, digests, segments, part_digest(segments_text), SnapshotParts.build(header, texts)
+    )
+
+
+def update_compiled(
+    previous: CompiledSnapshot,
+    changes: Mapping[str, object | None],
+    segments: object | None = None,
+) -> CompiledSnapshot:
+    """``previous`` with each flag in ``changes`` compiled anew (``None``: removed) and,
+    when ``segments`` is given, the segments replaced.
+
+    Only what changed is compiled. When the segments change, every flag whose
+    rules test a segment must be in ``changes`` (with its definition, changed or
+    not), since its compiled rules hold the old segments: ``ValueError`` otherwise.
+    The prerequisites of every flag are checked again (a removed or changed flag
+    may be one). :class:`SnapshotError` for anything malformed.
+    """
+    compiled_segments = previous.segments
+    segments_digest = previous.segments_digest
+    header = None
+    if segments is not None:
+        compiled_segments = _compile_segments(segments)
+        segments_text = part_json(segments)
+        segments_digest = part_digest(segments_text)
+        header = {**previous.parts.header, "segments": segments_text}
+        stale = [
+            key for key, flag in previous.flags.items() if flag.segments and key not in changes
+        ]
+        if stale:
+            raise ValueError(f"flags testing segments not recompiled: {sorted(stale)[:5]}")
+    flags = dict(previous.flags)
+    digests = dict(previous.digests)
+    texts: dict[str, bytes | None] = {}
+    for key, raw in changes.items():
+        _str(key, "flags")
+        if raw is None:
+            flags.pop(key, None)
+            digests.pop(key, None)
+            texts[key] = None
+            continue
+        flags[key] = _FlagCompiler(key, _mapping(raw, f"flags.{key}"), compiled_segments).compile()
+        text = part_json(raw)
+        digests[key] = part_digest(text)
+        texts[key] = text
+    _check_requires(flags, flags.values())
+    return CompiledSnapshot(
+        flags, digests, compiled_segments, segments_digest, previous.parts.replaced(texts, header)
+    )
