@@ -309,30 +309,25 @@ def run_group(
                 f"  {len(ready)}/{count} clients ready in {group.started_s:.1f} s"
                 + (f" ({len(late)} on another revision)" if late else "")
             )
-        for number in range(1, args.rounds + 1):
+
+        def step(state: dict[str, Any], revision: str, expected: bool) -> Change:
             time.sleep(args.gap)
-            what = change_one(snapshot, number)
-            change = measure(
+            return measure(
                 admin,
                 clients=clients,
-                snapshot=snapshot,
-                revision=f"{label}-r{number}",
-                expected=False,
+                snapshot=state,
+                revision=revision,
+                expected=expected,
                 wait=args.wait,
                 clock=clock,
             )
+
+        for number in range(1, args.rounds + 1):
+            what = change_one(snapshot, number)
+            change = step(snapshot, f"{label}-r{number}", False)
             group.rounds.append(change)
             print(f"    round {number} ({what}): {describe(change, count)}")
-        time.sleep(args.gap)
-        group.final = measure(
-            admin,
-            clients=clients,
-            snapshot=final,
-            revision=f"{label}-full",
-            expected=True,
-            wait=args.wait,
-            clock=clock,
-        )
+        group.final = step(final, f"{label}-full", True)
         print(f"    full re-sync (every flag): {describe(group.final, count)}")
     finally:
         if clients is not None:
