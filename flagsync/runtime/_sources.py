@@ -49,13 +49,31 @@ def from_redis(client: RedisClient, env: str, url: str, previous: Loaded | None)
         if previous is not None:
             try:
                 followed = _follow(client, env, previous)
-            except (SnapshotError, ValueError, RedisRefusedError) as exc:
+            except RedisRefusedError as exc:
+                _warn_refused(exc)
+                followed = None
+            except (SnapshotError, ValueError) as exc:
                 # The full read below reports what is really wrong, if anything.
                 log.debug("flagsync: reading the whole snapshot (%s)", exc)
                 followed = None
             if followed is not None:
                 return followed
         return _read_whole(client, env)
+
+
+_refusals_logged: set[str] = set()
+
+
+def _warn_refused(exc: RedisRefusedError) -> None:
+    """Once per process: the user may not run the index's reads (an ACL from before it)."""
+    text = str(exc)
+    if text not in _refusals_logged and len(_refusals_logged) < 16:
+        _refusals_logged.add(text)
+        log.warning(
+            "flagsync: Redis refused reading the incremental index (%s); every change is "
+            "read in full. Grant the application's user +strlen (docs/redis.md)",
+            text,
+        )
 
 
 def _read_whole(client: RedisClient, env: str) -> Loaded | None:
@@ -171,14 +189,14 @@ def _follow(client: RedisClient, env: str, previous: Loaded) -> Loaded | None:
             continue  # a change landed between the reads: start again from it
         with gc_paused():
             engine = _apply(previous.engine, env, dict(zip(members, values, strict=True)), killed)
-        if size != engine.snapshot_size:
-            return None  # the snapshot and its index disagree: the full read says how
         if engine.index_digest != meta.index_digest:
             log.warning(
                 "flagsync: the incremental index in Redis does not add up to its digest; "
                 "reading the whole snapshot (`flagsync sync` rewrites the index)"
             )
             return None
+        if size != engine.snapshot_size:
+            return None  # the snapshot and its index disagree: the full read says how
         return _loaded(engine, meta, head.overrides, meta.index_version)
     return None
 
