@@ -484,13 +484,48 @@ def assert_agrees(
             )
 
 
+def _placeholder(flag: dict[str, Any]) -> dict[str, Any]:
+    """Another definition of ``flag`` with its variants: no rules, no prerequisites."""
+    return {**flag, "rules": [], "requires": [], "description": "placeholder"}
+
+
+def _updated(snapshot: dict[str, Any], killed: frozenset[str], *, segments: bool) -> Engine:
+    """The engine of ``snapshot`` reached the way a client following Redis's index
+    reaches it: built from an older snapshot (every other flag different, one flag
+    more, and with ``segments`` no segments), then updated with what differs."""
+    flags = snapshot["flags"]
+    base_flags = {
+        key: _placeholder(flag) if i % 2 or (segments and flag.get("rules")) else flag
+        for i, (key, flag) in enumerate(flags.items())
+    }
+    base_flags["zz_removed"] = _placeholder(next(iter(flags.values())))
+    base = {**snapshot, "flags": base_flags}
+    if segments:
+        base["segments"] = {}
+    engine = Engine.from_parsed(json.loads(canonical_json(base)), consume=True)
+    changes: dict[str, Any] = {k: v for k, v in flags.items() if base_flags.get(k) != v}
+    changes["zz_removed"] = None
+    engine = engine.with_killed(killed)
+    if segments:
+        return engine.updated(changes, segments=snapshot["segments"])
+    return engine.updated(changes)
+
+
 def _engines(snapshot: dict[str, Any], killed: frozenset[str]) -> dict[str, Engine]:
     data = canonical_json(snapshot)
-    return {
+    engines = {
         "from_snapshot": Engine.from_snapshot(snapshot, killed=killed),
         # The client's path: a parsed copy compiled and consumed, kills applied after.
         "from_parsed": Engine.from_parsed(json.loads(data), consume=True).with_killed(killed),
     }
+    if snapshot["flags"]:
+        # The path of a client following a sync through the incremental index.
+        engines["updated"] = _updated(snapshot, killed, segments=False)
+        engines["updated_segments"] = _updated(snapshot, killed, segments=True)
+        for label in ("updated", "updated_segments"):
+            assert engines[label].snapshot_bytes == data, label
+            assert engines[label].index_digest == engines["from_snapshot"].index_digest, label
+    return engines
 
 
 # --- the tests ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ which compiles only the flags that changed and checks every prerequisite again.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,10 +23,17 @@ from flagsync.engine._compiled import (
 )
 from flagsync.engine._exact import shown
 from flagsync.engine._parts import SnapshotParts
-from flagsync.snapshot import BUCKETING_VERSION, SNAPSHOT_FORMAT, part_digest, part_json
+from flagsync.snapshot import (
+    BUCKETING_VERSION,
+    SNAPSHOT_FORMAT,
+    index_digest_of,
+    index_term,
+    part_digest,
+    part_json,
+)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # not slots: updates keep a weak reference to their parent
 class CompiledSnapshot:
     """A snapshot compiled: what an :class:`~flagsync.engine.Engine` holds.
 
@@ -40,6 +48,15 @@ class CompiledSnapshot:
     segments: dict[str, SegmentFn]
     segments_digest: bytes
     parts: SnapshotParts
+    requiring: frozenset[str]  # the flags with ``requires``
+    index_total: int  # sum of the flags' index terms (flagsync.snapshot.index_digest)
+    # What an update changed from its parent (the flags whose definition differs),
+    # so change detection needs no comparison of every digest; None: no such record.
+    changed_from: tuple[weakref.ref[CompiledSnapshot], frozenset[str]] | None = None
+
+    @property
+    def index_digest(self) -> str:
+        return index_digest_of(self.index_total, self.segments_digest)
 
 
 def _check_header(root: Mapping[str, Any]) -> None:
@@ -57,9 +74,10 @@ def _compile_segments(raw: object) -> dict[str, SegmentFn]:
     }
 
 
-def _check_requires(flags: Mapping[str, CompiledFlag], which: Iterable[CompiledFlag]) -> None:
+def _check_requires(flags: Mapping[str, CompiledFlag], which: Iterable[str]) -> None:
     """Every prerequisite of the flags ``which`` names a flag of ``flags`` and its variant."""
-    for flag in which:
+    for key in sorted(which):  # sorted: the first error named is the same every time
+        flag = flags[key]
         for i, (prerequisite, variant) in enumerate(flag.requires):
             where = f"flags.{flag.key}.requires[{i}]"
             target = flags.get(prerequisite)
@@ -97,11 +115,18 @@ def compile_snapshot(snapshot: object, *, consume: bool = False) -> CompiledSnap
         if consumable is not None:
             del consumable[key]
         del raw
-    _check_requires(flags, flags.values())
+    requiring = frozenset(key for key, flag in flags.items() if flag.requires)
+    _check_requires(flags, requiring)
     header = {name: part_json(value) for name, value in root.items() if name != "flags"}
     segments_text = part_json(root.get("segments"))
     return CompiledSnapshot(
-        flags, digests, segments, part_digest(segments_text), SnapshotParts.build(header, texts)
+        flags,
+        digests,
+        segments,
+        part_digest(segments_text),
+        SnapshotParts.build(header, texts),
+        requiring,
+        sum(index_term(key, digest) for key, digest in digests.items()),
     )
 
 
@@ -134,19 +159,37 @@ def update_compiled(
             raise ValueError(f"flags testing segments not recompiled: {sorted(stale)[:5]}")
     flags = dict(previous.flags)
     digests = dict(previous.digests)
+    requiring = set(previous.requiring)
+    total = previous.index_total
     texts: dict[str, bytes | None] = {}
     for key, raw in changes.items():
         _str(key, "flags")
+        old = digests.pop(key, None)
+        if old is not None:
+            total -= index_term(key, old)
+        requiring.discard(key)
         if raw is None:
             flags.pop(key, None)
-            digests.pop(key, None)
             texts[key] = None
             continue
-        flags[key] = _FlagCompiler(key, _mapping(raw, f"flags.{key}"), compiled_segments).compile()
+        flag = _FlagCompiler(key, _mapping(raw, f"flags.{key}"), compiled_segments).compile()
+        flags[key] = flag
         text = part_json(raw)
-        digests[key] = part_digest(text)
+        digests[key] = digest = part_digest(text)
+        total += index_term(key, digest)
         texts[key] = text
-    _check_requires(flags, flags.values())
+        if flag.requires:
+            requiring.add(key)
+    # Every prerequisite again: a removed or changed flag may be the target of one.
+    _check_requires(flags, requiring)
+    changed = frozenset(k for k in changes if previous.digests.get(k) != digests.get(k))
     return CompiledSnapshot(
-        flags, digests, compiled_segments, segments_digest, previous.parts.replaced(texts, header)
+        flags,
+        digests,
+        compiled_segments,
+        segments_digest,
+        previous.parts.replaced(texts, header),
+        frozenset(requiring),
+        total,
+        (weakref.ref(previous), changed) if segments is None else None,
     )

@@ -13,10 +13,9 @@ from flagsync.engine._build import CompiledSnapshot, compile_snapshot, update_co
 from flagsync.engine._codegen import FlagFn
 from flagsync.engine._exact import exact_text, shown
 from flagsync.engine._operators import Context
-from flagsync.engine._prerequisites import build_table
+from flagsync.engine._prerequisites import build_table, update_table
 from flagsync.engine._resolution import Resolution
 from flagsync.errors import ErrorCode, InvalidContextError
-from flagsync.snapshot import index_digest
 
 log = logging.getLogger("flagsync")
 
@@ -135,17 +134,21 @@ class Engine:
         source: Mapping[str, Any] | None,
         compiled: CompiledSnapshot,
         killed: frozenset[str],
+        table: Mapping[str, FlagFn] | None = None,
     ) -> None:
         """Internal: use :meth:`from_snapshot`.
 
         ``source`` is the snapshot dict (:meth:`from_snapshot`), or ``None`` when
-        only its compressed parts are kept (:meth:`from_parsed`, :meth:`updated`).
+        only its compressed parts are kept (:meth:`from_parsed`, :meth:`updated`);
+        ``table`` the table for ``killed`` when the caller built it.
         """
         self._source = source
         self._compiled = compiled
         self._flags = compiled.flags
         self._killed = killed
-        self._table: Mapping[str, FlagFn] = build_table(self._flags, killed)
+        self._table: Mapping[str, FlagFn] = (
+            build_table(self._flags, killed) if table is None else table
+        )
         self._flag_keys = frozenset(self._flags)
 
     @classmethod
@@ -193,7 +196,11 @@ class Engine:
         prerequisite that no longer resolves; this engine is left as it was.
         """
         compiled = update_compiled(self._compiled, changes, segments)
-        return Engine(None, compiled, self._killed if killed is None else frozenset(killed))
+        kills = self._killed if killed is None else frozenset(killed)
+        if kills != self._killed or segments is not None:
+            return Engine(None, compiled, kills)
+        table = update_table(self._table, compiled.flags, kills, changes, compiled.requiring)
+        return Engine(None, compiled, kills, table)
 
     def with_killed(self, killed: Iterable[str]) -> Engine:
         """A copy whose killed set is exactly ``killed`` (it replaces the current set).
@@ -299,6 +306,9 @@ class Engine:
         flag, so it reports every flag of this engine. Kill status is not a
         definition: compare :attr:`killed` for that.
         """
+        record = self._compiled.changed_from
+        if record is not None and record[0]() is previous._compiled:
+            return record[1]  # an update of ``previous``: what it changed was recorded
         old, new = previous._compiled.digests, self._compiled.digests
         if previous._compiled.segments_digest != self._compiled.segments_digest:
             return frozenset(new.keys() | {k for k in old if k not in new})
@@ -312,7 +322,7 @@ class Engine:
     def index_digest(self) -> str:
         """The digest of every definition (``flagsync.snapshot.index_digest``): equal to
         the meta hash's ``index_digest`` exactly when this engine holds what Redis does."""
-        return index_digest(self._compiled.digests, self._compiled.segments_digest)
+        return self._compiled.index_digest
 
     @property
     def flag_keys(self) -> frozenset[str]:

@@ -191,3 +191,32 @@ def build_table(flags: Mapping[str, CompiledFlag], killed: frozenset[str]) -> di
         else:
             table[key] = flag.evaluate
     return table
+
+
+def update_table(
+    table: Mapping[str, FlagFn],
+    flags: Mapping[str, CompiledFlag],
+    killed: frozenset[str],
+    changed: Iterable[str],
+    requiring: Iterable[str],
+) -> dict[str, FlagFn]:
+    """``build_table(flags, killed)``, given the table of the same kills before the
+    flags ``changed`` changed: only their entries and those of the flags with
+    ``requires`` (whose folding may depend on any flag) are made again."""
+    new = dict(table)
+    folding = _Folding(flags, killed)
+    for key in changed:
+        flag = flags.get(key)
+        if flag is None:
+            new.pop(key, None)
+        elif not flag.enabled or key in killed:
+            new[key] = constant_function(flag.disabled)
+        elif not flag.requires:
+            new[key] = flag.evaluate
+    for key in requiring:
+        flag = flags[key]
+        if flag.enabled and key not in killed:
+            new[key] = folding.entry(flag)
+        elif key not in new or key in changed:
+            new[key] = constant_function(flag.disabled)
+    return new
