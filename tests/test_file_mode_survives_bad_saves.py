@@ -287,3 +287,26 @@ def test_a_swapped_symlink_to_the_directory_is_followed_and_watched(tmp_path: Pa
         write_flags(releases / "v2", _limit_flags(300))  # an edit in the new tree
         wait_until(lambda: client.get_value("limit", default=0) == 300, timeout=WAIT)
         assert client.state is ClientState.READY
+
+
+def test_an_in_place_save_stalled_between_truncate_and_write_is_not_read_half_written(
+    client: FlagClient, flags: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A writer descheduled after truncating (a busy machine, a slow network disk)
+    leaves the file empty for longer than any quiet period: the reload waits for
+    the file to be closed (inotify reports it) instead of serving or logging an
+    empty tree."""
+    path = flags / "flags.yaml"
+    new_text = path.read_text("utf-8").replace("100", "250")
+    with caplog.at_level(logging.DEBUG, logger="flagsync"):
+        with path.open("r+", encoding="utf-8") as writer:
+            writer.truncate(0)
+            writer.flush()
+            # The quiet period has passed with the file still open: the watcher waits.
+            wait_until(lambda: "to be closed" in caplog.text, timeout=WAIT)
+            assert client.state is ClientState.READY
+            assert client.last_error is None
+            writer.write(new_text)
+        wait_until(lambda: client.get_value("limit", default=0) == 250, timeout=WAIT)
+    assert client.state is ClientState.READY
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]

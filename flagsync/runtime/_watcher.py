@@ -4,7 +4,9 @@ Editors save in bursts (write a temp file, rename it over the original,
 touch a backup), and ``git checkout`` rewrites many files at once, so events
 only arm a timer; the reload runs once the tree has been quiet for
 ``debounce`` seconds (longer after an in-place write that has not been
-closed yet, so a half-written file is not loaded). The parent directory is
+closed yet, so a half-written file is not loaded; where inotify reports
+closes, a file opened and written is waited for until it is closed, up to
+``_OPEN_WRITER_CAP``). The parent directory is
 watched too, so replacing the whole directory (a symlink swap, as deploy
 tools do) is seen as well.
 """
@@ -29,15 +31,26 @@ log = _text.logger("flagsync")
 
 _RELEVANT_SUFFIXES = (".yaml", ".yml")
 _WRITE_SETTLE = 1.0  # quiet time after an in-place write when no close event follows
+# Longest a reload waits for files still open for writing (where closes are reported):
+# a writer stalled between truncating and writing must not be read half-way, but a
+# file held open for good must not stop reloads either.
+_OPEN_WRITER_CAP = 10.0
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, root: str, poke: Callable[[float, bool], None], debounce: float) -> None:
+    def __init__(
+        self,
+        root: str,
+        poke: Callable[[float, bool], None],
+        debounce: float,
+        note: Callable[[str, str], None],
+    ) -> None:
         # The path given, and the directory it resolved to when last watched:
         # the tree's events name the latter when the root is a symlink.
         self._roots: tuple[str, ...] = (root,)
         self._prefixes: tuple[str, ...] = (root.rstrip(os.sep) + os.sep,)
         self._poke = poke
+        self._note = note
         self._debounce = debounce
         # A file being written in place is truncated first: reloading then would
         # read a half-written (possibly empty, hence "valid") file. Where the OS
@@ -46,11 +59,13 @@ class _Handler(FileSystemEventHandler):
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         kind = event.event_type
-        if kind in ("opened", "closed_no_write"):
-            return  # reads (our own reload included) change nothing
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             path = os.fsdecode(raw) if raw else ""
             if path and self._relevant(path, event.is_directory):
+                if not event.is_directory:
+                    self._note(kind, path)
+                if kind in ("opened", "closed_no_write"):
+                    return  # reads (our own reload included) change nothing
                 in_progress = kind in ("modified", "created") and not event.is_directory
                 # The directory itself deleted, recreated or swapped: watch it anew.
                 root_event = path in self._roots and kind in ("created", "deleted", "moved")
@@ -93,11 +108,17 @@ class FileWatcher:
         # Counts changes seen; ``_reading`` is the count when on_change last began.
         self._changes = 0
         self._reading = 0
+        # Files written since their last close, when the backend reports closes
+        # (inotify): a reload waits for them, up to _OPEN_WRITER_CAP.
+        self._tracks_closes = False
+        self._open: set[str] = set()
+        self._writing: set[str] = set()
 
     def start(self) -> None:
-        handler = self._handler = _Handler(str(self._root), self._poke, self._debounce)
+        handler = self._handler = _Handler(str(self._root), self._poke, self._debounce, self._note)
         observer = Observer()
         observer.name = "flagsync-watch"
+        self._tracks_closes = type(observer).__module__.endswith(".inotify")
         observer.daemon = True
         self._observer = observer
         self._watch_root()
@@ -201,15 +222,48 @@ class FileWatcher:
             self._root_stale = self._root_stale or root_event
             self._cond.notify_all()
 
+    def _note(self, kind: str, path: str) -> None:
+        """Track which files are open and have been written since (inotify only).
+
+        Only an open file counts as being written: a ``chmod``, ``touch`` or
+        ``mkfifo`` is reported as a change too, but no close would ever follow.
+        """
+        if not self._tracks_closes:
+            return
+        with self._cond:
+            if kind == "opened":
+                self._open.add(path)
+            elif kind == "modified" and path in self._open:
+                self._writing.add(path)
+            elif kind in ("closed", "closed_no_write", "deleted", "moved"):
+                self._open.discard(path)
+                self._writing.discard(path)
+
+    def _waiting(self) -> float | None:
+        """Seconds to wait before the next reload (0: now); ``None``: until poked.
+        Called with ``_cond`` held."""
+        if self._due is None:
+            return None
+        now = time.monotonic()
+        if self._due > now:
+            return self._due - now
+        if self._writing and now < self._due + _OPEN_WRITER_CAP:
+            return self._due + _OPEN_WRITER_CAP - now  # a close pokes us before that
+        return 0.0
+
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._stopped and (self._due is None or self._due > time.monotonic()):
-                    wait = None if self._due is None else self._due - time.monotonic()
+                logged = False
+                while not self._stopped and (wait := self._waiting()) != 0.0:
+                    if self._writing and not logged and (self._due or 0) <= time.monotonic():
+                        logged = True
+                        log.debug("flagsync: waiting for %s to be closed", sorted(self._writing))
                     self._cond.wait(wait)
                 if self._stopped:
                     return
                 self._due = None
+                self._writing.clear()  # past the cap: whatever is still open is read as is
                 self._reading = self._changes
                 if self._root_stale:
                     self._root_stale = False
