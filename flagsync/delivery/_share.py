@@ -4,8 +4,10 @@ Exact when ``bucket_by`` and ``salt`` are unchanged: a user keeps the bucket,
 so only the ranges whose variant differs move. When either changes, buckets
 are reshuffled, and the share is the expectation under independence,
 ``1 - Σ p_old(v)·p_new(v)``, marked as an estimate.
-(`tests/test_plan_share_matches_engine.py` checks the exact case against the
-engine over every bucket.)
+The ranges are ``flagsync.snapshot.variant_ranges``, the function the engine
+compiles its rollouts from, so the two cannot drift apart
+(`tests/test_plan_share_matches_engine.py` also checks the exact case against
+the engine over every bucket).
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ from flagsync.engine._operators import Condition, condition
 from flagsync.engine._resolution import Resolution
 from flagsync.engine._timestamps import parse_timestamp
 from flagsync.errors import SnapshotError
-from flagsync.snapshot import BUCKET_SPACE
+from flagsync.snapshot import BUCKET_SPACE, variant_ranges
 
 FLAG_TYPES = frozenset({"boolean", "string", "integer", "float", "json"})
 DEFAULT_BUCKET_BY = "user_id"
@@ -249,9 +249,7 @@ class _FlagCompiler:
         spec = _mapping(raw, where)
         attribute = _str(spec.get("bucket_by", DEFAULT_BUCKET_BY), f"{where}.bucket_by")
         salt = _str(spec.get("salt", self.key), f"{where}.salt")
-        thresholds: list[int] = []
-        results: list[Resolution] = []
-        total = 0
+        pairs: list[Any] = []
         for i, raw_pair in enumerate(_list(spec.get("variants"), f"{where}.variants")):
             here = f"{where}.variants[{i}]"
             pair = _list(raw_pair, here)
@@ -261,12 +259,18 @@ class _FlagCompiler:
             weight = pair[1]
             if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
                 raise _fail(here, f"weight must be a non-negative integer, got {shown(weight)}")
-            total += weight
-            if weight:  # a zero-weight variant owns no bucket: it is never served
-                thresholds.append(hash_threshold(min(total, BUCKET_SPACE)))
-                results.append(self.resolution(name, Reason.SPLIT, rule))
+            pairs.append([name, weight])
+        total = sum(weight for _, weight in pairs)
         if total != BUCKET_SPACE:
             raise _fail(f"{where}.variants", f"weights sum to {total}, expected {BUCKET_SPACE}")
+        # The bucket ranges of the contract (what `plan` computes its shares from too),
+        # each as the least hash beyond it; a zero-weight variant owns no bucket.
+        thresholds: list[int] = []
+        results: list[Resolution] = []
+        for low, high, name in variant_ranges({"variants": pairs, "bucket_by": "", "salt": ""}):
+            if high > low:
+                thresholds.append(hash_threshold(high))
+                results.append(self.resolution(name, Reason.SPLIT, rule))
         # Plain str copies: they are hashed and concatenated on every call. The
         # default salt is the key's own object, which the table lookup has just read.
         attribute = str.__str__(attribute)
