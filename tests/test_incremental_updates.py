@@ -325,7 +325,7 @@ def test_following_any_sequence_of_syncs_gives_what_a_full_read_gives(
     admin = redis_server.client()
     try:
         admin.flushall()
-        snap = _snapshot(3)
+        snap = _snapshot(12)  # big enough that a step's changes are followed, not re-read
         publish(admin, snap, "r0")
         loaded = _sources.from_redis(admin, ENV, "redis://test", None)
         for number, step in enumerate(steps, 1):
@@ -351,3 +351,18 @@ def test_following_any_sequence_of_syncs_gives_what_a_full_read_gives(
             assert loaded.index_version == fresh.index_version is not None
     finally:
         admin.close()
+
+
+def test_the_deltas_stay_bounded_and_damage_in_them_never_breaks_a_sync(
+    admin: redis.Redis,
+) -> None:
+    snap = _snapshot(5)
+    publish(admin, snap, "r0")
+    admin.hset(K.deltas, mapping={"not-a-version": "x", "-": "{}"})
+    for round_ in range(1, store.DELTAS_KEPT + 6):
+        snap = _change(snap, "f00001", f"r{round_}")
+        publish(admin, snap, f"r{round_}")
+    held = admin.hkeys(K.deltas)
+    assert len(held) == store.DELTAS_KEPT
+    assert all(field.isdigit() for field in held)  # the damaged fields went first
+    assert store.inspect(admin, ENV).damage == ()

@@ -69,6 +69,7 @@ from flagsync.store._index import (
 )
 from flagsync.store._layout import (
     AUDIT_MAXLEN,
+    DELTAS_KEPT,
     MAX_VERSION,
     META_FIELDS,
     Keys,
@@ -130,6 +131,7 @@ from flagsync.store._writes import (
 
 __all__ = [
     "AUDIT_MAXLEN",
+    "DELTAS_KEPT",
     "MAX_VERSION",
     "META_FIELDS",
     "AuditEntry",

@@ -145,8 +145,9 @@ if delta ~= '' then
   redis.call('HSET', KEYS[7], ARGV[4], delta)
   local held = redis.call('HKEYS', KEYS[7])
   if #held > keep then
-    -- Versions are decimal text below 2^53, exact as Lua numbers.
-    table.sort(held, function(a, b) return tonumber(a) < tonumber(b) end)
+    -- Versions are decimal text below 2^53, exact as Lua numbers; a field that is no
+    -- number (damage) sorts first and goes first, and never raises mid-write.
+    table.sort(held, function(a, b) return (tonumber(a) or -1) < (tonumber(b) or -1) end)
     for i = 1, #held - keep do redis.call('HDEL', KEYS[7], held[i]) end
   end
 end
