@@ -99,6 +99,15 @@ class Head:
     snapshot_size: int
 
 
+def _checked(results: list[Any]) -> list[Any]:
+    """A transaction's results, or ``ValueError`` for a key of the wrong type (the
+    full read reports which) and the Redis error of any other failed command."""
+    if any(_wrong_type(result) for result in results):
+        raise ValueError("a flagsync key holds the wrong type")
+    _raise_other_errors(results)
+    return results
+
+
 @mapped_errors
 def read_head(client: RedisClient, env: str) -> Head | None:
     """Meta and overrides in one MULTI/EXEC; ``None`` when there is no meta hash.
@@ -113,11 +122,7 @@ def read_head(client: RedisClient, env: str) -> Head | None:
         pipe.hgetall(k.overrides)
         pipe.strlen(k.snapshot)
 
-    results = _read_all(client, queue)
-    if any(_wrong_type(result) for result in results):
-        raise ValueError("a flagsync key holds the wrong type")
-    _raise_other_errors(results)
-    raw_meta, raw_overrides, size = results
+    raw_meta, raw_overrides, size = _checked(_read_all(client, queue))
     if not raw_meta:
         return None
     overrides, corrupt = decode_overrides(raw_overrides)
@@ -167,10 +172,7 @@ def read_members(
         if members:
             pipe.hmget(k.flags, members)
 
-    results = _read_all(client, queue)
-    if any(_wrong_type(result) for result in results):
-        raise ValueError("a flagsync key holds the wrong type")
-    _raise_other_errors(results)
+    results = _checked(_read_all(client, queue))
     raw_meta, size = results[0], int(results[1])
     values = cast("list[bytes | None]", results[2]) if members else []
     return (Meta.from_hash(raw_meta) if raw_meta else None), size, values
