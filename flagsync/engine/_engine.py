@@ -9,10 +9,16 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flagsync.details import Reason
-from flagsync.engine._build import CompiledSnapshot, compile_snapshot, update_compiled
+from flagsync.engine._build import (
+    CompiledSnapshot,
+    SnapshotBuilder,
+    compile_snapshot,
+    update_compiled,
+)
 from flagsync.engine._codegen import FlagFn
 from flagsync.engine._exact import exact_text, shown
 from flagsync.engine._operators import Context
+from flagsync.engine._parts import SnapshotParts
 from flagsync.engine._prerequisites import build_table, update_table
 from flagsync.engine._resolution import Resolution
 from flagsync.errors import ErrorCode, InvalidContextError
@@ -178,6 +184,33 @@ class Engine:
         (see ``compile_snapshot``); pass it only for a dict nobody else uses.
         """
         return cls(None, compile_snapshot(snapshot, consume=consume), frozenset(killed))
+
+    @classmethod
+    def from_parts(
+        cls,
+        root: Mapping[str, Any],
+        flags: Iterable[tuple[str, Mapping[str, Any], bytes]],
+        *,
+        killed: Iterable[str] = (),
+    ) -> Engine:
+        """Compile a snapshot given as its top-level values but ``flags`` (``root``)
+        and its flags one at a time: ``(key, definition, canonical JSON)``.
+
+        How a client loads Redis's incremental index: each flag is parsed,
+        compiled and dropped in turn, so only one parsed definition is alive at
+        a time (a whole parsed snapshot costs about five times its JSON). The
+        flags must come in :meth:`load_order` (their JSON is then compressed
+        group by group as it arrives).
+        """
+        builder = SnapshotBuilder(root, grouped=True)
+        for key, raw, text in flags:
+            builder.add(key, raw, text)
+        return cls(None, builder.finish(), frozenset(killed))
+
+    @staticmethod
+    def load_order(keys: Iterable[str]) -> list[str]:
+        """The order in which :meth:`from_parts` takes the flags ``keys``."""
+        return SnapshotParts.in_group_order(keys)
 
     def updated(
         self,

@@ -63,13 +63,16 @@ class SnapshotParts:
     def build(
         cls, header: Mapping[str, bytes], flags: Iterable[tuple[str, bytes]]
     ) -> SnapshotParts:
-        grouped: list[dict[str, bytes]] = [{} for _ in range(_GROUPS)]
-        count = weight = 0
+        builder = PartsBuilder(header)
         for key, data in flags:
-            grouped[_group(key)][key] = data
-            count += 1
-            weight += _item_size(key, data)
-        return cls(header, tuple(_pack(g) if g else _EMPTY for g in grouped), count, weight)
+            builder.add(key, data)
+        return builder.finish()
+
+    @staticmethod
+    def in_group_order(keys: Iterable[str]) -> list[str]:
+        """``keys`` ordered so that a :class:`PartsBuilder` with ``grouped=True``
+        compresses each group as soon as it is complete."""
+        return sorted(keys, key=_group)
 
     @property
     def header(self) -> dict[str, bytes]:
@@ -122,6 +125,44 @@ class SnapshotParts:
         return b"{" + b",".join(_key(key) + b":" + items[key] for key in sorted(items)) + b"}"
 
 
+class PartsBuilder:
+    """Collects flags' JSON into a :class:`SnapshotParts`.
+
+    With ``grouped``, the flags come in :meth:`SnapshotParts.in_group_order`, and
+    each group is compressed (its uncompressed JSON freed) as soon as the next
+    begins: a client loading 10,000 flags never holds all of their JSON at once.
+    """
+
+    def __init__(self, header: Mapping[str, bytes], *, grouped: bool = False) -> None:
+        self._header = header
+        self._grouped = grouped
+        self._pending: list[dict[str, bytes]] = [{} for _ in range(_GROUPS)]
+        self._packed: list[bytes] = [_EMPTY] * _GROUPS
+        self._last = -1
+        self._count = self._weight = 0
+
+    def add(self, key: str, data: bytes) -> None:
+        group = _group(key)
+        if self._grouped and group != self._last:
+            if group < self._last:
+                raise ValueError("flags out of group order")
+            self._seal(self._last)
+            self._last = group
+        self._pending[group][key] = data
+        self._count += 1
+        self._weight += _item_size(key, data)
+
+    def finish(self) -> SnapshotParts:
+        for group in range(_GROUPS):
+            self._seal(group)
+        return SnapshotParts(self._header, tuple(self._packed), self._count, self._weight)
+
+    def _seal(self, group: int) -> None:
+        if group >= 0 and self._pending[group]:
+            self._packed[group] = _pack(self._pending[group])
+            self._pending[group] = {}
+
+
 def _item_size(key: str, data: bytes) -> int:
     return len(_key(key)) + 1 + len(data)
 
@@ -130,4 +171,4 @@ def _key(key: str) -> bytes:
     return json.dumps(key, ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
-__all__ = ["SnapshotParts"]
+__all__ = ["PartsBuilder", "SnapshotParts"]

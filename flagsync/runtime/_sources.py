@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,60 @@ def from_redis(client: RedisClient, env: str, url: str, previous: Loaded | None)
                 followed = None
             if followed is not None:
                 return followed
+        try:
+            through_index = _read_index(client, env)
+        except (SnapshotError, ValueError, RedisRefusedError) as exc:
+            log.debug("flagsync: reading the snapshot key instead of the index (%s)", exc)
+            through_index = None
+        if through_index is not None:
+            return through_index
         return _read_whole(client, env)
+
+
+# Flags parsed, then schema-checked together, per step of a whole read through the index.
+_FLAGS_PER_STEP = 250
+
+
+def _read_index(client: RedisClient, env: str) -> Loaded | None:
+    """The whole state read through the incremental index: each flag parsed, checked
+    and compiled in turn, never the whole snapshot parsed at once. ``None`` when the
+    index cannot be used (absent, stale, not adding up): the snapshot key is read."""
+    found = store.read_index(client, env)
+    if found is None:
+        return None
+    head, members = found
+    meta = head.meta
+    if not meta.index_current or meta.index_version is None:
+        return None
+    _check_versions(meta.format, meta.bucketing, "meta hash in Redis")
+    raw_segments = members.pop(SEGMENTS_MEMBER, None)
+    if raw_segments is None:
+        return None
+    memo: dict[str, str] = {}
+    root = {
+        "format": meta.format,
+        "bucketing": meta.bucketing,
+        "env": env,
+        "segments": parse_shared(raw_segments, memo),
+    }
+    validate_snapshot({**root, "flags": {}})
+
+    def flags() -> Iterator[tuple[str, dict[str, Any], bytes]]:
+        keys = Engine.load_order(members)
+        for start in range(0, len(keys), _FLAGS_PER_STEP):
+            step = [(key, members.pop(key)) for key in keys[start : start + _FLAGS_PER_STEP]]
+            parsed = {key: parse_shared(text, memo) for key, text in step}
+            validate_snapshot({**root, "segments": {}, "flags": parsed})
+            for key, text in step:
+                yield key, parsed.pop(key), text
+
+    with gc_paused():
+        engine = Engine.from_parts(root, flags(), killed=killed_flags(head.overrides))
+    # What the meta hash describes, exactly: else the snapshot key is read and checked.
+    if engine.index_digest != meta.index_digest or engine.snapshot_size != head.snapshot_size:
+        return None
+    _warn_corrupt(head.corrupt_overrides)
+    return _loaded(engine, meta, head.overrides, meta.index_version)
 
 
 _refusals_logged: set[str] = set()
@@ -247,10 +300,12 @@ def _parse_verified(data: bytes, expected_checksum: str) -> dict[str, Any]:
     return parse_shared(data)
 
 
-def parse_shared(data: bytes) -> dict[str, Any]:
-    """``json.loads`` with one object per distinct short string; SnapshotError if not JSON."""
-    memo: dict[str, str] = {}
-    share = memo.setdefault
+def parse_shared(data: bytes, memo: dict[str, str] | None = None) -> dict[str, Any]:
+    """``json.loads`` with one object per distinct short string; SnapshotError if not JSON.
+
+    ``memo`` (string → its shared object) may be passed to share across parses.
+    """
+    share = ({} if memo is None else memo).setdefault
 
     def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -65,6 +65,7 @@ from flagsync.store._index import (
     decode_member,
     plan_index,
     read_head,
+    read_index,
     read_members,
 )
 from flagsync.store._layout import (
@@ -171,6 +172,7 @@ __all__ = [
     "purge_expired_overrides",
     "read_audit",
     "read_head",
+    "read_index",
     "read_lock",
     "read_marker",
     "read_members",

@@ -130,6 +130,26 @@ def read_head(client: RedisClient, env: str) -> Head | None:
 
 
 @mapped_errors
+def read_index(client: RedisClient, env: str) -> tuple[Head, dict[str, bytes]] | None:
+    """The head and every index member in one MULTI/EXEC (a whole read through the
+    index); ``None`` when there is no meta hash. Errors as :func:`read_head`."""
+    k = keys(env)
+
+    def queue(pipe: Any) -> None:
+        pipe.hgetall(k.meta)
+        pipe.hgetall(k.overrides)
+        pipe.strlen(k.snapshot)
+        pipe.hgetall(k.flags)
+
+    raw_meta, raw_overrides, size, raw_members = _checked(_read_all(client, queue))
+    if not raw_meta:
+        return None
+    overrides, corrupt = decode_overrides(raw_overrides)
+    members = {_text(name): bytes(value) for name, value in raw_members.items()}
+    return Head(Meta.from_hash(raw_meta), overrides, corrupt, int(size)), members
+
+
+@mapped_errors
 def changed_since(client: RedisClient, env: str, head: int, since: int) -> frozenset[str] | None:
     """The index members changed from index version ``since`` to ``head``, following
     ``:deltas`` back; ``None`` when the chain does not reach ``since`` (trimmed, a
@@ -196,5 +216,6 @@ __all__ = [
     "parts_digest",
     "plan_index",
     "read_head",
+    "read_index",
     "read_members",
 ]
