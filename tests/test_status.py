@@ -185,3 +185,28 @@ def test_status_says_when_it_may_not_read_the_eviction_policy(
     assert "warning:     cannot check maxmemory-policy: INFO" in out
     assert "CONFIG GET" in out
     assert "not permitted for Redis user reader" in out
+
+
+@pytest.mark.redis
+def test_status_says_whether_clients_can_follow_changes_incrementally(
+    redis_url: str, synced: Path, client: redis.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["status", "--redis-url", redis_url, "--flags-dir", str(synced)]
+    capsys.readouterr()
+    assert main(base) == 0
+    assert "index:       current (written at version 1)" in capsys.readouterr().out
+    k = store.keys(ENV)
+    # An older flagsync syncs: its snapshot and meta move, the index does not.
+    client.hset(k.meta, "checksum", "sha256:" + "0" * 64)
+    assert main([*base, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["index"].startswith("not current")
+    client.hset(k.meta, "checksum", client.hget(k.meta, "index_checksum") or b"")
+    client.hset(k.flags, "new_ui", b"{}")  # edited by hand
+    assert main(base) == 0
+    out = capsys.readouterr().out
+    assert "index:       damaged (below)" in out
+    assert f"{k.flags} does not match the index_digest" in out
+    assert main(["sync", "--redis-url", redis_url, "--flags-dir", str(synced)]) == 0
+    capsys.readouterr()
+    assert main(base) == 0
+    assert "index:       current" in capsys.readouterr().out

@@ -30,6 +30,7 @@ class Status:
     lock: str | None = None  # who holds the sync lock, if anyone
     warnings: tuple[str, ...] = ()  # e.g. an eviction policy that can drop flagsync's keys
     drift_error: str | None = None  # why drift is unknown when the files are fine
+    index: str | None = None  # the incremental index, in words (None: nothing synced)
 
     @property
     def drifted_flags(self) -> tuple[str, ...]:
@@ -78,6 +79,17 @@ def collect(
         if seen.lock.holder_gone():
             lock += " — that process is no longer running; `flagsync sync --break-lock` removes it"
     eviction = store.eviction_check(client, seen)
+    index = None
+    if seen.meta is not None:
+        if seen.index is not None:
+            index = f"current (written at version {seen.index_version}): clients read only changes"
+        elif seen.damaged(store.keys(env).flags):
+            index = "damaged (below): clients read every change whole until the next sync"
+        else:
+            index = (
+                "not current (none yet, or an older flagsync synced since): clients read "
+                "every change whole until the next sync writes it"
+            )
     warnings = tuple(w for w in (eviction.warning, eviction.unknown) if w)
     return Status(
         env,
@@ -89,6 +101,7 @@ def collect(
         lock,
         warnings,
         drift_error,
+        index,
     )
 
 
@@ -110,6 +123,8 @@ def render_text(status: Status) -> str:
             f"flags:       {meta.flag_count}",
             f"checksum:    {meta.checksum}",
         ]
+        if status.index is not None:
+            lines.append(f"index:       {status.index}")
     if status.lock is not None:
         lines.append(f"lock:        {status.lock}")
     if status.overrides:
@@ -177,6 +192,7 @@ def as_json(status: Status) -> dict[str, Any]:
         "checksum": meta.checksum if meta else None,
         "redis_user": meta.redis_user if meta else None,
         "dirty": bool(meta.dirty) if meta else None,
+        "index": status.index,
         "lock": status.lock,
         "damage": list(status.damage),
         "warnings": list(status.warnings),
