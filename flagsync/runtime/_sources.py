@@ -76,6 +76,9 @@ def _read_index(client: RedisClient, env: str) -> Loaded | None:
     """The whole state read through the incremental index: each flag parsed, checked
     and compiled in turn, never the whole snapshot parsed at once. ``None`` when the
     index cannot be used (absent, stale, not adding up): the snapshot key is read."""
+    head = store.read_head(client, env)
+    if head is None or not head.meta.index_current:
+        return None  # not worth transferring: an older flagsync left it stale, or none yet
     found = store.read_index(client, env)
     if found is None:
         return None
