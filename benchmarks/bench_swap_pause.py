@@ -10,10 +10,14 @@ writing snapshots does not compete for this process's GIL), and opens one
 boolean flags and 10,000 rotating users, timing every call; a heartbeat thread
 sleeps 1 ms at a time and notes how long each sleep really took.
 
-First ``--before`` seconds with no change (the baseline), then ``--swaps``
-full re-syncs, each rewriting every flag (every description names the
-generation, so every flag's definition differs); the next starts once the
-client serves the previous one. For each phase it prints:
+First ``--before`` seconds with no change (the baseline); then the control:
+``--swaps`` full syncs of another environment, which the client does not
+read (the syncer and redis-server load this 2-core machine as in the next
+phase, but nothing is swapped: what stalls here is the machine, not the
+client); then ``--swaps`` full re-syncs of the client's environment, each
+rewriting every flag (every description names the generation, so every
+flag's definition differs); the next starts once the client serves the
+previous one. For each phase it prints:
 
 * the longest interval in which **no** evaluating thread completed a call
   (the stall a request would feel; issue 12's target is ≤ 10 ms during swaps);
@@ -54,14 +58,15 @@ USERS = 10_000
 THREADS = 4
 COUNTRIES = ("US", "DE", "CA", "FR", "GB", "NL")
 SILENCE_NS = 500_000  # per-thread silences shorter than this are not recorded
-BEFORE, DURING = 0, 1
+BEFORE, CONTROL, DURING = 0, 1, 2
+CONTROL_ENV = "staging"  # synced in the control phase; the client does not read it
 
 
 # --- the syncer process --------------------------------------------------------------------
 
 
 def sync_worker(url: str, flags_dir: str) -> None:
-    """Build the snapshot once; then, per line ``N`` on stdin, sync generation N."""
+    """Build the snapshot once; then, per line ``N ENV`` on stdin, sync generation N to ENV."""
     from flagsync.authoring import pipeline
     from flagsync.delivery import sync
     from flagsync.redisconn import connect
@@ -70,10 +75,12 @@ def sync_worker(url: str, flags_dir: str) -> None:
     descriptions = {key: flag["description"] for key, flag in snapshot["flags"].items()}
     with connect(url) as client:
         for line in sys.stdin:
-            generation = int(line)
+            number, env = line.split()
+            generation = int(number)
             for key, flag in snapshot["flags"].items():
                 flag["description"] = f"{descriptions[key]} (generation {generation})"
-            sync.sync_snapshot(client, ENV, snapshot, sync.Revision(f"gen-{generation}"))
+            snapshot["env"] = env
+            sync.sync_snapshot(client, env, snapshot, sync.Revision(f"gen-{generation}"))
             print(time.time(), flush=True)
 
 
@@ -88,11 +95,11 @@ class Syncer:
             env=env,
         )
 
-    def sync(self, generation: int) -> float:
-        """Sync ``generation``; the wall-clock time at which the sync returned."""
+    def sync(self, generation: int, env: str = ENV) -> float:
+        """Sync ``generation`` to ``env``; the wall-clock time at which the sync returned."""
         assert self.process.stdin is not None
         assert self.process.stdout is not None
-        self.process.stdin.write(f"{generation}\n")
+        self.process.stdin.write(f"{generation} {env}\n")
         self.process.stdin.flush()
         line = self.process.stdout.readline()
         if not line:
@@ -127,7 +134,7 @@ class Evaluator(threading.Thread):
             phase,
             stop,
         )
-        self.durations = (array("q"), array("q"))
+        self.durations = (array("q"), array("q"), array("q"))
         self.silences: list[tuple[int, int]] = []  # (last completion, next completion)
 
     def run(self) -> None:
@@ -243,6 +250,12 @@ def main() -> None:
     parser.add_argument("--flags", type=int, default=10_000)
     parser.add_argument("--swaps", type=int, default=5)
     parser.add_argument("--before", type=float, default=5.0, help="seconds with no swap")
+    parser.add_argument(
+        "--control-gap",
+        type=float,
+        default=1.0,
+        help="seconds from the end of one control sync to the next",
+    )
     parser.add_argument("--sync-worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sync_worker:
@@ -301,6 +314,14 @@ def measure(
     time.sleep(0.5)  # let every thread reach its loop
     before_start = time.perf_counter_ns()
     time.sleep(args.before)
+    # Control: the same syncs to an environment this client does not read, so the
+    # syncer and redis-server load the machine alike but nothing is swapped.
+    phase[0] = CONTROL
+    control_start = time.perf_counter_ns()
+    for generation in range(1, args.swaps + 1):
+        synced_at = syncer.sync(generation, CONTROL_ENV)
+        # As long as a served swap took, so the phases last alike (nothing to wait on).
+        time.sleep(max(0.0, synced_at + args.control_gap - time.time()))
     phase[0] = DURING
     during_start = time.perf_counter_ns()
     delays = []
@@ -318,7 +339,13 @@ def measure(
     silences = [e.silences for e in evaluators]
     lines = []
     for label, start, end, index in (
-        (f"before any swap ({args.before:.0f} s)", before_start, during_start, BEFORE),
+        (f"before any swap ({args.before:.0f} s)", before_start, control_start, BEFORE),
+        (
+            f"control: {args.swaps} full syncs of another environment",
+            control_start,
+            during_start,
+            CONTROL,
+        ),
         (f"during {args.swaps} full re-syncs", during_start, during_end, DURING),
     ):
         lines.append(

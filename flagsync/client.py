@@ -187,14 +187,14 @@ class FlagClient:
     ) -> bool:
         """Whether a boolean flag is on for this user/context; ``default`` on any problem."""
         serving = self._serving
-        if context is None:
-            context = NO_CONTEXT
         if type(context) is dict:
             try:
                 resolution = serving.table[flag](user_id, context, None)  # type: ignore[index]
             except Exception:
                 resolution = serving.engine.resolve(flag, user_id, context)
         else:
+            if context is None:  # off the fast path: a dict context pays no test for it
+                context = NO_CONTEXT
             resolution = serving.engine.resolve(flag, user_id, context)
         value = resolution.value
         if serving.plain:
@@ -229,14 +229,14 @@ class FlagClient:
     ) -> str | None:
         """The variant name served to this user/context, ``None`` on any problem."""
         serving = self._serving
-        if context is None:
-            context = NO_CONTEXT
         if type(context) is dict:
             try:
                 resolution = serving.table[flag](user_id, context, None)  # type: ignore[index]
             except Exception:
                 resolution = serving.engine.resolve(flag, user_id, context)
         else:
+            if context is None:  # off the fast path: a dict context pays no test for it
+                context = NO_CONTEXT
             resolution = serving.engine.resolve(flag, user_id, context)
         if not serving.plain:
             if serving.counting:
@@ -310,14 +310,14 @@ class FlagClient:
         for every caller.
         """
         serving = self._serving
-        if context is None:
-            context = NO_CONTEXT
         if type(context) is dict:
             try:
                 resolution = serving.table[flag](user_id, context, None)  # type: ignore[index]
             except Exception:
                 resolution = serving.engine.resolve(flag, user_id, context)
         else:
+            if context is None:  # off the fast path: a dict context pays no test for it
+                context = NO_CONTEXT
             resolution = serving.engine.resolve(flag, user_id, context)
         if serving.counting:
             counter = resolution.counter

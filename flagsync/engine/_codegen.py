@@ -254,6 +254,23 @@ class _Writer:
         if test.exists:
             read, _ = self.read(test.attribute, known)
             return f"({read} is {'' if test.negated else 'not '}None)"
+        if test.members is not None and len(test.members) == 1:
+            # One member: a str comparison (lengths first, in C) needs neither the
+            # length bound nor a hash of the value, which a set lookup computes. Its
+            # str-ness is read from the local if a test before kept it; a test after
+            # it that needs the locals makes it take the set form, which keeps them.
+            (member,) = test.members
+            compare = f"{'!=' if test.negated else '=='} {self.const(member)}"
+            if ("text", test.attribute) in known:
+                is_str, _, name = self.text(test.attribute, known)
+                return f"(({name} {compare}) if {is_str} else {self.const(test.test)}({name}))"
+            if self.text_uses.get(test.attribute, 1) <= 1:
+                self.text_uses[test.attribute] = 0
+                read, name = self.read(test.attribute, known)
+                return (
+                    f"(({name} {compare}) if type({read}) is str"
+                    f" else {self.const(test.test)}({name}))"
+                )
         if test.members is not None:
             is_str, length, name = self.text(test.attribute, known)
             members, max_len = self.const(test.members), self.bound(test.max_len)
