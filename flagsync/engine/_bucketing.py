@@ -9,15 +9,19 @@ tests/vectors/bucketing.json for published vectors.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from typing import TypeVar
+
 import mmh3
 
-from flagsync.engine._exact import exact_scalar
+from flagsync.engine._exact import exact_scalar, exact_text
 from flagsync.engine._limits import MAX_ATTRIBUTE_CHARS
 
 # The contract's numbers have one home; the engine evaluates exactly these.
 from flagsync.snapshot import BUCKET_SPACE
 
 _hash = mmh3.hash
+T = TypeVar("T")
 
 
 def bucket(salt: str, value: str) -> int:
@@ -79,3 +83,46 @@ def bucket_value(value: object) -> str | None:
         return None
     scalar = exact_scalar(value)  # a StrEnum or IntEnum member, say, by value
     return None if scalar is None or type(scalar) is float else bucket_value(scalar)
+
+
+def rollout_pick(
+    salt: str, thresholds: tuple[int, ...], results: tuple[T, ...], value: object
+) -> T | None:
+    """``results[i]`` for the hash range ``value`` falls in under ``salt``; ``None``
+    when it cannot be bucketed (``thresholds`` as :func:`hash_threshold` gives them).
+
+    The whole rollout for any value; generated code inlines the common case (an
+    ASCII ``str`` within the limit) and calls this for every other. One function
+    for every rollout rather than a closure each: 10,000 rollouts would hold
+    10,000 closures (about 2 MB) for a path rarely taken.
+    """
+    # Strings past the length limit go through bucket_value, which refuses them.
+    if type(value) is not str or len(value) > MAX_ATTRIBUTE_CHARS:
+        value = bucket_value(value)
+        if value is None:
+            return None
+    try:
+        h = _hash((salt + value).encode(), 0, False)
+    except UnicodeEncodeError:  # lone surrogates: not UTF-8, cannot be bucketed
+        return None
+    # Index of the first threshold greater than the hash: the first cumulative
+    # bound greater than the bucket (see hash_threshold).
+    return results[bisect_right(thresholds, h)]
+
+
+def user_key(value: object) -> str | None:
+    """How a user id is compared with ``users`` lists: its bucketing string, but
+    any string (of any length) as itself; ``None`` if it cannot be an id."""
+    text = exact_text(value)
+    return bucket_value(value) if text is None else text
+
+
+def listed_user(ids: frozenset[str], max_len: int, user_id: object) -> bool:
+    """Whether ``user_id`` is one of ``ids`` (compared by :func:`user_key`, so user
+    id 42 and "42" are one user); an id longer than every listed one is not hashed.
+
+    Generated code tests an exact ``str`` inline and calls this for any other
+    value: one function for every list, not a closure each.
+    """
+    key = user_key(user_id)
+    return key is not None and len(key) <= max_len and key in ids

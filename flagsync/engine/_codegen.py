@@ -50,6 +50,7 @@ from typing import Any, TypeVar
 
 import mmh3
 
+from flagsync.engine._bucketing import listed_user, rollout_pick
 from flagsync.engine._limits import MAX_ATTRIBUTE_CHARS
 from flagsync.engine._operators import Condition
 from flagsync.engine._resolution import Resolution
@@ -78,7 +79,11 @@ class Users:
 
     ids: frozenset[str]
     max_len: int
-    other: Callable[[object], bool]  # the same test for a user_id that is not an exact str
+
+    def other(self, user_id: object) -> bool:
+        """The same test for any ``user_id``, as generated code calls it for one that
+        is not an exact ``str`` (``_listed(ids, max_len, user_id)``)."""
+        return listed_user(self.ids, self.max_len, user_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,14 +108,17 @@ class Rollout:
     """Bucket ``attribute`` under ``salt``: ``results[bisect_right(thresholds, hash)]``.
 
     ``thresholds`` are in hash space (strictly increasing, the last one 2**32);
-    ``other(value)`` is the whole rollout for any value (``None``: cannot bucket).
+    ``other(value)`` is the whole rollout for any value (``None``: cannot bucket),
+    which generated code calls as ``_rollout(salt, thresholds, results, value)``.
     """
 
     attribute: str
     salt: str
     thresholds: tuple[int, ...]
     results: tuple[Resolution, ...]
-    other: Callable[[object], Resolution | None]
+
+    def other(self, value: object) -> Resolution | None:
+        return rollout_pick(self.salt, self.thresholds, self.results, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +148,8 @@ _GLOBALS: dict[str, Any] = {
     "__builtins__": builtins,
     "_hash": mmh3.hash,
     "_bisect": bisect_right,
+    "_rollout": rollout_pick,
+    "_listed": listed_user,
     "_time": time.time,
 }
 _CODE: dict[str, tuple[CodeType, str]] = {}  # source → (code object, its file name): per shape
@@ -247,7 +257,7 @@ class _Writer:
             ids, max_len = self.const(test.ids), self.bound(test.max_len)
             return (
                 f"(({length} <= {max_len} and {uid} in {ids})"
-                f" if {is_str} else {self.const(test.other)}({uid}))"
+                f" if {is_str} else _listed({ids}, {max_len}, {uid}))"
             )
         if isinstance(test, Segments):
             return "(" + " or ".join(f"{self.const(s)}(uid, ctx)" for s in test.members) + ")"
@@ -303,15 +313,19 @@ class _Writer:
                 f"{indent}if {is_str} and {length} <= {MAX_ATTRIBUTE_CHARS} and {name}.isascii():"
             )
             out.append(f"{indent}    return {self._pick(serve, name)}")
-            out.append(f"{indent}r = {self.const(serve.other)}({name})")
+            out.append(f"{indent}r = {self._other(serve, name)}")
         else:
             read, _ = self.read(serve.attribute, known)
-            out.append(f"{indent}r = {self.const(serve.other)}({read})")
+            out.append(f"{indent}r = {self._other(serve, read)}")
         if miss is None:
             out.append(f"{indent}if r is not None:")
             out.append(f"{indent}    return r")
         else:
             out.append(f"{indent}return {self.const(miss)} if r is None else r")
+
+    def _other(self, rollout: Rollout, value: str) -> str:
+        salt, thresholds = self.const(rollout.salt), self.const(rollout.thresholds)
+        return f"_rollout({salt}, {thresholds}, {self.const(rollout.results)}, {value})"
 
     def _pick(self, rollout: Rollout, value: str) -> str:
         results = rollout.results

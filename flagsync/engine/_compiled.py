@@ -18,12 +18,10 @@ from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from time import time
-from typing import Any
-
-import mmh3
+from typing import Any, TypeVar, cast
 
 from flagsync.details import Reason
-from flagsync.engine._bucketing import bucket_value, hash_threshold
+from flagsync.engine._bucketing import hash_threshold, user_key
 from flagsync.engine._codegen import (
     Const,
     FlagFn,
@@ -40,7 +38,7 @@ from flagsync.engine._codegen import (
     flag_function,
     segment_function,
 )
-from flagsync.engine._exact import exact_text, shown
+from flagsync.engine._exact import shown
 from flagsync.engine._jsonvalue import json_problem
 from flagsync.engine._limits import MAX_ATTRIBUTE_CHARS
 from flagsync.engine._operators import Condition, condition
@@ -51,8 +49,6 @@ from flagsync.snapshot import BUCKET_SPACE, variant_ranges
 
 FLAG_TYPES = frozenset({"boolean", "string", "integer", "float", "json"})
 DEFAULT_BUCKET_BY = "user_id"
-
-_hash = mmh3.hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +69,25 @@ class CompiledFlag:
     requires: tuple[tuple[str, str], ...]
     evaluate: FlagFn
     disabled: Resolution
-    prerequisite_failed: Resolution
+    # Only a flag with ``requires`` has one (a Resolution per flag is ~90 bytes).
+    prerequisite_failed: Resolution | None
     constant: Resolution | None = None
     variants: tuple[str, ...] = ()  # for checking the ``requires`` of other flags
     segments: tuple[str, ...] = ()  # the segments its rules test (recompiled when they change)
+
+
+_TupleT = TypeVar("_TupleT", bound=tuple[object, ...])
+_SHARED: dict[tuple[object, ...], tuple[object, ...]] = {}
+_SHARED_MAX = 4096  # distinct tuples kept; past it the table starts again (bounded memory)
+
+
+def _shared(value: _TupleT) -> _TupleT:
+    """One object per distinct small tuple (variant names, rollout thresholds): most
+    flags repeat a few, and 10,000 copies would cost about 1 MB."""
+    if len(_SHARED) >= _SHARED_MAX:
+        _SHARED.clear()
+    # Equal tuples of one type's members (str names, int thresholds) are interchangeable.
+    return cast("_TupleT", _SHARED.setdefault(value, value))
 
 
 def _fail(where: str, message: str) -> SnapshotError:
@@ -101,17 +112,10 @@ def _str(value: object, where: str) -> str:
     return value
 
 
-def _user_key(value: object) -> str | None:
-    """How a user id is compared with ``users`` lists: its bucketing string, but
-    any string (of any length) as itself; ``None`` if it cannot be an id."""
-    text = exact_text(value)
-    return bucket_value(value) if text is None else text
-
-
 def _user_set(users: object, where: str) -> frozenset[str]:
     ids: set[str] = set()
     for i, user in enumerate(_list(users, where)):
-        key = _user_key(user)
+        key = user_key(user)
         if key is None:
             raise _fail(
                 f"{where}[{i}]",
@@ -123,15 +127,8 @@ def _user_set(users: object, where: str) -> frozenset[str]:
 
 
 def _users(ids: frozenset[str]) -> Users:
-    # Ids compare by their bucketing string, so user_id 42 and "42" are one user.
     # An id longer than every listed one is not hashed at all (see _ScalarSet).
-    max_len = max(map(len, ids), default=-1)
-
-    def other(user_id: object) -> bool:  # a user_id that is not an exact str
-        key = _user_key(user_id)
-        return key is not None and len(key) <= max_len and key in ids
-
-    return Users(ids, max_len, other)
+    return Users(ids, max(map(len, ids), default=-1))
 
 
 def _conditions(when: object, where: str) -> list[Condition]:
@@ -166,28 +163,6 @@ def _reader(attribute: str) -> Callable[[object, Any], object]:
     if attribute == DEFAULT_BUCKET_BY:
         return lambda uid, ctx: ctx.get(attribute) if uid is None else uid
     return lambda uid, ctx: ctx.get(attribute)
-
-
-def _bucketer(
-    salt: str, thresholds: tuple[int, ...], results: tuple[Resolution, ...]
-) -> Callable[[object], Resolution | None]:
-    """The rollout for any context value: ``None`` when it cannot be bucketed."""
-
-    def other(value: object) -> Resolution | None:
-        # Strings past the length limit go through bucket_value, which refuses them.
-        if type(value) is not str or len(value) > MAX_ATTRIBUTE_CHARS:
-            value = bucket_value(value)
-            if value is None:
-                return None
-        try:
-            h = _hash((salt + value).encode(), 0, False)
-        except UnicodeEncodeError:  # lone surrogates: not UTF-8, cannot be bucketed
-            return None
-        # Index of the first threshold greater than the hash: the first cumulative
-        # bound greater than the bucket (_bucketing.hash_threshold).
-        return results[bisect_right(thresholds, h)]
-
-    return other
 
 
 def _closure(serve: Serve, miss: Resolution | None) -> ServeFn:
@@ -275,8 +250,8 @@ class _FlagCompiler:
         # default salt is the key's own object, which the table lookup has just read.
         attribute = str.__str__(attribute)
         salt = self.key if salt == self.key else str.__str__(salt)
-        bounds, served = tuple(thresholds), tuple(results)
-        return Rollout(attribute, salt, bounds, served, _bucketer(salt, bounds, served))
+        bounds, served = _shared(tuple(thresholds)), tuple(results)
+        return Rollout(attribute, salt, bounds, served)
 
     def serve(self, raw: object, where: str, rule: str | None, reason: Reason) -> Serve:
         """Compile a serve object (variant | rollout | schedule)."""
@@ -393,9 +368,11 @@ class _FlagCompiler:
             requires=tuple(requires),
             evaluate=evaluate,
             disabled=self.resolution(off, Reason.DISABLED),
-            prerequisite_failed=self.resolution(off, Reason.PREREQUISITE_FAILED),
+            prerequisite_failed=(
+                self.resolution(off, Reason.PREREQUISITE_FAILED) if requires else None
+            ),
             constant=constant,
-            variants=tuple(self.variants),
+            variants=_shared(tuple(self.variants)),
             segments=tuple(sorted(self.used_segments)),
         )
 

@@ -68,6 +68,9 @@ OPERATORS: frozenset[str] = frozenset(
 """Every operator name a condition may use."""
 
 
+_NOTHING: frozenset[Any] = frozenset()
+
+
 class _ScalarSet:
     """Set membership without Python's cross-type equality, in bounded time.
 
@@ -96,9 +99,10 @@ class _ScalarSet:
                 strs.add(scalar)
             else:
                 nums.add(scalar)
-        self.strs = frozenset(strs)
-        self.nums = frozenset(nums)
-        self.bools = frozenset(bools)
+        # Most conditions list one kind: the other sets are the one shared empty set.
+        self.strs = frozenset(strs) if strs else _NOTHING
+        self.nums = frozenset(nums) if nums else _NOTHING
+        self.bools = frozenset(bools) if bools else _NOTHING
         self.max_len = max(map(len, strs), default=-1)
         ordered = [n for n in nums if n == n]  # noqa: PLR0124 (NaN equals nothing)
         # An empty range (1 > 0) when there are no numbers: nothing is looked up.

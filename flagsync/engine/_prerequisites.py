@@ -17,9 +17,18 @@ from flagsync.engine._codegen import FlagFn, constant_function
 from flagsync.engine._compiled import CompiledFlag
 from flagsync.engine._operators import Context
 from flagsync.engine._resolution import Resolution
+from flagsync.errors import SnapshotError
 
 MAX_PREREQUISITE_DEPTH = 32
 """Deeper prerequisite chains fail (PREREQUISITE_FAILED) instead of recursing further."""
+
+
+def _failed(flag: CompiledFlag) -> Resolution:
+    """What ``flag`` serves when a prerequisite fails (only a flag with some is asked)."""
+    failed = flag.prerequisite_failed
+    if failed is None:
+        raise SnapshotError(f"flag {flag.key!r} has no prerequisites to fail")
+    return failed
 
 
 class _PrerequisiteWalk:
@@ -59,7 +68,7 @@ class _PrerequisiteWalk:
         self.memo[flag.key] = None
         for requirement in requires:
             if requirement is None or self.variant_of(requirement[0], depth + 1) != requirement[1]:
-                return flag.prerequisite_failed
+                return _failed(flag)
         return flag.evaluate(self.user_id, self.context, self.now)
 
     def variant_of(self, key: str, depth: int) -> str | None:
@@ -154,7 +163,7 @@ class _Folding:
                     found = _DEPENDS
                     break
                 if got != wanted:
-                    found = flag.prerequisite_failed.variant
+                    found = _failed(flag).variant
                     break
         self._variant[key] = found
         return found
@@ -175,7 +184,7 @@ class _Folding:
         if not left:
             return flag.evaluate
         if left == [None]:
-            return constant_function(flag.prerequisite_failed)
+            return constant_function(_failed(flag))
         return _walking(self.flags, self.killed, flag, tuple(left))
 
 

@@ -312,7 +312,10 @@ def parse_shared(data: bytes, memo: dict[str, str] | None = None) -> dict[str, A
 
     def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for key, value in pairs:
+        for raw_key, value in pairs:
+            # Keys too: json shares them only within one document, and a variant
+            # name (a key of ``variants``) is held by each of its Resolutions.
+            key = share(raw_key, raw_key)
             if type(value) is str and len(value) <= _SHARED_MAX:
                 out[key] = share(value, value)
             elif type(value) is list:
