@@ -17,7 +17,10 @@ redis-server, with flags holding 0, 1, 10 and 50 non-matching rules (one
 ``--bulk`` more 50 % rollouts. Clients fed by that Redis (usage counting off,
 and on for its own row) are then timed in this one process and run:
 
-* the floor, and ``is_enabled`` in the README's call style
+* the floor; dispatch alone (a method that only looks the flag's compiled
+  function up and calls it: what two Python frames cost against the floor's
+  one, the structure any per-flag-function design has);
+* ``is_enabled`` in the README's call style
   (``is_enabled(flag, user_id=uid, context={"country": c})``) and with a
   prebuilt context (``is_enabled(flag, context=ctx)``), for F1/F2/F3;
 * the cost of each non-matching rule before the match (0, 1, 10, 50 rules),
@@ -197,6 +200,33 @@ def readme_loop(client: FlagClient, flag: str, batch: Sequence[tuple[str, str]])
     return loop
 
 
+class Dispatch:
+    """The least any ``client.is_enabled(flag, ...)`` design with one compiled function
+    per flag can do: a method call that looks the flag up and calls its function
+    (no context check, no fallback, no type check of the answer). Its ratio to the
+    floor is what the two Python frames cost, which the floor's one frame does not."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self, client: FlagClient) -> None:
+        self._table = client._serving.table  # the client's own compiled functions
+
+    def is_enabled(
+        self, flag: str, user_id: object = None, context: object = None, default: bool = False
+    ) -> object:
+        return self._table[flag](user_id, context, None).value
+
+
+def dispatch_loop(client: FlagClient, flag: str, batch: Sequence[tuple[str, str]]) -> Loop:
+    is_enabled = Dispatch(client).is_enabled
+
+    def loop() -> None:
+        for uid, country in batch:
+            is_enabled(flag, user_id=uid, context={"country": country})
+
+    return loop
+
+
 def prebuilt_loop(client: FlagClient, flag: str, contexts: Sequence[dict[str, str]]) -> Loop:
     is_enabled = client.is_enabled
 
@@ -323,6 +353,7 @@ def main() -> None:
                 for flag in table:
                     bench.add(f"floor {flag}", floor_loop(flag, batch))
                     bench.add(f"readme {flag}", readme_loop(client, flag, batch))
+                    bench.add(f"dispatch {flag}", dispatch_loop(client, flag, batch))
                     bench.add(f"prebuilt {flag}", prebuilt_loop(client, flag, context_batch))
                     bench.add(f"evaluate {flag}", evaluate_loop(client, flag, batch))
                 for count in RULE_COUNTS:
@@ -365,6 +396,7 @@ def report(bench: Bench, args: argparse.Namespace, flag_count: int, load_before:
     print(f"{'':34} {'F1 static on':>22} {'F2 50 % rollout':>22} {'F3 country + 30 %':>22}")
     rows = [
         ("floor", "floor", None),
+        ("dispatch alone, README style", "dispatch", "floor"),
         ("is_enabled, README style", "readme", "floor"),
         ("is_enabled, prebuilt context", "prebuilt", "floor"),
         ("evaluate, README style", "evaluate", "readme"),
