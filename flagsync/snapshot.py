@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, TypeAlias, TypedDict, final
+from typing import Any, TypeAlias, TypedDict, cast, final
 
 from flagsync.errors import SnapshotError
 
@@ -27,14 +27,20 @@ BUCKET_SPACE = 100_000
 
 
 # --- the snapshot's shape (schema/snapshot.schema.json; docs/architecture.md) -------------
+# The type every stage passes (compiler, pipeline, plan, sync, store, status, insight):
+# exactly what the schema accepts, so a validated snapshot is one (validate_snapshot).
 # Optional keys sit in ``total=False`` subclasses (NotRequired needs Python 3.11).
 
 
-class Condition(TypedDict):
+class _ConditionRequired(TypedDict):
     attribute: str
     op: str
-    values: list[Any]
     negate: bool
+
+
+class Condition(_ConditionRequired, total=False):
+    values: list[Any]
+    """Always written by the compiler; the schema lets ``exists`` leave it out."""
 
 
 class Rollout(TypedDict):
@@ -74,7 +80,7 @@ class _RuleRequired(TypedDict):
 
 
 class Rule(_RuleRequired, total=False):
-    users: list[str]
+    users: list[str | int]
     segments: list[str]
     when: list[Condition]
 
@@ -92,19 +98,19 @@ class _FlagRequired(TypedDict):
     tags: list[str]
     variants: dict[str, Any]
     enabled: bool
-    off_variant: str | None
+    off_variant: str
     requires: list[Requirement]
     rules: list[Rule]
     default: Serve
 
 
 class Flag(_FlagRequired, total=False):
-    created: str
-    expires: str
+    created: str | None
+    expires: str | None
 
 
 class Segment(TypedDict):
-    users: list[str]
+    users: list[str | int]
     when: list[Condition]
 
 
@@ -129,7 +135,7 @@ def variant_ranges(rollout: Rollout) -> list[tuple[int, int, str]]:
     return out
 
 
-def canonical_json(snapshot: Mapping[str, Any]) -> bytes:
+def canonical_json(snapshot: Snapshot) -> bytes:
     """Byte-stable JSON: sorted keys, no spaces, UTF-8. Equal snapshots give equal bytes."""
     return json.dumps(
         snapshot, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
@@ -198,11 +204,11 @@ def index_digest(flag_digests: Mapping[str, bytes], segments_digest: bytes) -> s
     return index_digest_of(total, segments_digest)
 
 
-def validate_snapshot(data: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
+def validate_snapshot(data: bytes | str | Mapping[str, Any]) -> Snapshot:
     """Parse (when given bytes) and validate a snapshot; raise :class:`SnapshotError` if corrupt.
 
-    Returns a plain dict, which the engine may consume as it compiles (its shape is
-    :class:`Snapshot`).
+    Returns a new plain dict (a shallow copy of a mapping given), which the engine
+    may consume as it compiles.
     """
     # Deferred, so that importing the runtime does not import the validation stack;
     # a valid snapshot needs only the fast check (python-jsonschema explains failures).
@@ -220,7 +226,9 @@ def validate_snapshot(data: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise SnapshotError("snapshot is not a JSON object")
     if _valid_in_steps(parsed, lambda part: is_valid(SNAPSHOT_SCHEMA, part)):
-        return parsed
+        # The trust boundary: untrusted JSON that passed the schema is a Snapshot
+        # (whose TypedDicts say exactly what the schema accepts).
+        return cast("Snapshot", parsed)
     import jsonschema
 
     error = jsonschema.exceptions.best_match(validator(SNAPSHOT_SCHEMA).iter_errors(parsed))

@@ -8,15 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from _documents import flag_entry, plan_between, split_serve, write_document
 from golden import assert_golden
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis_fixtures import flag_yaml, write_flags
 
+from flagsync import store
 from flagsync.cli import main
 from flagsync.delivery import plan, plan_render, sync
 from flagsync.engine import Engine
+from flagsync.snapshot import checksum
 
 
 def _rollout(
@@ -148,6 +151,30 @@ def test_plan_against_redis_golden(
     out = capsys.readouterr().out
     assert "40.0% of users change variant" in out
     assert_golden(f"plan_change.{fmt}", out)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    "stored",
+    [b'{"format":1}', b'{"bucketing":1,"env":"production","flags":[],"format":1,"segments":{}}'],
+)
+def test_plan_refuses_a_stored_snapshot_that_fails_its_schema(
+    stored: bytes, tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Redis content clients would refuse (its checksum matches, its schema does not) is
+    corrupt data, exit 1 with one line, as a checksum mismatch is: never a plan against it."""
+    flags = _files(tmp_path, 10, extra=False)
+    assert main(["sync", "--redis-url", redis_url, "--flags-dir", str(flags)]) == 0
+    k = store.keys("production")
+    with redis.Redis.from_url(redis_url) as client:
+        client.set(k.snapshot, stored)
+        client.hset(k.meta, "checksum", checksum(stored))
+    capsys.readouterr()
+    assert main(["plan", "--redis-url", redis_url, "--flags-dir", str(flags)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("flagsync plan: snapshot fails its schema at ")
+    assert len(err.splitlines()) == 1
 
 
 @pytest.mark.redis

@@ -74,7 +74,8 @@ def compile_flag(key: str, raw: Mapping[str, Any], env: str) -> Flag:
         "tags": list(flag.get("tags", [])),
         "variants": variants,
         "enabled": bool(flag.get("enabled", True)),
-        "off_variant": flag.get("off_variant", "off" if boolean else None),
+        # Only a boolean flag may leave it out (flags.schema.json requires it of the others).
+        "off_variant": flag.get("off_variant", "off"),
         "requires": [
             {"flag": req["flag"], "variant": str(req.get("variant", "on"))}
             for req in flag.get("requires", [])

@@ -10,7 +10,6 @@ import datetime
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
 
 from flagsync._gcpause import gc_paused
 from flagsync.authoring import checks, loader, schema
@@ -18,6 +17,7 @@ from flagsync.authoring.compiler import compile_snapshot
 from flagsync.authoring.findings import Finding, Result
 from flagsync.errors import InvalidFlagsError
 from flagsync.insight._githistory import History
+from flagsync.snapshot import Snapshot
 
 
 @dataclass(frozen=True)
@@ -26,21 +26,19 @@ class Build:
 
     result: Result
     repository: loader.Repository
-    _cache: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
+    _cache: dict[str, Snapshot] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def environments(self) -> tuple[str, ...]:
         return self.repository.environments
 
-    def snapshot(self, env: str) -> dict[str, Any]:
+    def snapshot(self, env: str) -> Snapshot:
         """The compiled snapshot of ``env``; refuses when the files have errors."""
         if not self.result.ok:
             raise InvalidFlagsError(invalid_message(self.result), self.result)
         if env not in self._cache:
             with gc_paused():
-                # Widened to the plain dict the engine's from_parsed consumes (its
-                # shape is flagsync.snapshot.Snapshot, which compile_snapshot returns).
-                self._cache[env] = cast("dict[str, Any]", compile_snapshot(self.repository, env))
+                self._cache[env] = compile_snapshot(self.repository, env)
         return self._cache[env]
 
 

@@ -121,7 +121,7 @@ def _engine_from_redis(args: argparse.Namespace) -> tuple[Engine, str, str | Non
         raise ConfigurationError(
             f"Redis holds no snapshot for environment '{name}'; run 'flagsync sync'"
         )
-    engine = Engine.from_snapshot(state.snapshot(), killed=state.active_overrides())
+    engine = Engine.from_snapshot(state.verified_json(), killed=state.active_overrides())
     return engine, "redis", state.meta.revision
 
 

@@ -6,11 +6,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from flagsync.cli._common import add_env, add_flags_dir, add_redis_url, env, flags_dir, redis_client
 from flagsync.delivery import status, sync
 from flagsync.errors import InvalidFlagsError
+from flagsync.snapshot import Snapshot
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     name = env(args)
     directory = flags_dir(args)
-    snapshot: dict[str, Any] | None = None
+    snapshot: Snapshot | None = None
     files_error: str | None = None
     if not Path(directory).exists():
         files_error = f"no flag directory {directory!r}"

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from flagsync.delivery._share import changed_share
 from flagsync.insight import _describe
-from flagsync.snapshot import Serve
+from flagsync.snapshot import Flag, Rollout, Rule, Segment, Serve, Snapshot
 from flagsync.store import Meta, Override
 
 Action = Literal["add", "change", "remove"]
@@ -119,20 +119,29 @@ class Plan:
 
 def compute(
     env: str,
-    old: Mapping[str, Any] | None,
-    new: Mapping[str, Any],
+    old: Snapshot | None,
+    new: Snapshot,
     *,
     against: Meta | None = None,
     overrides: Sequence[Override] = (),
 ) -> Plan:
-    """The changes that turn snapshot ``old`` (``None``: empty store) into ``new``."""
-    old = old or {}
+    """The changes that turn snapshot ``old`` (``None``: empty store) into ``new``.
+
+    Both are validated snapshots (the compiler's, or Redis's after its schema check).
+    """
     settings: list[FieldChange] = []
-    for name in ("format", "bucketing"):
-        if old and old.get(name) != new.get(name):
-            settings.append(_plain(name, old.get(name, MISSING), new.get(name, MISSING)))
-    old_flags, new_flags = old.get("flags", {}), new.get("flags", {})
-    segments = _compare_maps(old.get("segments", {}), new.get("segments", {}), "segment")
+    old_flags: Mapping[str, Flag] = {}
+    old_segments: Mapping[str, Segment] = {}
+    if old is not None:
+        for name, before, after in (
+            ("format", old["format"], new["format"]),
+            ("bucketing", old["bucketing"], new["bucketing"]),
+        ):
+            if before != after:
+                settings.append(_plain(name, before, after))
+        old_flags, old_segments = old["flags"], old["segments"]
+    new_flags = new["flags"]
+    segments = _compare_maps(old_segments, new["segments"], "segment", _summarise_segment)
     # A segment change changes every flag that targets it, although their own
     # definitions (and so their entries here) are unchanged: name them.
     segments = tuple(
@@ -142,7 +151,13 @@ def compute(
     changed_segments = frozenset(c.key for c in segments)
     return Plan(
         env=env,
-        flags=_compare_maps(old_flags, new_flags, "flag", changed_segments),
+        flags=_compare_maps(
+            old_flags,
+            new_flags,
+            "flag",
+            _summarise_flag,
+            lambda before, after: _Audience(before, after, changed_segments),
+        ),
         segments=segments,
         settings=tuple(settings),
         against=against,
@@ -150,50 +165,44 @@ def compute(
     )
 
 
+_Definition = TypeVar("_Definition", Flag, Segment)
+
+
 def _compare_maps(
-    old: Mapping[str, Any],
-    new: Mapping[str, Any],
+    old: Mapping[str, _Definition],
+    new: Mapping[str, _Definition],
     kind: Literal["flag", "segment"],
-    changed_segments: frozenset[str] = frozenset(),
+    summarise: Callable[[_Definition], tuple[FieldChange, ...]],
+    audience: Callable[[_Definition, _Definition], _Audience] | None = None,
 ) -> tuple[Change, ...]:
     changes = []
     for key in sorted(old.keys() | new.keys()):
         if key not in old:
-            changes.append(Change(key, "add", _summarise_new(new[key], kind), kind))
+            changes.append(Change(key, "add", summarise(new[key]), kind))
         elif key not in new:
             changes.append(Change(key, "remove", (), kind))
         elif old[key] != new[key]:
             fields: list[FieldChange] = []
-            audience = _Audience(old[key], new[key], changed_segments) if kind == "flag" else None
-            _diff("", old[key], new[key], fields, audience)
+            who = audience(old[key], new[key]) if audience is not None else None
+            _diff("", old[key], new[key], fields, who)
             changes.append(Change(key, "change", tuple(fields), kind))
     return tuple(changes)
 
 
-def _segment_users(name: str, *flag_maps: Mapping[str, Any]) -> tuple[str, ...]:
+def _segment_users(name: str, *flag_maps: Mapping[str, Flag]) -> tuple[str, ...]:
     return tuple(
         sorted(
             {
                 key
                 for flags in flag_maps
                 for key, flag in flags.items()
-                if any(name in _rule_segments(rule) for rule in _rules(flag))
+                if any(name in rule.get("segments", ()) for rule in flag["rules"])
             }
         )
     )
 
 
-def _rules(flag: Any) -> list[Any]:
-    rules = flag.get("rules", []) if isinstance(flag, Mapping) else []
-    return [r for r in rules if isinstance(r, Mapping)] if isinstance(rules, list) else []
-
-
-def _rule_segments(rule: Mapping[str, Any]) -> list[str]:
-    segments = rule.get("segments", [])
-    return [str(s) for s in segments] if isinstance(segments, list) else []
-
-
-def _gate(rule: Mapping[str, Any]) -> Any:
+def _gate(rule: Rule) -> tuple[dict[str, object], object]:
     """What decides whether a context matches ``rule`` (not what it then gets).
 
     Besides ``users``/``segments``/``when``, the serve's form matters: a
@@ -202,24 +211,15 @@ def _gate(rule: Mapping[str, Any]) -> Any:
     """
     return (
         {k: v for k, v in rule.items() if k not in ("name", "serve")},
-        _serve_gate(rule.get("serve")),
+        _serve_gate(rule["serve"]),
     )
 
 
-def _serve_gate(serve: Any) -> Any:
-    if not isinstance(serve, Mapping):
-        return "variant"
-    if "rollout" in serve and isinstance(serve["rollout"], Mapping):
+def _serve_gate(serve: Serve) -> object:
+    if "rollout" in serve:
         return ("rollout", serve["rollout"].get("bucket_by", "user_id"))
-    if "schedule" in serve and isinstance(serve["schedule"], list):
-        return (
-            "schedule",
-            [
-                (s.get("at"), _serve_gate(s.get("serve")))
-                for s in serve["schedule"]
-                if isinstance(s, Mapping)
-            ],
-        )
+    if "schedule" in serve:
+        return ("schedule", [(s["at"], _serve_gate(s["serve"])) for s in serve["schedule"]])
     return "variant"
 
 
@@ -234,28 +234,27 @@ class _Audience:
     cannot count: the plan says so and does not call the share exact.
     """
 
-    def __init__(
-        self, old: Mapping[str, Any], new: Mapping[str, Any], changed_segments: frozenset[str]
-    ) -> None:
+    def __init__(self, old: Flag, new: Flag, changed_segments: frozenset[str]) -> None:
         self.old, self.new = old, new
         self.changed_segments = changed_segments
 
     def who(self, path: str) -> str:
         if path != "default":
             return "users matching this rule"
-        if any(_rules(f) or f.get("requires") for f in (self.old, self.new)):
+        if any(f["rules"] or f["requires"] for f in (self.old, self.new)):
             return "users reaching the default"
         return "users"
 
     def caveat(self, path: str) -> str | None:
         reasons: list[str] = []
-        for name in ("enabled", "requires"):
-            if self.old.get(name) != self.new.get(name):
-                reasons.append(f"{name} changed")
-        old_rules, new_rules = _rules(self.old), _rules(self.new)
+        if self.old["enabled"] != self.new["enabled"]:
+            reasons.append("enabled changed")
+        if self.old["requires"] != self.new["requires"]:
+            reasons.append("requires changed")
+        old_rules, new_rules = self.old["rules"], self.new["rules"]
         if path == "default":
             old_before, new_before = old_rules, new_rules
-            own: list[Mapping[str, Any]] = []
+            own: list[Rule] = []
         else:
             name = path[len("rules[") : -len("].serve")]
             old_at = _index_of(old_rules, name)
@@ -269,7 +268,7 @@ class _Audience:
         if [_gate(r) for r in old_before] != [_gate(r) for r in new_before]:
             reasons.append("earlier rules changed")
         segments = sorted(
-            {s for r in [*old_before, *new_before, *own] for s in _rule_segments(r)}
+            {s for r in [*old_before, *new_before, *own] for s in r.get("segments", ())}
             & self.changed_segments
         )
         if segments:
@@ -278,30 +277,32 @@ class _Audience:
         return "; ".join(reasons) or None
 
 
-def _index_of(rules: list[Mapping[str, Any]], name: str) -> int | None:
-    found = [i for i, r in enumerate(rules, 1) if _rule_name(r, i) == name]
-    return found[0] - 1 if len(found) == 1 else None
+def _index_of(rules: list[Rule], name: str) -> int | None:
+    found = [i for i, r in enumerate(rules) if r["name"] == name]
+    return found[0] if len(found) == 1 else None
 
 
-def _summarise_new(definition: Mapping[str, Any], kind: str) -> tuple[FieldChange, ...]:
-    """The few fields worth showing for a new flag or segment."""
+def _summarise_flag(definition: Flag) -> tuple[FieldChange, ...]:
+    """The few fields worth showing for a new flag."""
+    out = [FieldChange("type", MISSING, definition["type"], definition["type"])]
+    if not definition["enabled"]:
+        out.append(FieldChange("enabled", MISSING, False, "false (disabled)"))
+    default = definition["default"]
+    out.append(FieldChange("default", MISSING, default, describe_serve(default)))
+    names = [r["name"] for r in definition["rules"]]
+    if names:
+        out.append(FieldChange("rules", MISSING, names, ", ".join(names)))
+    return tuple(out)
+
+
+def _summarise_segment(definition: Segment) -> tuple[FieldChange, ...]:
+    """The few fields worth showing for a new segment."""
     out: list[FieldChange] = []
-    if kind == "flag":
-        kind_ = str(definition.get("type", "boolean"))
-        out.append(FieldChange("type", MISSING, kind_, kind_))
-        if definition.get("enabled") is False:
-            out.append(FieldChange("enabled", MISSING, False, "false (disabled)"))
-        if "default" in definition:
-            text = describe_serve(definition["default"])
-            out.append(FieldChange("default", MISSING, definition["default"], text))
-        rules = definition.get("rules", [])
-        if rules:
-            names = [r.get("name", f"rule {i}") for i, r in enumerate(rules, 1)]
-            out.append(FieldChange("rules", MISSING, names, ", ".join(names)))
-    else:
-        for name in ("users", "when"):
-            if definition.get(name):
-                out.append(FieldChange(name, MISSING, definition[name], _fmt(definition[name])))
+    users, when = definition.get("users"), definition.get("when")
+    if users:
+        out.append(FieldChange("users", MISSING, users, _fmt(users)))
+    if when:
+        out.append(FieldChange("when", MISSING, when, _fmt(when)))
     return tuple(out)
 
 
@@ -327,10 +328,10 @@ def _diff(
 
 
 def _diff_rules(
-    old: list[Any], new: list[Any], out: list[FieldChange], audience: _Audience | None
+    old: list[Rule], new: list[Rule], out: list[FieldChange], audience: _Audience | None
 ) -> None:
-    old_names = [_rule_name(r, i) for i, r in enumerate(old, 1)]
-    new_names = [_rule_name(r, i) for i, r in enumerate(new, 1)]
+    old_names = [r["name"] for r in old]
+    new_names = [r["name"] for r in new]
     if old_names != new_names:
         out.append(
             FieldChange("rules", old_names, new_names, f"{_fmt(old_names)} → {_fmt(new_names)}")
@@ -341,12 +342,6 @@ def _diff_rules(
         for name, rule in zip(new_names, new, strict=True):
             if name in by_name:
                 _diff(f"rules[{name}]", by_name[name], rule, out, audience)
-
-
-def _rule_name(rule: Any, index: int) -> str:
-    if isinstance(rule, Mapping) and isinstance(rule.get("name"), str):
-        return str(rule["name"])
-    return f"rule {index}"
 
 
 def _both_mappings(old: object, new: object) -> bool:
@@ -394,10 +389,8 @@ def _fmt(value: Any) -> str:
 # --- serves and rollouts --------------------------------------------------------------------
 
 
-def describe_serve(serve: Any) -> str:
+def describe_serve(serve: Serve) -> str:
     """``serve on``, ``10 % on``, ``control 34 %, blue 33 %``, ``schedule: 10 % on from T; …``."""
-    if not isinstance(serve, Mapping):
-        return _fmt(serve)
     if "variant" in serve:
         return f"serve {serve['variant']}"
     if "rollout" in serve:
@@ -406,14 +399,11 @@ def describe_serve(serve: Any) -> str:
         if rollout.get("bucket_by", "user_id") != "user_id":
             text += f" by {rollout['bucket_by']}"
         return text
-    if "schedule" in serve:
-        steps = serve["schedule"]
-        parts = [f"{describe_serve(s.get('serve'))} from {s.get('at')}" for s in steps]
-        return "schedule: " + "; ".join(parts)
-    return _fmt(serve)
+    parts = [f"{describe_serve(s['serve'])} from {s['at']}" for s in serve["schedule"]]
+    return "schedule: " + "; ".join(parts)
 
 
-def _describe_weights(rollout: Mapping[str, Any]) -> str:
+def _describe_weights(rollout: Rollout) -> str:
     # Every listed variant, 0 % ones too: a plan shows what changed, not only who gets what.
     return _describe.weights([(str(n), int(w)) for n, w in rollout["variants"]])
 

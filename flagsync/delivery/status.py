@@ -8,7 +8,6 @@ someone wrote Redis by hand) and active kill overrides.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +16,7 @@ from flagsync._text import lines as text_lines
 from flagsync.delivery import overrides as overrides_mod
 from flagsync.delivery import plan, plan_render
 from flagsync.redisconn import RedisClient
+from flagsync.snapshot import Snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +49,7 @@ class Status:
 def collect(
     client: RedisClient,
     env: str,
-    files_snapshot: Mapping[str, Any] | None,
+    files_snapshot: Snapshot | None,
     *,
     files_error: str | None = None,
     now: dt.datetime | None = None,

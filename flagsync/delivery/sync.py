@@ -25,23 +25,16 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Literal
 
 from flagsync import store
 from flagsync.authoring.loader import SUFFIXES
 from flagsync.delivery import _git, overrides, plan
 from flagsync.errors import FlagsyncError, RedisUnavailableError, RefusedChangeError
 from flagsync.redisconn import RedisClient
-from flagsync.snapshot import (
-    BUCKETING_VERSION,
-    SNAPSHOT_FORMAT,
-    canonical_json,
-    checksum,
-    validate_snapshot,
-)
+from flagsync.snapshot import Snapshot, canonical_json, checksum, validate_snapshot
 
 Outcome = Literal["created", "updated", "revision-recorded", "repaired", "unchanged", "dry-run"]
 _ATTEMPTS = 3  # retries when a kill lands between our read and our write
@@ -86,7 +79,7 @@ class SyncResult:
         return self.outcome in ("created", "updated")
 
 
-def build_snapshot(flags_dir: str | os.PathLike[str], env: str) -> dict[str, Any]:
+def build_snapshot(flags_dir: str | os.PathLike[str], env: str) -> Snapshot:
     """Load, validate and compile the files for ``env`` (the single pipeline call).
 
     Raises :class:`~flagsync.errors.InvalidFlagsError` (with ``.result``) for
@@ -152,7 +145,7 @@ def _check_dirty(revision: Revision, options: SyncOptions) -> list[str]:
 def sync_snapshot(
     client: RedisClient,
     env: str,
-    snapshot: Mapping[str, Any],
+    snapshot: Snapshot,
     revision: Revision,
     options: SyncOptions = SyncOptions(),
 ) -> SyncResult:
@@ -284,7 +277,7 @@ def _decide(
     env: str,
     seen: store.Namespace,
     *,
-    snapshot: Mapping[str, Any],
+    snapshot: Snapshot,
     data: bytes,
     revision: Revision,
     options: SyncOptions,
@@ -371,7 +364,7 @@ def _write(
     env: str,
     *,
     seen: store.Namespace,
-    snapshot: Mapping[str, Any],
+    snapshot: Snapshot,
     data: bytes,
     revision: Revision,
     actor: str,
@@ -387,9 +380,9 @@ def _write(
         "synced_at": now,
         "synced_by": actor,
         "checksum": digest,
-        "format": str(snapshot.get("format", SNAPSHOT_FORMAT)),
-        "bucketing": str(snapshot.get("bucketing", BUCKETING_VERSION)),
-        "flag_count": str(len(snapshot.get("flags", {}))),
+        "format": str(snapshot["format"]),
+        "bucketing": str(snapshot["bucketing"]),
+        "flag_count": str(len(snapshot["flags"])),
         "redis_user": redis_user or "",
         "dirty": "1" if revision.dirty else "",
     }

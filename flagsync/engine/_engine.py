@@ -170,7 +170,7 @@ class Engine:
     @classmethod
     def from_parsed(
         cls,
-        snapshot: dict[str, Any],
+        snapshot: Mapping[str, Any],
         *,
         killed: Iterable[str] = (),
         consume: bool = False,

@@ -10,10 +10,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from flagsync.engine import parse_timestamp
+from flagsync.snapshot import (
+    Condition,
+    Flag,
+    Requirement,
+    Rollout,
+    Rule,
+    ScheduleStep,
+    Segment,
+    Serve,
+    ServeRollout,
+)
 
 # op -> (phrase when it holds, phrase when it does not). Several values mean
 # "any of them" (docs/flag-format.md, "Conditions"), except for ``neq`` and
@@ -75,7 +86,7 @@ def join(items: Sequence[str], word: str = "and") -> str:
     return f"{', '.join(items[:-1])} {word} {items[-1]}"
 
 
-def condition(cond: Mapping[str, Any]) -> str:
+def condition(cond: Condition) -> str:
     """``country is one of US, GB``; ``email ends with @example.com``; ``plan is set``.
 
     A negated condition always reads as a negation (``is not``, ``none of``),
@@ -103,7 +114,7 @@ def condition(cond: Mapping[str, Any]) -> str:
     return f"{attribute} {'is set and ' if none_of else ''}{text}"
 
 
-def _live(spec: Mapping[str, Any]) -> list[tuple[str, int]]:
+def _live(spec: Rollout) -> list[tuple[str, int]]:
     """A rollout's ``(variant, thousandths)`` pairs without the 0 % ones, which nobody gets."""
     return [(str(n), int(w)) for n, w in spec.get("variants", []) if int(w) > 0]
 
@@ -115,7 +126,7 @@ def weights(pairs: Sequence[tuple[str, int]]) -> str:
     return ", ".join(f"{name} {percent(w)}" for name, w in pairs)
 
 
-def rollout(spec: Mapping[str, Any]) -> str:
+def rollout(spec: Rollout) -> str:
     """``10 % on``; ``control 34 %, table 33 %`` (plus ``(by ATTR)`` when not user_id)."""
     text = weights(_live(spec))
     bucket_by = spec.get("bucket_by", "user_id")
@@ -124,7 +135,7 @@ def rollout(spec: Mapping[str, Any]) -> str:
     return text
 
 
-def single_variant(serve: Mapping[str, Any]) -> str | None:
+def single_variant(serve: Serve) -> str | None:
     """The one variant a serve gives everyone it applies to, or ``None`` for a split/schedule."""
     if "variant" in serve:
         return str(serve["variant"])
@@ -134,7 +145,7 @@ def single_variant(serve: Mapping[str, Any]) -> str | None:
     return None
 
 
-def serve(spec: Mapping[str, Any]) -> str:
+def serve(spec: Serve) -> str:
     """What a serve hands out: ``on``; ``10 % on``; ``10 % on from 2026-12-07 09:00 UTC, …``."""
     if "variant" in spec:
         return str(spec["variant"])
@@ -159,7 +170,7 @@ def timestamp(text: str) -> str:
     return text
 
 
-def audience(rule: Mapping[str, Any]) -> str:
+def audience(rule: Rule) -> str:
     """Who a rule targets: ``users u-1, u-2``; ``users in segment employees with country is DE``."""
     users = [value(u) for u in rule.get("users", [])]
     parts = [f"users {', '.join(users)}" if users else "users"]
@@ -173,7 +184,7 @@ def audience(rule: Mapping[str, Any]) -> str:
     return " ".join(parts)
 
 
-def targeted(who: str, spec: Mapping[str, Any], *, singular: bool = False) -> str:
+def targeted(who: str, spec: Serve, *, singular: bool = False) -> str:
     """``who`` plus what they get: ``10 % of users in DE get on``; ``users … get control``."""
     get, are = ("gets", "is") if singular else ("get", "are")
     if "rollout" in spec and single_variant(spec) is None:
@@ -187,21 +198,27 @@ def targeted(who: str, spec: Mapping[str, Any], *, singular: bool = False) -> st
     return f"{who} {get} {serve(spec)}"
 
 
-def _rollouts(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def _rollouts(spec: Serve) -> list[ServeRollout]:
     """The rollout serves of ``spec``: itself, or its schedule's rollout steps."""
     if "rollout" in spec:
         return [spec]
-    return [s["serve"] for s in spec.get("schedule", []) if "rollout" in s.get("serve", {})]
+    found: list[ServeRollout] = []
+    if "schedule" in spec:
+        for step in spec["schedule"]:
+            served = step["serve"]
+            if "rollout" in served:
+                found.append(served)
+    return found
 
 
-def rule(spec: Mapping[str, Any]) -> str:
+def rule(spec: Rule) -> str:
     """A whole rule in one sentence, e.g. ``users in segment employees get on``.
 
     A rollout by an attribute other than ``user_id`` says that contexts without
     it skip the rule, and a scheduled rule says when it starts to apply: in
     both cases the next rule decides (docs/evaluation.md).
     """
-    served = spec.get("serve", {})
+    served = spec["serve"]
     text = targeted(audience(spec), served)
     notes = sorted(
         {
@@ -210,12 +227,14 @@ def rule(spec: Mapping[str, Any]) -> str:
             if (by := str(r["rollout"].get("bucket_by", "user_id"))) != "user_id"
         }
     )
-    if served.get("schedule"):
-        notes.append(f"the rule does not apply before {timestamp(served['schedule'][0]['at'])}")
+    if "schedule" in served:
+        steps = served["schedule"]
+        if steps:
+            notes.append(f"the rule does not apply before {timestamp(steps[0]['at'])}")
     return text + (f" ({'; '.join(notes)})" if notes else "")
 
 
-def default(spec: Mapping[str, Any], off_variant: str | None, *, after_rules: bool = True) -> str:
+def default(spec: Serve, off_variant: str | None, *, after_rules: bool = True) -> str:
     """The fallthrough: ``everyone else gets off``; ``10 % of everyone else gets on``.
 
     Without rules before it (``after_rules=False``) it speaks of ``everyone``.
@@ -239,7 +258,7 @@ def default(spec: Mapping[str, Any], off_variant: str | None, *, after_rules: bo
     return text + (f" ({'; '.join(notes)})" if notes else "")
 
 
-def _rest_is_off_variant(spec: Mapping[str, Any], off_variant: str) -> bool:
+def _rest_is_off_variant(spec: ServeRollout, off_variant: str) -> bool:
     """Whether a rollout reads as "N % get on" and everyone else (the unbucketed too) gets off."""
     rollout_spec = spec["rollout"]
     if single_variant(spec) == off_variant:
@@ -248,12 +267,12 @@ def _rest_is_off_variant(spec: Mapping[str, Any], off_variant: str) -> bool:
     return names == {"on", "off"} and off_variant == "off"
 
 
-def requirement(req: Mapping[str, Any]) -> str:
+def requirement(req: Requirement) -> str:
     """``new_ui is on``."""
     return f"{req.get('flag')} is {req.get('variant', 'on')}"
 
 
-def state(flag: Mapping[str, Any], killed: bool = False, *, now: dt.datetime | None = None) -> str:
+def state(flag: Flag, killed: bool = False, *, now: dt.datetime | None = None) -> str:
     """A flag's state in one environment, in a few words: ``10 % on + 1 rule``, ``off (killed)``.
 
     A scheduled default is described at ``now`` (the catalogue's as-of date):
@@ -278,7 +297,7 @@ def state(flag: Mapping[str, Any], killed: bool = False, *, now: dt.datetime | N
     return text
 
 
-def _schedule_state(steps: Sequence[Mapping[str, Any]], off: str, now: dt.datetime) -> str:
+def _schedule_state(steps: Sequence[ScheduleStep], off: str, now: dt.datetime) -> str:
     """``off until T, then 10 % on``; ``10 % on (on from T)``; ``on (schedule complete)``."""
     moment = now.timestamp()
     passed = sum(1 for step in steps if parse_timestamp(str(step["at"])) <= moment)
@@ -292,7 +311,7 @@ def _schedule_state(steps: Sequence[Mapping[str, Any]], off: str, now: dt.dateti
     return f"{current} ({serve(upcoming['serve'])} from {timestamp(str(upcoming['at']))})"
 
 
-def segment(spec: Mapping[str, Any]) -> str:
+def segment(spec: Segment) -> str:
     """Who is in a segment: ``users a, b, or anyone whose email ends with @example.com``."""
     users = [value(u) for u in spec.get("users", [])]
     conditions = [condition(c) for c in spec.get("when", [])]

@@ -44,7 +44,7 @@ from flagsync.authoring.pipeline import Build
 from flagsync.engine import parse_timestamp
 from flagsync.insight import _describe
 from flagsync.insight._githistory import FlagRecord, History, When, as_document
-from flagsync.snapshot import Flag
+from flagsync.snapshot import Flag, Serve, ServeRollout, ServeVariant, Snapshot
 
 DEFAULT_ROLLOUT_DAYS = 14
 # Kinds that are meant to be removed once rolled out. Operational flags (kill
@@ -182,7 +182,7 @@ def reasons(
     key: str,
     *,
     raw: Mapping[str, Any],
-    snapshots: Mapping[str, Mapping[str, Any]],
+    snapshots: Mapping[str, Snapshot],
     now: dt.datetime,
     limits: Thresholds,
     record: FlagRecord | None,
@@ -257,12 +257,12 @@ def _days(delta: dt.timedelta) -> str:
 
 
 def _in_force(
-    serve: Mapping[str, Any], now: dt.datetime
-) -> tuple[Mapping[str, Any] | None, dt.datetime | None]:
+    serve: Serve, now: dt.datetime
+) -> tuple[ServeVariant | ServeRollout | None, dt.datetime | None]:
     """The plain serve in force at ``now`` and since when (schedules); None before the start."""
     if "schedule" not in serve:
         return serve, None
-    current: tuple[Mapping[str, Any] | None, dt.datetime | None] = (None, None)
+    current: tuple[ServeVariant | ServeRollout | None, dt.datetime | None] = (None, None)
     for step in serve["schedule"]:
         at = dt.datetime.fromtimestamp(parse_timestamp(step["at"]), tz=dt.timezone.utc)
         if at <= now:
@@ -270,9 +270,7 @@ def _in_force(
     return current
 
 
-def single_variant(
-    flag: Mapping[str, Any], now: dt.datetime
-) -> tuple[str, dt.datetime | None] | None:
+def single_variant(flag: Flag, now: dt.datetime) -> tuple[str, dt.datetime | None] | None:
     """The one variant a compiled flag serves everyone at ``now`` in one environment, and
     the latest schedule step that made it so; ``None`` when anyone can get something else."""
     if not flag.get("enabled", True):
@@ -300,7 +298,7 @@ def single_variant(
 
 
 def rolled_out_variant(
-    key: str, snapshots: Sequence[Mapping[str, Any]], now: dt.datetime
+    key: str, snapshots: Sequence[Snapshot], now: dt.datetime
 ) -> tuple[str, dt.datetime | None] | None:
     """The one variant everyone gets from flag ``key`` in every snapshot at ``now``, and the
     latest schedule step that made it so; ``None`` when anyone can get something else."""
@@ -324,7 +322,7 @@ def rolled_out_variant(
 def serving_since(
     key: str,
     record: FlagRecord | None,
-    snapshots: Mapping[str, Mapping[str, Any]],
+    snapshots: Mapping[str, Snapshot],
     now: dt.datetime,
 ) -> dict[str, Serving]:
     """Per environment serving one variant to everyone now: that variant, and since when.
@@ -382,7 +380,7 @@ def serving_since(
 def rolled_out(
     key: str,
     record: FlagRecord | None,
-    snapshots: Mapping[str, Mapping[str, Any]],
+    snapshots: Mapping[str, Snapshot],
     now: dt.datetime,
 ) -> Serving | None:
     """The one variant every environment serves everyone, since when (the latest

@@ -157,14 +157,14 @@ def _read_whole(client: RedisClient, env: str) -> Loaded | None:
     del state
     # No collection while building (docs/architecture.md, "Swapping without a pause").
     with gc_paused():
-        snapshot = _parse_verified(data, meta.checksum)
+        parsed = _parse_verified(data, meta.checksum)
         del data
-        _check_versions(snapshot.get("format"), snapshot.get("bucketing"), "snapshot in Redis")
-        snapshot = validate_snapshot(snapshot)
+        _check_versions(parsed.get("format"), parsed.get("bucketing"), "snapshot in Redis")
+        snapshot = validate_snapshot(parsed)
         _check_env(snapshot, env, "Redis")
         # The dict was parsed here for this engine alone: let compiling consume it.
         engine = Engine.from_parsed(snapshot, killed=killed_flags(stored_overrides), consume=True)
-        del snapshot
+        del parsed, snapshot
     # The index is followed from here only if it describes exactly these flags.
     index = meta.index_version if meta.index_current else None
     if index is not None and engine.index_digest != meta.index_digest:

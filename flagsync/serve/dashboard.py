@@ -220,7 +220,8 @@ def build_panel(
             for reason, _since, _exact, message in reasons(
                 key,
                 raw=flag,
-                snapshots={str(snapshot.get("env", "")): snapshot},
+                # Only the rolled-out judgement reads snapshots, and it needs git history.
+                snapshots={},
                 now=now,
                 limits=Thresholds(),
                 record=None,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from flagsync.redisconn import RedisClient, mapped_errors
-from flagsync.snapshot import SEGMENTS_MEMBER, index_digest, part_digest, part_json
+from flagsync.snapshot import SEGMENTS_MEMBER, Snapshot, index_digest, part_digest, part_json
 from flagsync.store._layout import _text, keys, parse_version
 from flagsync.store._reads import _raise_other_errors, _read_all, _wrong_type
 from flagsync.store._records import Meta, Override, decode_overrides
@@ -29,11 +29,11 @@ from flagsync.store._records import Meta, Override, decode_overrides
 MAX_DELTA_STEPS = 16
 
 
-def index_parts(snapshot: Mapping[str, Any]) -> dict[str, bytes]:
+def index_parts(snapshot: Snapshot) -> dict[str, bytes]:
     """The members of ``snapshot``'s index: flag key → canonical JSON, and the segments."""
     # part_json: the bytes the engine digests, so writer and clients agree on the digest.
-    parts = {key: part_json(flag) for key, flag in snapshot.get("flags", {}).items()}
-    parts[SEGMENTS_MEMBER] = part_json(snapshot.get("segments"))
+    parts = {key: part_json(flag) for key, flag in snapshot["flags"].items()}
+    parts[SEGMENTS_MEMBER] = part_json(snapshot["segments"])
     return parts
 
 
@@ -67,7 +67,7 @@ class IndexWrite:
 
 
 def plan_index(
-    stored: Mapping[str, bytes] | None, stored_version: int | None, snapshot: Mapping[str, Any]
+    stored: Mapping[str, bytes] | None, stored_version: int | None, snapshot: Snapshot
 ) -> IndexWrite:
     """The write that makes the index describe ``snapshot``.
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from flagsync.errors import SnapshotError
 from flagsync.redisconn import RedisClient, mapped_errors
+from flagsync.snapshot import Snapshot
 from flagsync.snapshot import checksum as snapshot_checksum
 from flagsync.store._index import parts_digest
 from flagsync.store._layout import _text, keys, parse_version, shown, utcnow
@@ -49,7 +50,7 @@ class Namespace:
     lock: HeldLock | None
     ttls: Mapping[str, int]  # PTTL of the snapshot, meta, overrides, audit keys
     damage: tuple[Damage, ...]
-    parsed: Mapping[str, Any] | None = None  # the snapshot, when it can be served
+    parsed: Snapshot | None = None  # the snapshot, when it can be served (validated)
     # The incremental index (member → JSON) when it describes the stored snapshot
     # and matches its digest; None: absent, left stale by an older flagsync, or damaged.
     index: Mapping[str, bytes] | None = None
@@ -93,10 +94,7 @@ class Namespace:
 
     def flag_keys(self) -> frozenset[str] | None:
         """The flags of the stored snapshot; ``None`` when it cannot be served."""
-        if self.parsed is None:
-            return None
-        flags = self.parsed.get("flags")
-        return frozenset(flags) if isinstance(flags, Mapping) else frozenset()
+        return None if self.parsed is None else frozenset(self.parsed["flags"])
 
 
 @mapped_errors
@@ -106,15 +104,15 @@ def inspect(
     *,
     today: dt.date | None = None,
     usage: bool = True,
-    known: tuple[str, Mapping[str, Any]] | None = None,
+    known: tuple[str, Snapshot] | None = None,
 ) -> Namespace:
     """Everything under ``env``'s keys in one MULTI/EXEC, damage described, never raising
     for bad data (what ``sync``, ``kill`` and ``status`` start from).
 
     ``usage=False`` leaves out the clients' usage and exposure keys (``kill`` does
-    not touch them). ``known`` is a (checksum, snapshot) pair the caller already
-    holds: stored bytes with that checksum are not parsed again (a no-op sync of
-    a large snapshot).
+    not touch them). ``known`` is a (checksum, validated snapshot) pair the caller
+    already holds: stored bytes with that checksum are not parsed again (a no-op
+    sync of a large snapshot).
     """
     k = keys(env)
     expected = k.expected_types((today or utcnow().date()) if usage else None)
@@ -218,22 +216,19 @@ def inspect(
         lock = HeldLock(types[k.lock], raw, int(lock_ttl) if isinstance(lock_ttl, int) else -1)
         if lock.type == "string" and lock.damaged:  # (a wrong type is listed above)
             damage.append(Damage(k.lock, lock.damaged, repairs[k.lock]))
-    parsed: dict[str, Any] | None = None
+    parsed: Snapshot | None = None
     if meta is not None and snapshot_bytes is not None:
         actual = snapshot_checksum(snapshot_bytes)
         if actual != meta.checksum:
             found = "does not match the checksum in the meta hash (edited by hand?)"
             damage.append(Damage(k.snapshot, found, "replaced it"))
         elif known is not None and known[0] == actual:
-            parsed = dict(known[1])
+            parsed = known[1]
         else:
-            # Deferred: the validator is heavy, and only writers and `status` inspect.
-            from flagsync.snapshot import validate_snapshot
-
             try:
-                parsed = validate_snapshot(StoredState(meta, snapshot_bytes, {}).snapshot())
-                if parsed.get("env") != env:
-                    raise SnapshotError(f"it is the snapshot of environment {parsed.get('env')!r}")
+                parsed = StoredState(meta, snapshot_bytes, {}).snapshot()
+                if parsed["env"] != env:
+                    raise SnapshotError(f"it is the snapshot of environment {parsed['env']!r}")
             except SnapshotError as exc:
                 parsed = None
                 damage.append(Damage(k.snapshot, f"cannot be served ({exc})", "replaced it"))

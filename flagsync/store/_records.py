@@ -9,9 +9,9 @@ import secrets
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from flagsync.errors import SnapshotError
+from flagsync.snapshot import Snapshot, validate_snapshot
 from flagsync.snapshot import checksum as snapshot_checksum
 from flagsync.store._layout import _text, format_time, parse_time, parse_version, shown, utcnow
 
@@ -165,8 +165,14 @@ class StoredState:
     overrides: Mapping[str, Override]
     corrupt_overrides: Mapping[bytes, str] = field(default_factory=dict)
 
-    def snapshot(self) -> dict[str, Any]:
-        """The snapshot dict, after checking its checksum against the meta hash."""
+    def snapshot(self) -> Snapshot:
+        """The snapshot, after checking its checksum against the meta hash and its
+        schema (:class:`SnapshotError` otherwise): what clients would accept."""
+        return validate_snapshot(self.verified_json())
+
+    def verified_json(self) -> dict[str, object]:
+        """The stored JSON object, after checking its checksum only: for the engine,
+        which checks what it compiles itself (``flagsync eval --source redis``)."""
         actual = snapshot_checksum(self.snapshot_bytes)
         if actual != self.meta.checksum:
             raise SnapshotError(

@@ -23,6 +23,7 @@ from flagsync.authoring.pipeline import Build
 from flagsync.insight import _describe
 from flagsync.insight._githistory import History
 from flagsync.insight.stale import ROLLOUT_KINDS, rolled_out_variant
+from flagsync.snapshot import Flag, Snapshot
 
 KILL_SWITCH = "kill-switch"
 
@@ -195,7 +196,7 @@ def build_catalogue(
 def _flag(
     key: str,
     raw: Mapping[str, Any],
-    compiled: Mapping[str, Mapping[str, Any]],
+    compiled: Mapping[str, Flag],
     *,
     file: str,
     line: int,
@@ -253,7 +254,7 @@ def _flag(
 
 
 def _behaviours(
-    key: str, compiled: Mapping[str, Mapping[str, Any]], kills: Mapping[str, set[str]]
+    key: str, compiled: Mapping[str, Flag], kills: Mapping[str, set[str]]
 ) -> tuple[Behaviour, ...]:
     """One :class:`Behaviour` per group of environments that evaluate the flag the same way."""
     groups: dict[Behaviour, list[str]] = {}
@@ -288,7 +289,7 @@ def _behaviours(
 
 
 def _prerequisite_attention(
-    docs: dict[str, FlagDoc], snapshots: Mapping[str, Mapping[str, Any]]
+    docs: dict[str, FlagDoc], snapshots: Mapping[str, Snapshot]
 ) -> dict[str, FlagDoc]:
     """Flag flags whose prerequisites themselves are expired, too old or killed."""
     # Only lifecycle reasons propagate: a prerequisite's missing tags are not our problem.
@@ -314,7 +315,7 @@ def _prerequisite_attention(
     return out
 
 
-def _uses_segment(flag: Mapping[str, Any], name: str) -> bool:
+def _uses_segment(flag: Flag, name: str) -> bool:
     return any(name in rule.get("segments", ()) for rule in flag.get("rules", []))
 
 
