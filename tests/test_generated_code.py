@@ -6,7 +6,7 @@ import linecache
 from typing import Any
 
 from flagsync.engine import Engine
-from flagsync.engine._codegen import FlagFn
+from flagsync.engine._shapes import FlagFn
 
 # Text that would run, or break the source, if it were pasted into generated code.
 HOSTILE = 'x\'); import os; os._exit(3) #\n"""\\'

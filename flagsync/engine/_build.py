@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flagsync.engine._codegen import SegmentFn
 from flagsync.engine._compiled import (
     CompiledFlag,
     _fail,
@@ -23,6 +22,7 @@ from flagsync.engine._compiled import (
 )
 from flagsync.engine._exact import shown
 from flagsync.engine._parts import PartsBuilder, SnapshotParts
+from flagsync.engine._shapes import SegmentFn
 from flagsync.snapshot import (
     BUCKETING_VERSION,
     SNAPSHOT_FORMAT,

@@ -12,8 +12,8 @@ with a threshold precomputed in hash space (``_bucketing.hash_threshold``):
 about 240 ns and 2 to 20 ns per rule. ``benchmarks/bench_floor.py`` measures it
 against the machine's floor (README, "Benchmarks").
 
-How. ``_compiled`` turns a snapshot into a small description (``Rule``,
-``Const``, ``Rollout``, …, ``Condition`` from ``_operators``); this module
+How. ``_compiled`` turns a snapshot into a small description (``_shapes``:
+``Rule``, ``Const``, ``Rollout``, …, ``Condition`` from ``_operators``); this module
 writes a function's source from it and ``exec``s it once per *shape*: the
 source never holds a value from a snapshot (keys, attribute names, values and
 the preallocated results are read as ``k[0], k[1], …`` from one tuple bound
@@ -44,7 +44,6 @@ import threading
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from types import CodeType, FunctionType
 from typing import Any, TypeVar
 
@@ -54,88 +53,20 @@ from flagsync.engine._bucketing import listed_user, rollout_pick
 from flagsync.engine._limits import MAX_ATTRIBUTE_CHARS
 from flagsync.engine._operators import Condition
 from flagsync.engine._resolution import Resolution
+from flagsync.engine._shapes import (
+    Const,
+    FlagFn,
+    Rollout,
+    Rule,
+    Scheduled,
+    SegmentFn,
+    Segments,
+    Serve,
+    Test,
+    Users,
+)
 
 T = TypeVar("T")
-
-FlagFn = Callable[[object, Any, "float | None"], Resolution]
-"""``fn(user_id, context, now)``: one flag's answer. ``user_id``, when not
-``None``, is the ``user_id`` attribute (it overrides the context's); ``context``
-is anything with a ``get(key)``; ``now`` is Unix time, ``None`` for the clock."""
-
-SegmentFn = Callable[[object, Any], bool]
-"""``fn(user_id, context)``: whether the context is in the segment."""
-
-ServeFn = Callable[[object, Any, "float | None"], "Resolution | None"]
-"""A serve that may not decide (``None``): a rollout that cannot bucket, a schedule
-not started."""
-
-
-# --- what the compiler describes -------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Users:
-    """The ``user_id`` is one of ``ids`` (compared by bucketing string, see ``_compiled``)."""
-
-    ids: frozenset[str]
-    max_len: int
-
-    def other(self, user_id: object) -> bool:
-        """The same test for any ``user_id``, as generated code calls it for one that
-        is not an exact ``str`` (``_listed(ids, max_len, user_id)``)."""
-        return listed_user(self.ids, self.max_len, user_id)
-
-
-@dataclass(frozen=True, slots=True)
-class Segments:
-    """The context is in any of these segments."""
-
-    members: tuple[SegmentFn, ...]
-
-
-Test = Users | Segments | Condition
-
-
-@dataclass(frozen=True, slots=True)
-class Const:
-    """Serve one preallocated result."""
-
-    result: Resolution
-
-
-@dataclass(frozen=True, slots=True)
-class Rollout:
-    """Bucket ``attribute`` under ``salt``: ``results[bisect_right(thresholds, hash)]``.
-
-    ``thresholds`` are in hash space (strictly increasing, the last one 2**32);
-    ``other(value)`` is the whole rollout for any value (``None``: cannot bucket),
-    which generated code calls as ``_rollout(salt, thresholds, results, value)``.
-    """
-
-    attribute: str
-    salt: str
-    thresholds: tuple[int, ...]
-    results: tuple[Resolution, ...]
-
-    def other(self, value: object) -> Resolution | None:
-        return rollout_pick(self.salt, self.thresholds, self.results, value)
-
-
-@dataclass(frozen=True, slots=True)
-class Scheduled:
-    """A schedule, decided by its closure (``None`` before its first step in a rule)."""
-
-    serve: ServeFn
-
-
-Serve = Const | Rollout | Scheduled
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    tests: tuple[Test, ...]  # all must hold, in this order (users, segments, when)
-    serve: Serve
-
 
 # --- functions from source -------------------------------------------------------------
 
@@ -499,17 +430,6 @@ def keyword_constructor(cls: type[T]) -> Callable[..., T]:
 
 
 __all__ = [
-    "Const",
-    "FlagFn",
-    "Rollout",
-    "Rule",
-    "Scheduled",
-    "SegmentFn",
-    "Segments",
-    "Serve",
-    "ServeFn",
-    "Test",
-    "Users",
     "constant_function",
     "flag_function",
     "keyword_constructor",

@@ -22,7 +22,13 @@ from typing import Any, TypeVar, cast
 
 from flagsync.details import Reason
 from flagsync.engine._bucketing import hash_threshold, user_key
-from flagsync.engine._codegen import (
+from flagsync.engine._codegen import constant_function, flag_function, segment_function
+from flagsync.engine._exact import shown
+from flagsync.engine._jsonvalue import json_problem
+from flagsync.engine._limits import MAX_ATTRIBUTE_CHARS
+from flagsync.engine._operators import Condition, condition
+from flagsync.engine._resolution import Resolution
+from flagsync.engine._shapes import (
     Const,
     FlagFn,
     Rollout,
@@ -34,15 +40,7 @@ from flagsync.engine._codegen import (
     ServeFn,
     Test,
     Users,
-    constant_function,
-    flag_function,
-    segment_function,
 )
-from flagsync.engine._exact import shown
-from flagsync.engine._jsonvalue import json_problem
-from flagsync.engine._limits import MAX_ATTRIBUTE_CHARS
-from flagsync.engine._operators import Condition, condition
-from flagsync.engine._resolution import Resolution
 from flagsync.engine._timestamps import parse_timestamp
 from flagsync.errors import SnapshotError
 from flagsync.snapshot import BUCKET_SPACE, variant_ranges

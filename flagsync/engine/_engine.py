@@ -15,12 +15,12 @@ from flagsync.engine._build import (
     compile_snapshot,
     update_compiled,
 )
-from flagsync.engine._codegen import FlagFn
 from flagsync.engine._exact import exact_text, shown
 from flagsync.engine._operators import Context
 from flagsync.engine._parts import SnapshotParts
 from flagsync.engine._prerequisites import build_table, update_table
 from flagsync.engine._resolution import Resolution
+from flagsync.engine._shapes import FlagFn
 from flagsync.errors import ErrorCode, InvalidContextError
 
 log = logging.getLogger("flagsync")

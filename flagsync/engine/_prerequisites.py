@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from time import time
 
-from flagsync.engine._codegen import FlagFn, constant_function
+from flagsync.engine._codegen import constant_function
 from flagsync.engine._compiled import CompiledFlag
 from flagsync.engine._operators import Context
 from flagsync.engine._resolution import Resolution
+from flagsync.engine._shapes import FlagFn
 from flagsync.errors import SnapshotError
 
 MAX_PREREQUISITE_DEPTH = 32

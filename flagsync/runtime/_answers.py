@@ -15,7 +15,7 @@ from typing import Any
 
 from flagsync.details import EvaluationDetails, Reason, Source
 from flagsync.engine import Engine, Resolution, copy_json, flag_key
-from flagsync.engine._codegen import FlagFn
+from flagsync.engine._shapes import FlagFn
 from flagsync.errors import ErrorCode
 from flagsync.runtime._hooks import Hook, HookEntry, new_exposure, run_hooks, wanted_hooks
 from flagsync.runtime._state import Current
