@@ -58,6 +58,7 @@ USERS = 10_000
 THREADS = 4
 COUNTRIES = ("US", "DE", "CA", "FR", "GB", "NL")
 SILENCE_NS = 500_000  # per-thread silences shorter than this are not recorded
+CHUNK = 1 << 16  # call durations kept per array (512 KB)
 BEFORE, CONTROL, DURING = 0, 1, 2
 CONTROL_ENV = "staging"  # synced in the control phase; the client does not read it
 
@@ -134,7 +135,10 @@ class Evaluator(threading.Thread):
             phase,
             stop,
         )
-        self.durations = (array("q"), array("q"), array("q"))
+        # Per phase, call durations in chunks of CHUNK: one growing array would be
+        # reallocated, and copying tens of MB holds the GIL for milliseconds, a
+        # stall of the benchmark's own making.
+        self.durations: tuple[list[array[int]], ...] = ([], [], [])
         self.silences: list[tuple[int, int]] = []  # (last completion, next completion)
 
     def run(self) -> None:
@@ -144,6 +148,7 @@ class Evaluator(threading.Thread):
         durations, silences = self.durations, self.silences
         size = len(work)
         i = self.offset
+        buffer, filled, current = array("q", bytes(8 * CHUNK)), 0, phase[0]
         last = perf()
         while not stopped():
             for _ in range(1000):
@@ -152,10 +157,15 @@ class Evaluator(threading.Thread):
                 start = perf()
                 is_enabled(flag, user_id=uid, context={"country": country})
                 end = perf()
-                durations[phase[0]].append(end - start)
+                if filled == CHUNK or phase[0] != current:
+                    durations[current].append(buffer[:filled])
+                    filled, current = 0, phase[0]
+                buffer[filled] = end - start
+                filled += 1
                 if end - last > SILENCE_NS:
                     silences.append((last, end))
                 last = end
+        durations[current].append(buffer[:filled])
 
 
 class Heartbeat(threading.Thread):
@@ -352,7 +362,7 @@ def measure(
             f"{label}: longest with no call completed "
             f"{longest_common_silence(silences, start, end):.1f} ms; heartbeat's longest gap "
             f"{longest_beat_gap(heartbeat.beats, start, end):.1f} ms; "
-            f"{percentiles([e.durations[index] for e in evaluators])}; "
+            f"{percentiles([chunk for e in evaluators for chunk in e.durations[index]])}; "
             f"garbage collection: {collections.longest(start, end)}"
         )
     lines.append(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 import weakref
 from typing import Any
 
@@ -91,6 +92,46 @@ def test_an_engine_released_in_steps_stays_whole_for_a_thread_still_using_it() -
     thread.start()
     thread.join(30)
     assert results == expected
+
+
+def test_an_engine_a_thread_holds_mid_call_is_still_freed_in_steps_by_the_releaser(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The holder lets go only while the releaser waits for it; a releaser that did
+    # not wait would be done by then, and the holder would free the whole engine
+    # in one cascade (then the holder would let go after its timeout, and fail).
+    engine = Engine.from_snapshot(make_snapshot(300, "t"))
+    freed_in: list[str] = []
+    for function in set(engine.table.values()):
+        weakref.finalize(function, lambda: freed_in.append(threading.current_thread().name))
+    held: list[Engine] = [engine]
+    waiting = threading.Event()
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        if threading.current_thread().name == "releaser":
+            waiting.set()
+        real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+
+    def holder() -> None:
+        waiting.wait(5)
+        held.clear()
+
+    retired = [engine]
+    del engine
+    holding = threading.Thread(target=holder, name="holder")
+    releasing = threading.Thread(
+        target=release_in_steps, args=(retired,), kwargs={"wait": 30}, name="releaser"
+    )
+    holding.start()
+    releasing.start()
+    holding.join(30)
+    releasing.join(30)
+    assert not releasing.is_alive()
+    assert freed_in, "nothing was freed"
+    assert set(freed_in) == {"releaser"}
 
 
 def test_building_with_the_collector_paused_leaves_it_as_it_was() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import sys
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -398,7 +400,7 @@ class Engine:
 _RELEASE_STEP = 64
 
 
-def release_in_steps(engines: list[Engine]) -> None:
+def release_in_steps(engines: list[Engine], *, wait: float = 0.25) -> None:
     """Free the engines in ``engines`` (the caller's last references) a few flags at a time.
 
     Dropping a 10,000-flag engine frees ~300,000 objects in one deallocation
@@ -407,11 +409,21 @@ def release_in_steps(engines: list[Engine]) -> None:
     private list, the engines dropped (freeing only their containers), then the
     list shortened step by step, so other threads run between steps. Nothing
     shared is mutated: a thread still evaluating with one of these engines keeps
-    it whole (and frees it itself, later).
+    it whole.
+
+    Such a thread holds the engine for one call, or as long as it waits for the
+    GIL mid-call (milliseconds when threads evaluate flat out). Its reference
+    would make the steps free nothing and leave the whole cascade to that
+    thread when its call ends; so each engine is first waited for, up to
+    ``wait`` seconds in all, until nothing else holds it.
     """
+    deadline = time.monotonic() + wait
     parts: list[object] = []
     while engines:
         engine = engines.pop()
+        # References: `engine` and getrefcount's argument; any other is a holder.
+        while sys.getrefcount(engine) > 2 and time.monotonic() < deadline:
+            time.sleep(0.001)  # a holder's call ends as soon as it gets the GIL
         parts.extend(engine._flags.values())
         parts.extend(engine._table.values())
         del engine
