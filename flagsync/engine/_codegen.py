@@ -236,7 +236,7 @@ class _Writer:
             out.append(f"{indent}r = {self.const(serve.serve)}(uid, ctx, {now})")
         elif serve.salt.isascii():
             # An ASCII str is its own UTF-8: mmh3 hashes it without an encoded copy.
-            # (Other text goes through `other`, which encodes it: mmh3 does not
+            # (Other text goes through `_rollout`, which encodes it: mmh3 does not
             # refuse lone surrogates safely.)
             # Nothing is evaluated after a serve: what it reads need not be kept.
             is_str, length, name = self.text(serve.attribute, known, keep=False)

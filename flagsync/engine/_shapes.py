@@ -2,9 +2,9 @@
 
 ``_compiled`` checks a flag and describes it with these values (tests, serves and
 rules, holding the preallocated answers); ``_codegen`` turns the description into
-one function. Values only: of this module, evaluation runs nothing but the
-``other`` methods' functions, the exact paths in ``_bucketing`` that generated
-code calls for values it does not test inline.
+one function. Values only: generated code reads their constants, and calls
+the exact paths in ``_bucketing`` for values it does not test inline
+(``Rollout.other`` is that path for a schedule's steps).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flagsync.engine._bucketing import listed_user, rollout_pick
+from flagsync.engine._bucketing import rollout_pick
 from flagsync.engine._operators import Condition
 from flagsync.engine._resolution import Resolution
 
@@ -35,12 +35,7 @@ class Users:
     """The ``user_id`` is one of ``ids`` (compared by bucketing string, see ``_compiled``)."""
 
     ids: frozenset[str]
-    max_len: int
-
-    def other(self, user_id: object) -> bool:
-        """The same test for any ``user_id``, as generated code calls it for one that
-        is not an exact ``str`` (``_listed(ids, max_len, user_id)``)."""
-        return listed_user(self.ids, self.max_len, user_id)
+    max_len: int  # any other user_id: _bucketing.listed_user(ids, max_len, user_id)
 
 
 @dataclass(frozen=True, slots=True)
