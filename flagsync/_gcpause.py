@@ -23,6 +23,7 @@ def gc_paused() -> Iterator[None]:
     still frees everything.
     """
     was_enabled = gc.isenabled()
+    app_froze = gc.get_freeze_count() > 0
     gc.disable()
     try:
         yield
@@ -33,7 +34,13 @@ def gc_paused() -> Iterator[None]:
             # straight to the oldest generation instead; a cycle among them is
             # still found by the next full collection.
             gc.freeze()
-            gc.unfreeze()
+            if not app_froze:
+                gc.unfreeze()
+            # else the application froze its objects (a pre-fork server keeping
+            # pages shared with its workers, as the gc docs advise): unfreezing
+            # would hand them all back to the collector, whose next full
+            # collection would write to every page. The new objects stay frozen
+            # with them; reference counting still frees them.
             gc.enable()
 
 

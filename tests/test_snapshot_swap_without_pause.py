@@ -149,6 +149,31 @@ def test_building_with_the_collector_paused_leaves_it_as_it_was() -> None:
         (gc.enable if was else gc.disable)()
 
 
+def test_building_leaves_what_the_application_froze_frozen() -> None:
+    # A pre-fork server freezes its objects so the workers keep sharing their pages;
+    # a reload in a worker must not hand them back to the collector.
+    was = gc.isenabled()
+    gc.enable()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with gc_paused():
+            built = [[i] for i in range(1000)]
+        assert gc.get_freeze_count() >= frozen
+        assert built  # still referenced: nothing was freed or lost
+    finally:
+        gc.unfreeze()
+        (gc.enable if was else gc.disable)()
+
+
+def test_building_with_nothing_frozen_leaves_nothing_frozen() -> None:
+    assert gc.get_freeze_count() == 0
+    with gc_paused():
+        built = [[i] for i in range(1000)]
+    assert gc.get_freeze_count() == 0  # a cycle among them is still collected
+    assert built
+
+
 def test_a_dropped_engine_leaves_no_cyclic_garbage() -> None:
     """Reloads build engines with the collector paused: only reference counting frees them."""
     snapshot = make_snapshot(50, "t")
