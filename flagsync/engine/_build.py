@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flagsync._pacing import pace
 from flagsync.engine._compiled import (
     CompiledFlag,
     _fail,
@@ -147,6 +148,7 @@ def compile_snapshot(snapshot: object, *, consume: bool = False) -> CompiledSnap
     if consume and consumable is None:
         raise TypeError("consume=True needs snapshot['flags'] to be a dict")
     for key in list(raw_flags):
+        pace()
         raw = raw_flags[key]
         builder.add(key, raw)
         if consumable is not None:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from flagsync._pacing import pace
 from flagsync.details import Reason
 from flagsync.engine._build import (
     CompiledSnapshot,
@@ -429,3 +430,4 @@ def release_in_steps(engines: list[Engine], *, wait: float = 0.25) -> None:
         del engine
     while parts:
         del parts[-_RELEASE_STEP:]
+        pace()

@@ -17,6 +17,7 @@ from typing import Any
 
 from flagsync import _text, store
 from flagsync._gcpause import gc_paused
+from flagsync._pacing import pace
 from flagsync.details import Source
 from flagsync.engine import BUCKETING_VERSION, SNAPSHOT_FORMAT, Engine
 from flagsync.errors import RedisRefusedError, SnapshotError
@@ -103,9 +104,13 @@ def _read_index(client: RedisClient, env: str) -> Loaded | None:
         keys = Engine.load_order(members)
         for start in range(0, len(keys), _FLAGS_PER_STEP):
             step = [(key, members.pop(key)) for key in keys[start : start + _FLAGS_PER_STEP]]
-            parsed = {key: parse_shared(text, memo) for key, text in step}
+            parsed: dict[str, dict[str, Any]] = {}
+            for key, text in step:
+                pace()
+                parsed[key] = parse_shared(text, memo)
             validate_snapshot({**root, "segments": {}, "flags": parsed})
             for key, text in step:
+                pace()  # between flags: the compiling happens between two of these
                 yield key, parsed.pop(key), text
 
     with gc_paused():

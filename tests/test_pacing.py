@@ -1,0 +1,120 @@
+"""Background work hands the GIL over in slices (flagsync._pacing), the main thread never.
+
+How long evaluating threads actually wait is measured by
+benchmarks/bench_swap_pause.py; these tests prove the mechanism: when a
+background thread naps, that the main thread does not, and that a whole read
+of Redis offers the GIL between flags, so no loop of it runs unpaced.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+import redis.utils
+from _runtime_helpers import ENV, publish
+from redis._parsers.hiredis import _HiredisParser
+from redis_fixtures import RedisServer, make_snapshot
+
+from flagsync import _pacing
+from flagsync.redisconn import connect
+from flagsync.runtime import _sources
+
+
+class _Clock:
+    """A clock the test moves, and the naps taken at its times."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.naps: list[float] = []
+
+    def perf(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds == _pacing.NAP
+        self.naps.append(self.now)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
+    fake = _Clock()
+    monkeypatch.setattr(_pacing, "_perf", fake.perf)
+    monkeypatch.setattr(_pacing, "_sleep", fake.sleep)
+    return fake
+
+
+def _in_thread(work: Callable[[], None]) -> None:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # reported in the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="test-background")
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert errors == []
+
+
+def test_a_background_thread_naps_after_each_slice_of_its_work(clock: _Clock) -> None:
+    step = _pacing.SLICE / 3
+
+    def work() -> None:
+        for _ in range(31):
+            _pacing.pace()
+            clock.now += step
+
+    _in_thread(work)
+    gaps = [b - a for a, b in zip(clock.naps, clock.naps[1:], strict=False)]
+    assert len(clock.naps) >= 10
+    # Never before a slice is over, and as soon as a step ends past it.
+    assert all(_pacing.SLICE - 1e-9 <= gap <= _pacing.SLICE + step + 1e-9 for gap in gaps)
+
+
+def test_the_main_thread_never_naps(clock: _Clock) -> None:
+    for _ in range(30):
+        _pacing.pace()
+        clock.now += _pacing.SLICE
+    assert clock.naps == []
+
+
+def test_each_thread_has_its_own_slice(clock: _Clock) -> None:
+    # A thread that just napped does not make another one wait past its slice.
+    def work() -> None:
+        _pacing.pace()
+
+    _in_thread(work)
+    _in_thread(work)
+    assert len(clock.naps) == 2
+
+
+@pytest.mark.redis
+def test_a_whole_read_of_redis_offers_the_gil_between_flags(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flags = 300
+    with redis_server.client() as client:
+        publish(client, make_snapshot(flags, "t", ENV), "r1")
+        naps: list[str] = []
+        monkeypatch.setattr(_pacing, "SLICE", 0.0)  # every pace() offers the GIL
+        monkeypatch.setattr(_pacing, "_sleep", lambda _s: naps.append("nap"))
+        loaded: list[object] = []
+        _in_thread(lambda: loaded.append(_sources._read_index(client, ENV)))
+    assert loaded[0] is not None
+    # Each flag parsed and each flag compiled is a step of its own.
+    assert len(naps) >= 2 * flags
+
+
+def test_flagsyncs_connections_parse_replies_with_hiredis() -> None:
+    # A whole read is one ~4 MB reply: redis-py's Python parser would hold the GIL
+    # for ~80 ms of it (docs/architecture.md, "Swapping without a pause").
+    assert redis.utils.HIREDIS_AVAILABLE
+    client = connect("redis://127.0.0.1:1", check=False)  # nothing listens: never used
+    connection = client.connection_pool.make_connection()  # not connected
+    assert type(connection._parser) is _HiredisParser
+    client.close()
