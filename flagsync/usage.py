@@ -37,9 +37,12 @@ Counting is lock-free and exact, on two paths:
 Either way the flusher sends the difference from what it already harvested.
 (Free-threaded CPython builds would need a lock here.)
 
-Counters of outcomes not hit for three flushes (those of a replaced
-snapshot) leave the table, and are harvested once more before they are
-forgotten, so an increment racing with the removal is still delivered.
+A new snapshot's Resolution takes over the counter of the same answer
+(flag, variant, reason, rule) in the one it replaces (:meth:`UsageTracker._moved`),
+so a re-sync allocates no counters. Counters of outcomes not hit for three
+flushes (answers a new snapshot no longer gives) leave the table, and are
+harvested once more before they are forgotten, so an increment racing with
+the removal is still delivered.
 
 Bounds (all documented in ``docs/usage.md``): at most ``max_keys`` distinct
 keys over the tracker's life — evaluations of further keys are only counted
@@ -60,12 +63,13 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Container, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import redis.exceptions
 
 from flagsync import _text, settings
+from flagsync._pacing import pace
 from flagsync.engine import Resolution
 from flagsync.errors import ConfigurationError, RedisRefusedError, RedisUnavailableError
 from flagsync.exposures import EXPERIMENT_KIND, ExposureExporter, experiment_flags
@@ -150,6 +154,17 @@ class _Outcome:
     harvested: int = 0
     idle: int = 0  # flushes in a row without a new count
     retiring: bool = False  # out of the table; harvested once more, then forgotten
+    # Resolutions the counter moved from since the last flush (see first_hit): they
+    # keep it until then, for calls still under way with the engine they belong to.
+    former: list[Resolution] = field(default_factory=list)
+
+
+Slot = tuple[str, "str | None", str, "str | None"]
+"""(flag, variant, reason, rule): what makes two engines' Resolutions the same answer."""
+
+
+def _slot(flag: str, resolution: Resolution) -> Slot:
+    return (flag, resolution.variant, resolution.reason, resolution.rule)
 
 
 _TIMES = sys.maxsize  # a counter's capacity: centuries of evaluations
@@ -235,6 +250,7 @@ class UsageTracker:
         # entries are only added or removed under self._lock.
         self._table: dict[int, itertools.repeat[None]] = {}
         self._outcomes: dict[int, _Outcome] = {}
+        self._by_slot: dict[Slot, _Outcome] = {}  # the counter an answer moves to (first_hit)
         self._retired: dict[UsageKey, int] = {}  # totals of pruned outcomes, for totals()
         self._redis = LazyConnection(redis_factory)
         self._flusher = PeriodicFlush(f"flagsync-usage-{env}", self.flush_interval, self.flush)
@@ -288,6 +304,8 @@ class UsageTracker:
                     outcome.idle = 0
                     counter = self._table[rid] = outcome.counter
                     _install(resolution, counter)
+                elif (moved := self._moved(flag, resolution)) is not None:
+                    counter = moved
                 elif len(self._outcomes) >= self.max_keys:
                     # Resolutions of many snapshots at once (frequent reloads): the
                     # table stays bounded and this one is counted by key instead.
@@ -299,7 +317,8 @@ class UsageTracker:
                             return
                         self._known.add(key)
                     counter = _new_counter()
-                    self._outcomes[rid] = _Outcome(key, resolution, counter)
+                    outcome = self._outcomes[rid] = _Outcome(key, resolution, counter)
+                    self._by_slot.setdefault(_slot(flag, resolution), outcome)
                     self._table[rid] = counter
                     _install(resolution, counter)
             elif resolution.counter is not counter:  # released meanwhile: back on the fast path
@@ -308,6 +327,34 @@ class UsageTracker:
             self.record(*key)
         else:
             next(counter)
+
+    def _moved(self, flag: str, resolution: Resolution) -> itertools.repeat[None] | None:
+        """Move the counter of the same answer in an earlier engine to ``resolution``.
+
+        A re-sync that rewrites a flag gives it new Resolutions; counting each
+        with a new counter would allocate two objects per answer (~20,000 for a
+        10,000-flag re-sync: cyclic collections while the service evaluates) and
+        fill the table while the old ones idle out. The old Resolution keeps the
+        counter until the next flush, so a call still under way with the old
+        engine counts into it too: one key, one count. Once per flush at most,
+        so two Resolutions of one engine that give the same answer cannot take
+        it from each other on every call (the second gets its own counter).
+        Caller holds ``self._lock``.
+        """
+        outcome = self._by_slot.get(_slot(flag, resolution))
+        if outcome is None or outcome.former:
+            return None
+        old = id(outcome.resolution)
+        del self._outcomes[old]
+        self._table.pop(old, None)
+        outcome.former.append(outcome.resolution)  # alive, so its id is not reused meanwhile
+        outcome.resolution = resolution
+        outcome.retiring, outcome.idle = False, 0
+        rid = id(resolution)
+        self._outcomes[rid] = outcome
+        self._table[rid] = outcome.counter
+        _install(resolution, outcome.counter)
+        return outcome.counter
 
     def release(self) -> None:
         """Take this tracker's counters out of the Resolutions they sit in.
@@ -321,6 +368,8 @@ class UsageTracker:
         """
         for outcome in list(self._outcomes.values()):
             _install(outcome.resolution, None)
+            for former in list(outcome.former):
+                _install(former, None)
 
     def _register_thread(self) -> dict[UsageKey, int]:
         cell = _Cell(threading.current_thread())
@@ -469,7 +518,9 @@ class UsageTracker:
             outcomes = list(self._outcomes.items())
         idle: list[int] = []
         gone: list[int] = []
+        moved: list[_Outcome] = []
         for rid, outcome in outcomes:
+            pace()  # tens of thousands of counters after a large re-sync
             n = _count_value(outcome.counter)
             delta = n - outcome.harvested
             if delta:
@@ -481,10 +532,21 @@ class UsageTracker:
                 seen.add(outcome.key[0])
             else:
                 outcome.idle += 1
+            if outcome.former:
+                moved.append(outcome)
             if outcome.retiring:
                 gone.append(rid)
             elif outcome.idle >= _IDLE_FLUSHES:
                 idle.append(rid)
+        if moved:
+            # Counted above: the earlier engine's calls that were still under way
+            # are over by now. Its Resolutions let go of the counter (and are freed).
+            with self._lock:
+                for outcome in moved:
+                    for former in outcome.former:
+                        if former.counter is outcome.counter:
+                            _install(former, None)
+                    outcome.former.clear()
         if idle or gone:
             # Outcomes of replaced snapshots stop being hit: forget them, so the
             # table tracks live outcomes only (a later hit registers again). In two
@@ -493,14 +555,19 @@ class UsageTracker:
             # removal still has its increment delivered.
             with self._lock:
                 for rid in idle:
-                    self._outcomes[rid].retiring = True
-                    self._table.pop(rid, None)
-                    _install(self._outcomes[rid].resolution, None)
+                    found = self._outcomes.get(rid)  # None: moved to a new Resolution
+                    if found is not None:
+                        found.retiring = True
+                        self._table.pop(rid, None)
+                        _install(found.resolution, None)
                 for rid in gone:
-                    outcome = self._outcomes[rid]
-                    if outcome.retiring:  # not revived by first_hit meanwhile
+                    found = self._outcomes.get(rid)
+                    if found is not None and found.retiring:  # not revived meanwhile
                         del self._outcomes[rid]
-                        self._retire_counts([(outcome.key, outcome.harvested)])
+                        slot = _slot(found.key[0], found.resolution)
+                        if self._by_slot.get(slot) is found:
+                            del self._by_slot[slot]
+                        self._retire_counts([(found.key, found.harvested)])
         if seen:
             if was_empty:
                 pending.since = time.monotonic()

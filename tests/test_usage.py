@@ -439,6 +439,43 @@ def test_fast_path_enforces_the_key_bound_and_bounds_its_table(
     assert tracker.dropped_overflow == 5 == tracker.dropped
 
 
+def test_a_new_engines_answers_take_over_the_old_counters_without_losing_a_count(
+    redis_server: RedisServer, flags_dir: Path
+) -> None:
+    # Two clients of the same files stand for one client before and after a re-sync
+    # that rebuilt every flag: the same answers, as other Resolution objects.
+    tracker = UsageTracker(redis_factory(redis_server.url), ENV, flush_interval=3600)
+    with (
+        FlagClient(flags_dir=flags_dir, watch=False) as old,
+        FlagClient(flags_dir=flags_dir, watch=False) as new,
+    ):
+        detach_old = old.attach_usage_tracker(tracker)
+        detach_new = new.attach_usage_tracker(tracker)
+        for i in range(10):
+            old.is_enabled("always", "u")
+            old.is_enabled("half", f"u-{i}")
+        counters = {id(c) for c in tracker.table.values()}
+        assert len(counters) == 3  # always:on, half:on, half:off
+        for i in range(10):
+            new.is_enabled("always", "u")
+            new.is_enabled("half", f"u-{i}")
+        # The same counters, moved: nothing allocated per answer, the table not grown.
+        assert {id(c) for c in tracker.table.values()} == counters
+        old.is_enabled("always", "u")  # a call still under way with the old engine
+        assert tracker.flush()
+        assert _counts(redis_server)[("always", "on", "STATIC")] == 21
+        assert sum(n for k, n in _counts(redis_server).items() if k[0] == "half") == 20
+        # After the flush the old engine's answers hold no counter: should it still
+        # be evaluated, its counts are still delivered (it takes the counter back).
+        old.is_enabled("always", "u")
+        new.is_enabled("always", "u")
+        detach_old()
+        detach_new()
+    tracker.close()
+    assert _counts(redis_server)[("always", "on", "STATIC")] == 23
+    assert tracker.totals()[("always", "on", Reason.STATIC)] == 23
+
+
 def test_a_counter_looked_up_just_before_pruning_is_still_delivered(
     redis_server: RedisServer, flags_dir: Path
 ) -> None:
