@@ -20,7 +20,10 @@ flag's definition differs); the next starts once the client serves the
 previous one. For each phase it prints:
 
 * the longest interval in which **no** evaluating thread completed a call
-  (the stall a request would feel; issue 12's target is ≤ 10 ms during swaps);
+  (the stall a request would feel; issue 12's target is ≤ 10 ms during swaps),
+  and how often such an interval passed 5 and 10 ms, per second of the phase
+  (the phases differ in length, and a longer one meets more of the machine's
+  own hiccups: compare the rates with the control's);
 * the heartbeat's longest gap between two 1 ms sleeps;
 * the cyclic garbage collections (each holds the GIL), and the longest;
 * p50 / p99 / max of single calls (a single call's maximum is dominated by
@@ -213,10 +216,10 @@ class Collections:
         )
 
 
-def longest_common_silence(
+def common_silences(
     per_thread: Sequence[Sequence[tuple[int, int]]], start: int, end: int
-) -> float:
-    """Longest time (ms) within [start, end) in which no thread completed a call."""
+) -> list[float]:
+    """Every time (ms) within [start, end) in which no thread completed a call."""
     events = sorted(
         (max(a, start), max(b, start))
         for silences in per_thread
@@ -225,7 +228,7 @@ def longest_common_silence(
     )
     # Sweep: +1 when a thread falls silent, -1 when it completes a call again.
     points = sorted([(a, 1) for a, _ in events] + [(b, -1) for _, b in events])
-    silent, longest, since = 0, 0, 0
+    silent, since, found = 0, 0, []
     for at, step in points:
         if step == 1:
             silent += 1
@@ -233,9 +236,21 @@ def longest_common_silence(
                 since = at
         else:
             if silent == len(per_thread):
-                longest = max(longest, min(at, end) - since)
+                found.append((min(at, end) - since) / 1e6)
             silent -= 1
-    return longest / 1e6
+    return found
+
+
+def silence_summary(silences: Sequence[float], seconds: float) -> str:
+    """The longest, and how often one passed 5 and 10 ms: phases of different
+    lengths compare by rate (a longer phase meets more of the machine's own hiccups)."""
+    over5 = sum(1 for s in silences if s > 5)
+    over10 = sum(1 for s in silences if s > 10)
+    return (
+        f"longest with no call completed {max(silences, default=0.0):.1f} ms, "
+        f"over 5 ms {over5} times ({over5 / seconds:.2f}/s), "
+        f"over 10 ms {over10} times ({over10 / seconds:.2f}/s)"
+    )
 
 
 def longest_beat_gap(beats: array[int], start: int, end: int) -> float:
@@ -266,6 +281,11 @@ def main() -> None:
         default=1.0,
         help="seconds from the end of one control sync to the next",
     )
+    parser.add_argument(
+        "--no-usage",
+        action="store_true",
+        help="a client with usage counting off (issue 12's evaluation targets assume it)",
+    )
     parser.add_argument("--sync-worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sync_worker:
@@ -285,7 +305,9 @@ def main() -> None:
                 if event.revision == wanted[0]:
                     served.set()
 
-            with FlagClient(server.url, ENV, flags_dir=None, init_timeout=30) as client:
+            with FlagClient(
+                server.url, ENV, flags_dir=None, init_timeout=30, track_usage=not args.no_usage
+            ) as client:
                 if client.source is not Source.REDIS:
                     raise SystemExit(f"client not fed by Redis: {client.last_error}")
                 client.on_change(listener)
@@ -296,7 +318,8 @@ def main() -> None:
     load_after = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
         f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load_before} "
-        f"-> {load_after}; {args.flags} flags, {THREADS} evaluating threads + heartbeat"
+        f"-> {load_after}; {args.flags} flags, {THREADS} evaluating threads + heartbeat, "
+        f"usage counting {'off' if args.no_usage else 'on'}"
     )
     for line in report:
         print(line)
@@ -358,10 +381,11 @@ def measure(
         ),
         (f"during {args.swaps} full re-syncs", during_start, during_end, DURING),
     ):
+        seconds = (end - start) / 1e9
         lines.append(
-            f"{label}: longest with no call completed "
-            f"{longest_common_silence(silences, start, end):.1f} ms; heartbeat's longest gap "
-            f"{longest_beat_gap(heartbeat.beats, start, end):.1f} ms; "
+            f"{label}, {seconds:.0f} s: "
+            f"{silence_summary(common_silences(silences, start, end), seconds)}; "
+            f"heartbeat's longest gap {longest_beat_gap(heartbeat.beats, start, end):.1f} ms; "
             f"{percentiles([chunk for e in evaluators for chunk in e.durations[index]])}; "
             f"garbage collection: {collections.longest(start, end)}"
         )
