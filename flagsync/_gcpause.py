@@ -1,7 +1,7 @@
 """Building large acyclic trees (a compiled snapshot) without a garbage-collection storm.
 
-One home for the runtime's reloads and the authoring pipeline: importing it costs
-nothing (``gc`` and ``contextlib`` only), so the runtime uses it without the
+One home for the runtime's reloads, its usage flushes and the authoring pipeline: importing it costs
+nothing (``gc``, ``contextlib`` and ``threading`` only), so the runtime uses it without the
 validation stack.
 """
 
@@ -9,7 +9,22 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 from collections.abc import Iterator
+
+
+class _Pauses:
+    """Who pauses the collector: threads may build at once (a Redis reload, a file
+    reload, a usage flush), and the last one out, not the first, restores it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.was_enabled = False
+        self.app_froze = False
+
+
+_PAUSES = _Pauses()
 
 
 @contextlib.contextmanager
@@ -20,28 +35,35 @@ def gc_paused() -> Iterator[None]:
     they trigger find nothing (the trees hold no cycles) but nearly double the
     time, and the full ones hold the GIL for hundreds of milliseconds, stalling
     every thread of a client that is evaluating meanwhile. Reference counting
-    still frees everything.
+    still frees everything. Threads may pause it at once: it runs again when the
+    last of them is done.
     """
-    was_enabled = gc.isenabled()
-    app_froze = gc.get_freeze_count() > 0
-    gc.disable()
+    pauses = _PAUSES
+    with pauses.lock:
+        if pauses.depth == 0:
+            pauses.was_enabled = gc.isenabled()
+            pauses.app_froze = gc.get_freeze_count() > 0
+            gc.disable()
+        pauses.depth += 1
     try:
         yield
     finally:
-        if was_enabled:
-            # Re-enabling would make the next collection scan every object built
-            # meanwhile (~0.25 s for 10,000 flags). freeze + unfreeze moves them
-            # straight to the oldest generation instead; a cycle among them is
-            # still found by the next full collection.
-            gc.freeze()
-            if not app_froze:
-                gc.unfreeze()
-            # else the application froze its objects (a pre-fork server keeping
-            # pages shared with its workers, as the gc docs advise): unfreezing
-            # would hand them all back to the collector, whose next full
-            # collection would write to every page. The new objects stay frozen
-            # with them; reference counting still frees them.
-            gc.enable()
+        with pauses.lock:
+            pauses.depth -= 1
+            if pauses.depth == 0 and pauses.was_enabled:
+                # Re-enabling would make the next collection scan every object built
+                # meanwhile (~0.25 s for 10,000 flags). freeze + unfreeze moves them
+                # straight to the oldest generation instead; a cycle among them is
+                # still found by the next full collection.
+                gc.freeze()
+                if not pauses.app_froze:
+                    gc.unfreeze()
+                # else the application froze its objects (a pre-fork server keeping
+                # pages shared with its workers, as the gc docs advise): unfreezing
+                # would hand them all back to the collector, whose next full
+                # collection would write to every page. The new objects stay frozen
+                # with them; reference counting still frees them.
+                gc.enable()
 
 
 __all__ = ["gc_paused"]

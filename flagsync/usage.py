@@ -69,6 +69,7 @@ from typing import Any, Protocol
 import redis.exceptions
 
 from flagsync import _text, settings
+from flagsync._gcpause import gc_paused
 from flagsync._pacing import pace
 from flagsync.engine import Resolution
 from flagsync.errors import ConfigurationError, RedisRefusedError, RedisUnavailableError
@@ -459,7 +460,11 @@ class UsageTracker:
 
     def flush(self) -> bool:
         """Harvest new counts and deliver everything pending; whether Redis took it."""
-        with self._flush_lock:
+        # The collector paused: a flush of a large environment holds tens of thousands
+        # of short-lived containers (redis-py queues a tuple per HINCRBY) across the
+        # round trip, and the collections they triggered promoted them toward a full
+        # collection, which scans every compiled flag (~0.1 s for 10,000, GIL held).
+        with self._flush_lock, gc_paused():
             self._harvest()
             if not self._pending.counts and not self._pending.last_seen:
                 return True
@@ -515,11 +520,12 @@ class UsageTracker:
                 for cell in finished:  # totals() must not go down (Prometheus counters)
                     self._retire_counts(cell.harvested.items())
         with self._lock:
-            outcomes = list(self._outcomes.items())
+            outcomes = list(self._outcomes.values())  # keyed by id(outcome.resolution)
         idle: list[int] = []
         gone: list[int] = []
         moved: list[_Outcome] = []
-        for rid, outcome in outcomes:
+        for outcome in outcomes:
+            rid = id(outcome.resolution)
             pace()  # tens of thousands of counters after a large re-sync
             n = _count_value(outcome.counter)
             delta = n - outcome.harvested

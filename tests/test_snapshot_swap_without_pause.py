@@ -174,6 +174,37 @@ def test_building_with_nothing_frozen_leaves_nothing_frozen() -> None:
     assert built
 
 
+def test_the_collector_stays_paused_until_the_last_of_several_threads_is_done() -> None:
+    # A Redis reload, a file reload and a usage flush may overlap: the first one out
+    # must not turn the collector back on under the others' feet.
+    was = gc.isenabled()
+    gc.enable()
+    inside = [threading.Event(), threading.Event()]
+    leave = [threading.Event(), threading.Event()]
+
+    def build(n: int) -> None:
+        with gc_paused():
+            inside[n].set()
+            leave[n].wait(10)
+
+    threads = [threading.Thread(target=build, args=(n,)) for n in (0, 1)]
+    try:
+        for thread in threads:
+            thread.start()
+        assert all(event.wait(10) for event in inside)
+        leave[0].set()  # the first in leaves first
+        threads[0].join(10)
+        assert not gc.isenabled()
+        leave[1].set()
+        threads[1].join(10)
+        assert gc.isenabled()
+        assert gc.get_freeze_count() == 0
+    finally:
+        for event in leave:
+            event.set()
+        (gc.enable if was else gc.disable)()
+
+
 def test_a_dropped_engine_leaves_no_cyclic_garbage() -> None:
     """Reloads build engines with the collector paused: only reference counting frees them."""
     snapshot = make_snapshot(50, "t")

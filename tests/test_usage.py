@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import threading
 from collections import Counter
@@ -177,6 +178,32 @@ def test_distinct_key_bound_is_enforced(redis_server: RedisServer) -> None:
     assert len(tracker.totals()) == 3
     tracker.close()
     assert _counts(redis_server) == {(f, "on", "STATIC"): 4 for f in ("a", "b", "c")}
+
+
+def test_a_large_flush_triggers_no_garbage_collection(redis_server: RedisServer) -> None:
+    # A collection during a flush promotes its thousands of short-lived containers,
+    # bringing closer a full collection that scans every compiled flag.
+    tracker = UsageTracker(redis_factory(redis_server.url), ENV, flush_interval=3600)
+    for n in range(5_000):
+        tracker.record(f"flag-{n}", "on", "STATIC")
+    collections: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    was = gc.isenabled()
+    gc.enable()
+    gc.callbacks.append(seen)
+    try:
+        assert tracker.flush()
+        assert gc.isenabled()  # not left paused
+    finally:
+        gc.callbacks.remove(seen)
+        (gc.enable if was else gc.disable)()
+    assert collections == []
+    assert len(_counts(redis_server)) == 5_000
+    tracker.close()
 
 
 def test_last_seen_never_moves_backwards_and_daily_keys_expire(redis_server: RedisServer) -> None:
