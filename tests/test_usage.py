@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import logging
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -440,18 +442,29 @@ def test_fast_path_counts_survive_redis_down_between_flushes_while_threads_count
     assert tracker.dropped == 0
 
 
-def test_fast_path_enforces_the_key_bound_and_bounds_its_table(
-    redis_server: RedisServer, flags_dir: Path
-) -> None:
-    tracker = UsageTracker(redis_factory(redis_server.url), ENV, flush_interval=3600, max_keys=1)
-    # Two clients of the same files: each has its own Resolution objects for the
-    # same outcome, as a client has across snapshot reloads.
+@contextlib.contextmanager
+def _two_counting_clients(
+    flags_dir: Path, tracker: UsageTracker
+) -> Iterator[tuple[FlagClient, FlagClient]]:
+    """Two clients of the same files counting into ``tracker``: each has its own
+    Resolution objects for the same answers, as one client has across reloads."""
     with (
         FlagClient(flags_dir=flags_dir, watch=False) as first,
         FlagClient(flags_dir=flags_dir, watch=False) as second,
     ):
-        detach_first = first.attach_usage_tracker(tracker)
-        detach_second = second.attach_usage_tracker(tracker)
+        detach = [first.attach_usage_tracker(tracker), second.attach_usage_tracker(tracker)]
+        try:
+            yield first, second
+        finally:
+            for each in detach:
+                each()
+
+
+def test_fast_path_enforces_the_key_bound_and_bounds_its_table(
+    redis_server: RedisServer, flags_dir: Path
+) -> None:
+    tracker = UsageTracker(redis_factory(redis_server.url), ENV, flush_interval=3600, max_keys=1)
+    with _two_counting_clients(flags_dir, tracker) as (first, second):
         for _ in range(3):
             assert first.is_enabled("always", "u") is True
         for _ in range(4):  # same key, another Resolution: the table is full
@@ -459,8 +472,6 @@ def test_fast_path_enforces_the_key_bound_and_bounds_its_table(
         for i in range(5):  # a second key: over max_keys, not counted but counted as dropped
             first.is_enabled("half", f"u-{i}")
         assert len(tracker.table) == 1
-        detach_first()
-        detach_second()
     tracker.close()
     assert _counts(redis_server) == {("always", "on", "STATIC"): 7}
     assert tracker.dropped_overflow == 5 == tracker.dropped
@@ -469,15 +480,10 @@ def test_fast_path_enforces_the_key_bound_and_bounds_its_table(
 def test_a_new_engines_answers_take_over_the_old_counters_without_losing_a_count(
     redis_server: RedisServer, flags_dir: Path
 ) -> None:
-    # Two clients of the same files stand for one client before and after a re-sync
-    # that rebuilt every flag: the same answers, as other Resolution objects.
+    # The two clients stand for one client before and after a re-sync that rebuilt
+    # every flag.
     tracker = UsageTracker(redis_factory(redis_server.url), ENV, flush_interval=3600)
-    with (
-        FlagClient(flags_dir=flags_dir, watch=False) as old,
-        FlagClient(flags_dir=flags_dir, watch=False) as new,
-    ):
-        detach_old = old.attach_usage_tracker(tracker)
-        detach_new = new.attach_usage_tracker(tracker)
+    with _two_counting_clients(flags_dir, tracker) as (old, new):
         for i in range(10):
             old.is_enabled("always", "u")
             old.is_enabled("half", f"u-{i}")
@@ -496,8 +502,6 @@ def test_a_new_engines_answers_take_over_the_old_counters_without_losing_a_count
         # be evaluated, its counts are still delivered (it takes the counter back).
         old.is_enabled("always", "u")
         new.is_enabled("always", "u")
-        detach_old()
-        detach_new()
     tracker.close()
     assert _counts(redis_server)[("always", "on", "STATIC")] == 23
     assert tracker.totals()[("always", "on", Reason.STATIC)] == 23
