@@ -1,7 +1,7 @@
 """Building large acyclic trees (a compiled snapshot) without a garbage-collection storm.
 
 One home for the runtime's reloads, its usage flushes and the authoring pipeline: importing it costs
-nothing (``gc``, ``contextlib`` and ``threading`` only), so the runtime uses it without the
+nothing (the standard library and ``runtime._fork``), so the runtime uses it without the
 validation stack.
 """
 
@@ -11,6 +11,8 @@ import contextlib
 import gc
 import threading
 from collections.abc import Iterator
+
+from flagsync.runtime import _fork
 
 
 class _Pauses:
@@ -23,8 +25,18 @@ class _Pauses:
         self.was_enabled = False
         self.app_froze = False
 
+    def after_fork_in_child(self) -> None:
+        # The threads that paused the collector stayed in the parent (one of them may
+        # even have held the lock): nobody here will end their pauses.
+        self.lock = threading.Lock()
+        if self.depth:
+            self.depth = 0
+            if self.was_enabled:
+                gc.enable()
+
 
 _PAUSES = _Pauses()
+_fork.register(_PAUSES, _fork.Phase.COLLECTOR, _Pauses.after_fork_in_child)
 
 
 @contextlib.contextmanager

@@ -9,6 +9,9 @@ engine released in steps stays whole for a thread still evaluating with it.
 from __future__ import annotations
 
 import gc
+import os
+import select
+import signal
 import threading
 import time
 import weakref
@@ -202,6 +205,50 @@ def test_the_collector_stays_paused_until_the_last_of_several_threads_is_done() 
     finally:
         for event in leave:
             event.set()
+        (gc.enable if was else gc.disable)()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_child_forked_while_a_thread_pauses_the_collector_collects_again() -> None:
+    # The pausing thread stays in the parent: nobody in the child would end its pause.
+    was = gc.isenabled()
+    gc.enable()
+    inside, leave = threading.Event(), threading.Event()
+
+    def build() -> None:
+        with gc_paused():
+            inside.set()
+            leave.wait(10)
+
+    thread = threading.Thread(target=build)
+    thread.start()
+    try:
+        assert inside.wait(10)
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: is the collector on, and can it pause and resume it?
+            answer = b"no"
+            try:
+                before = gc.isenabled()
+                with gc_paused():
+                    paused = not gc.isenabled()
+                if before and paused and gc.isenabled():
+                    answer = b"ok"
+            finally:
+                os.write(write_fd, answer)
+                os._exit(0)
+        os.close(write_fd)
+        ready, _, _ = select.select([read_fd], [], [], 10)
+        if not ready:  # the child hangs on a lock a parent thread held at fork time
+            os.kill(pid, signal.SIGKILL)
+        answer = os.read(read_fd, 2) if ready else b"hung"
+        os.close(read_fd)
+        os.waitpid(pid, 0)
+        assert answer == b"ok"
+        assert not gc.isenabled()  # the parent's pause is untouched
+    finally:
+        leave.set()
+        thread.join(10)
         (gc.enable if was else gc.disable)()
 
 

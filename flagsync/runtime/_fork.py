@@ -7,10 +7,11 @@ tracker. Registering one ``os.register_at_fork`` hook per module would make
 that order depend on import order; here it is the :class:`Phase` order, and
 within a phase the order of registration.
 
-Registration happens only on the thread creating a client, and the hook runs in
-the child right after fork (single-threaded then). Entries are held weakly
-(a closed, dropped client leaves), and no lock is taken that a parent thread
-could hold at fork time: dict assignment is atomic under the GIL.
+Registration happens on import (the collector's pause) or on the thread creating
+a client, and the hook runs in the child right after fork (single-threaded
+then). Entries are held weakly (a closed, dropped client leaves), and no lock
+is taken that a parent thread could hold at fork time: dict assignment is
+atomic under the GIL.
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ T = TypeVar("T")
 class Phase(enum.IntEnum):
     """When a component restarts in a forked child: lower phases first."""
 
-    CONTROLLER = 0
+    COLLECTOR = 0
+    """The garbage collector's pause (``flagsync._gcpause``): a thread that paused it
+    in the parent does not exist in the child, so it would stay paused."""
+    CONTROLLER = 1
     """A client's controller: new lock, new refresher and watcher threads."""
-    CLIENT = 1
+    CLIENT = 2
     """A client's own state (its usage tracker), once its controller runs again."""
 
 
