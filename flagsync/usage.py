@@ -544,36 +544,40 @@ class UsageTracker:
                 gone.append(rid)
             elif outcome.idle >= _IDLE_FLUSHES:
                 idle.append(rid)
-        if moved:
+        # The lock is taken per outcome below: after a large re-sync there are
+        # thousands, and evaluating threads wait for it on their first hits.
+        for outcome in moved:
             # Counted above: the earlier engine's calls that were still under way
             # are over by now. Its Resolutions let go of the counter (and are freed).
+            pace()
             with self._lock:
-                for outcome in moved:
-                    for former in outcome.former:
-                        if former.counter is outcome.counter:
-                            _install(former, None)
-                    outcome.former.clear()
-        if idle or gone:
-            # Outcomes of replaced snapshots stop being hit: forget them, so the
-            # table tracks live outcomes only (a later hit registers again). In two
-            # steps: out of the table now, harvested once more next time, then
-            # forgotten, so a thread that looked its counter up just before the
-            # removal still has its increment delivered.
+                for former in outcome.former:
+                    if former.counter is outcome.counter:
+                        _install(former, None)
+                outcome.former.clear()
+        # Outcomes of replaced snapshots stop being hit: forget them, so the table
+        # tracks live outcomes only (a later hit registers again). In two steps: out
+        # of the table now, harvested once more next time, then forgotten, so a
+        # thread that looked its counter up just before the removal still has its
+        # increment delivered.
+        for rid in idle:
+            pace()
             with self._lock:
-                for rid in idle:
-                    found = self._outcomes.get(rid)  # None: moved to a new Resolution
-                    if found is not None:
-                        found.retiring = True
-                        self._table.pop(rid, None)
-                        _install(found.resolution, None)
-                for rid in gone:
-                    found = self._outcomes.get(rid)
-                    if found is not None and found.retiring:  # not revived meanwhile
-                        del self._outcomes[rid]
-                        slot = _slot(found.key[0], found.resolution)
-                        if self._by_slot.get(slot) is found:
-                            del self._by_slot[slot]
-                        self._retire_counts([(found.key, found.harvested)])
+                found = self._outcomes.get(rid)  # None: moved to a new Resolution
+                if found is not None:
+                    found.retiring = True
+                    self._table.pop(rid, None)
+                    _install(found.resolution, None)
+        for rid in gone:
+            pace()
+            with self._lock:
+                found = self._outcomes.get(rid)
+                if found is not None and found.retiring:  # not revived meanwhile
+                    del self._outcomes[rid]
+                    slot = _slot(found.key[0], found.resolution)
+                    if self._by_slot.get(slot) is found:
+                        del self._by_slot[slot]
+                    self._retire_counts([(found.key, found.harvested)])
         if seen:
             if was_empty:
                 pending.since = time.monotonic()
@@ -603,10 +607,12 @@ class UsageTracker:
     def _deliver(self, pending: _Pending) -> _PendingRefusal | None:
         """Send ``pending`` (plain commands, flagsync.store.flush_usage); what Redis
         refused, if anything, as the pending increments still to deliver."""
-        counts = {
-            day: {encode_field(key): n for key, n in entries.items()}
-            for day, entries in pending.counts.items()
-        }
+        counts: dict[dt.date, dict[str, int]] = {}
+        for day, entries in pending.counts.items():
+            encoded = counts[day] = {}
+            for key, n in entries.items():
+                pace()
+                encoded[encode_field(key)] = n
         with translate_errors():
             client = self._connection()
         refused = flush_usage(

@@ -8,7 +8,9 @@ of Redis offers the GIL between flags, so no loop of it runs unpaced.
 
 from __future__ import annotations
 
+import sys
 import threading
+from collections import Counter
 from collections.abc import Callable
 
 import pytest
@@ -18,8 +20,10 @@ from redis._parsers.hiredis import _HiredisParser
 from redis_fixtures import RedisServer, make_snapshot
 
 from flagsync import _pacing
+from flagsync.engine import Engine
 from flagsync.redisconn import connect
 from flagsync.runtime import _sources
+from flagsync.usage import UsageTracker, redis_factory
 
 
 class _Clock:
@@ -93,21 +97,64 @@ def test_each_thread_has_its_own_slice(clock: _Clock) -> None:
     assert len(clock.naps) == 2
 
 
+def _naps_by_caller(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Every pace() offers the GIL from now on; the naps counted by the function
+    that called pace()."""
+    naps: Counter[str] = Counter()
+
+    def nap(_seconds: float) -> None:
+        naps[sys._getframe(2).f_code.co_name] += 1  # 1: pace(), 2: its caller
+
+    monkeypatch.setattr(_pacing, "SLICE", 0.0)
+    monkeypatch.setattr(_pacing, "_sleep", nap)
+    return naps
+
+
 @pytest.mark.redis
-def test_a_whole_read_of_redis_offers_the_gil_between_flags(
+def test_a_whole_read_of_redis_offers_the_gil_in_every_per_flag_step(
     redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     flags = 300
     with redis_server.client() as client:
         publish(client, make_snapshot(flags, "t", ENV), "r1")
-        naps: list[str] = []
-        monkeypatch.setattr(_pacing, "SLICE", 0.0)  # every pace() offers the GIL
-        monkeypatch.setattr(_pacing, "_sleep", lambda _s: naps.append("nap"))
-        loaded: list[object] = []
+        naps = _naps_by_caller(monkeypatch)
+        loaded: list[_sources.Loaded | None] = []
         _in_thread(lambda: loaded.append(_sources._read_index(client, ENV)))
     assert loaded[0] is not None
-    # Each flag parsed and each flag compiled is a step of its own.
-    assert len(naps) >= 2 * flags
+    # Decoding the reply, ordering, parsing and compiling (the generator between two
+    # flags), the dispatch table, the index digest: no step goes flag by flag unpaced.
+    steps = ("read_index", "in_group_order", "flags", "build_table", "finish")
+    assert {step: naps[step] >= flags for step in steps} == dict.fromkeys(steps, True)
+
+
+def test_comparing_two_engines_offers_the_gil_between_flags(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    flags = 300
+    old, new = (Engine.from_snapshot(make_snapshot(flags, tag, ENV)) for tag in ("a", "b"))
+    naps = _naps_by_caller(monkeypatch)
+    changed: list[frozenset[str]] = []
+    _in_thread(lambda: changed.append(new.changed_flags(old)))
+    assert len(changed[0]) == flags  # every description names its tag
+    assert naps["changed_flags"] >= flags
+
+
+@pytest.mark.redis
+def test_a_usage_flush_offers_the_gil_between_counters(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counters = 300
+    tracker = UsageTracker(redis_factory(redis_server.url), ENV, flush_interval=3600)
+    for n in range(counters):
+        tracker.record(f"flag-{n}", "on", "STATIC")
+    naps = _naps_by_caller(monkeypatch)
+    flushed: list[bool] = []
+    _in_thread(lambda: flushed.append(tracker.flush()))
+    tracker.close()
+    assert flushed == [True]
+    # Encoding the fields, queueing the increments, reading Redis's answers.
+    assert naps["_deliver"] >= counters
+    assert naps["flush_usage"] >= 2 * counters
 
 
 def test_flagsyncs_connections_parse_replies_with_hiredis() -> None:

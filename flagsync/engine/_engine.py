@@ -348,7 +348,12 @@ class Engine:
         old, new = previous._compiled.digests, self._compiled.digests
         if previous._compiled.segments_digest != self._compiled.segments_digest:
             return frozenset(new.keys() | {k for k in old if k not in new})
-        return frozenset(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        changed = []
+        for k in old.keys() | new.keys():
+            pace()
+            if old.get(k) != new.get(k):
+                changed.append(k)
+        return frozenset(changed)
 
     def flags_testing_segments(self) -> frozenset[str]:
         """The flags whose rules test a segment: recompiled whenever the segments change."""

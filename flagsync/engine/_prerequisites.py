@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from time import time
 
+from flagsync._pacing import pace
 from flagsync.engine._codegen import constant_function
 from flagsync.engine._compiled import CompiledFlag
 from flagsync.engine._operators import Context
@@ -194,6 +195,7 @@ def build_table(flags: Mapping[str, CompiledFlag], killed: frozenset[str]) -> di
     table: dict[str, FlagFn] = {}
     folding = _Folding(flags, killed)
     for key, flag in flags.items():
+        pace()
         if not flag.enabled or key in killed:
             table[key] = constant_function(flag.disabled)
         elif flag.requires:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
+from flagsync._pacing import pace
 from flagsync.redisconn import RedisClient, mapped_errors
 from flagsync.snapshot import SEGMENTS_MEMBER, Snapshot, index_digest, part_digest, part_json
 from flagsync.store._layout import _text, keys, parse_version
@@ -145,7 +146,10 @@ def read_index(client: RedisClient, env: str) -> tuple[Head, dict[str, bytes]] |
     if not raw_meta:
         return None
     overrides, corrupt = decode_overrides(raw_overrides)
-    members = {_text(name): bytes(value) for name, value in raw_members.items()}
+    members: dict[str, bytes] = {}
+    for name, value in raw_members.items():
+        pace()  # 10,000 members: a background read hands the GIL over as it goes
+        members[_text(name)] = bytes(value)
     return Head(Meta.from_hash(raw_meta), overrides, corrupt, int(size)), members
 
 
@@ -168,8 +172,12 @@ def changed_since(client: RedisClient, env: str, head: int, since: int) -> froze
             members = entry["changed"]
         except (ValueError, KeyError, TypeError):
             return None
-        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+        if not isinstance(members, list):
             return None
+        for member in members:
+            pace()  # a full re-sync lists every flag
+            if not isinstance(member, str):
+                return None
         if previous >= at:  # versions only grow along one history: a loop is damage
             return None
         changed.update(members)

@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import redis.exceptions
 
+from flagsync._pacing import pace
 from flagsync.redisconn import RedisClient, mapped_errors
 from flagsync.store._layout import _first_line, _lenient, keys
 from flagsync.store._namespace import Namespace
@@ -71,6 +72,7 @@ def flush_usage(
     for day in sorted(counts):
         name = k.usage(day)
         for field_name, n in counts[day].items():
+            pace()  # tens of thousands of counters after a large re-sync
             pipe.hincrby(name, field_name, n)
             steps.append((day, field_name))
         pipe.expire(name, ttl_seconds)
@@ -83,6 +85,7 @@ def flush_usage(
     refused: dict[dt.date, set[str]] = {}
     seen_refused = bool(error)
     for step, result in zip(steps, results, strict=True):
+        pace()
         if not _wrong_type(result):
             continue
         if isinstance(step, tuple):
