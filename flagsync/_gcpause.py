@@ -24,6 +24,7 @@ class _Pauses:
         self.depth = 0
         self.was_enabled = False
         self.app_froze = False
+        self.kept = False  # did a thread build something that outlives its pause?
 
     def after_fork_in_child(self) -> None:
         # The threads that paused the collector stayed in the parent (one of them may
@@ -40,7 +41,7 @@ _fork.register(_PAUSES, _fork.Phase.COLLECTOR, _Pauses.after_fork_in_child)
 
 
 @contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
+def gc_paused(*, kept: bool = True) -> Iterator[None]:
     """Pause the cyclic garbage collector while building large acyclic trees.
 
     Loading 10,000 flags allocates millions of small containers; the collections
@@ -49,20 +50,29 @@ def gc_paused() -> Iterator[None]:
     every thread of a client that is evaluating meanwhile. Reference counting
     still frees everything. Threads may pause it at once: it runs again when the
     last of them is done.
+
+    ``kept=False`` for work whose containers are all freed by its end (a usage
+    flush): the collector then simply resumes, and the application's young
+    objects stay young, rather than being moved to the oldest generation with
+    a new engine's.
     """
     pauses = _PAUSES
     with pauses.lock:
         if pauses.depth == 0:
             pauses.was_enabled = gc.isenabled()
             pauses.app_froze = gc.get_freeze_count() > 0
+            pauses.kept = False
             gc.disable()
         pauses.depth += 1
+        pauses.kept = pauses.kept or kept
     try:
         yield
     finally:
         with pauses.lock:
             pauses.depth -= 1
-            if pauses.depth == 0 and pauses.was_enabled:
+            if pauses.depth == 0 and pauses.was_enabled and not pauses.kept:
+                gc.enable()
+            elif pauses.depth == 0 and pauses.was_enabled:
                 # Re-enabling would make the next collection scan every object built
                 # meanwhile (~0.25 s for 10,000 flags). freeze + unfreeze moves them
                 # straight to the oldest generation instead; a cycle among them is

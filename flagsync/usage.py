@@ -464,7 +464,8 @@ class UsageTracker:
         # of short-lived containers (redis-py queues a tuple per HINCRBY) across the
         # round trip, and the collections they triggered promoted them toward a full
         # collection, which scans every compiled flag (~0.1 s for 10,000, GIL held).
-        with self._flush_lock, gc_paused():
+        # All freed by the end (kept=False): the application's young objects stay young.
+        with self._flush_lock, gc_paused(kept=False):
             self._harvest()
             if not self._pending.counts and not self._pending.last_seen:
                 return True
