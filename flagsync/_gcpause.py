@@ -1,8 +1,8 @@
 """Building large acyclic trees (a compiled snapshot) without a garbage-collection storm.
 
-One home for the runtime's reloads, its usage flushes and the authoring pipeline: importing it costs
-nothing (the standard library and ``runtime._fork``), so the runtime uses it without the
-validation stack.
+One home for the runtime's reloads, its usage flushes and the authoring
+pipeline: importing it costs nothing (the standard library and
+``runtime._fork``), so the runtime uses it without the validation stack.
 """
 
 from __future__ import annotations
@@ -70,21 +70,20 @@ def gc_paused(*, kept: bool = True) -> Iterator[None]:
     finally:
         with pauses.lock:
             pauses.depth -= 1
-            if pauses.depth == 0 and pauses.was_enabled and not pauses.kept:
-                gc.enable()
-            elif pauses.depth == 0 and pauses.was_enabled:
-                # Re-enabling would make the next collection scan every object built
-                # meanwhile (~0.25 s for 10,000 flags). freeze + unfreeze moves them
-                # straight to the oldest generation instead; a cycle among them is
-                # still found by the next full collection.
-                gc.freeze()
-                if not pauses.app_froze:
-                    gc.unfreeze()
-                # else the application froze its objects (a pre-fork server keeping
-                # pages shared with its workers, as the gc docs advise): unfreezing
-                # would hand them all back to the collector, whose next full
-                # collection would write to every page. The new objects stay frozen
-                # with them; reference counting still frees them.
+            if pauses.depth == 0 and pauses.was_enabled:
+                if pauses.kept:
+                    # Re-enabling would make the next collection scan every object
+                    # built meanwhile (~0.25 s for 10,000 flags). freeze + unfreeze
+                    # moves them straight to the oldest generation instead; a cycle
+                    # among them is still found by the next full collection.
+                    gc.freeze()
+                    if not pauses.app_froze:
+                        gc.unfreeze()
+                    # else the application froze its objects (a pre-fork server
+                    # keeping pages shared with its workers, as the gc docs advise):
+                    # unfreezing would hand them all back to the collector, whose
+                    # next full collection would write to every page. The new
+                    # objects stay frozen with them; reference counting frees them.
                 gc.enable()
 
 
