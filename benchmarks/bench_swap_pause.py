@@ -12,9 +12,13 @@ sleeps 1 ms at a time and notes how long each sleep really took.
 
 First ``--before`` seconds with no change (the baseline); then the control:
 ``--swaps`` full syncs of another environment, which the client does not
-read (the syncer and redis-server load this 2-core machine as in the next
+read (the syncer and redis-server load this 2-core machine as in the last
 phase, but nothing is swapped: what stalls here is the machine, not the
-client); then ``--swaps`` full re-syncs of the client's environment, each
+client); then ``--paced`` seconds in which a thread of this process computes
+in pure Python, calling ``flagsync._pacing.pace()`` as a reload does, but
+touching no flag (what any background Python work costs the evaluating
+threads here: the GIL's hand-over on two cores, the floor a reload's own
+stalls can be compared with); then ``--swaps`` full re-syncs of the client's environment, each
 rewriting every flag (every description names the generation, so every
 flag's definition differs); the next starts once the client serves the
 previous one. For each phase it prints:
@@ -62,7 +66,7 @@ THREADS = 4
 COUNTRIES = ("US", "DE", "CA", "FR", "GB", "NL")
 SILENCE_NS = 500_000  # per-thread silences shorter than this are not recorded
 CHUNK = 1 << 16  # call durations kept per array (512 KB)
-BEFORE, CONTROL, DURING = 0, 1, 2
+BEFORE, CONTROL, PACED, DURING = 0, 1, 2, 3
 CONTROL_ENV = "staging"  # synced in the control phase; the client does not read it
 
 
@@ -141,7 +145,7 @@ class Evaluator(threading.Thread):
         # Per phase, call durations in chunks of CHUNK: one growing array would be
         # reallocated, and copying tens of MB holds the GIL for milliseconds, a
         # stall of the benchmark's own making.
-        self.durations: tuple[list[array[int]], ...] = ([], [], [])
+        self.durations: tuple[list[array[int]], ...] = ([], [], [], [])
         self.silences: list[tuple[int, int]] = []  # (last completion, next completion)
 
     def run(self) -> None:
@@ -267,6 +271,18 @@ def percentiles(samples: Sequence[array[int]]) -> str:
     return f"{len(merged)} calls, p50 {p50:.1f} µs, p99 {p99:.1f} µs, max {merged[-1] / 1e6:.1f} ms"
 
 
+def paced_work(seconds: float) -> None:
+    """Compute for ``seconds`` as a reload does, calling pace() between small steps
+    (~10 µs each, as a flag's compiling), but allocating nothing that lasts."""
+    from flagsync._pacing import pace
+
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        for _ in range(100):
+            sum(range(200))
+            pace()
+
+
 # --- main ------------------------------------------------------------------------------------
 
 
@@ -275,6 +291,12 @@ def main() -> None:
     parser.add_argument("--flags", type=int, default=10_000)
     parser.add_argument("--swaps", type=int, default=5)
     parser.add_argument("--before", type=float, default=5.0, help="seconds with no swap")
+    parser.add_argument(
+        "--paced",
+        type=float,
+        default=10.0,
+        help="seconds of paced pure-Python work in a background thread (0: skip)",
+    )
     parser.add_argument(
         "--control-gap",
         type=float,
@@ -355,6 +377,12 @@ def measure(
         synced_at = syncer.sync(generation, CONTROL_ENV)
         # As long as a served swap took, so the phases last alike (nothing to wait on).
         time.sleep(max(0.0, synced_at + args.control_gap - time.time()))
+    phase[0] = PACED
+    paced_start = time.perf_counter_ns()
+    if args.paced > 0:
+        busy = threading.Thread(target=paced_work, args=(args.paced,), name="paced", daemon=True)
+        busy.start()
+        busy.join()
     phase[0] = DURING
     during_start = time.perf_counter_ns()
     delays = []
@@ -376,8 +404,14 @@ def measure(
         (
             f"control: {args.swaps} full syncs of another environment",
             control_start,
-            during_start,
+            paced_start,
             CONTROL,
+        ),
+        (
+            "paced pure-Python work in a background thread, no swap",
+            paced_start,
+            during_start,
+            PACED,
         ),
         (f"during {args.swaps} full re-syncs", during_start, during_end, DURING),
     ):
