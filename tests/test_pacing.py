@@ -20,9 +20,10 @@ from redis._parsers.hiredis import _HiredisParser
 from redis_fixtures import RedisServer, make_snapshot
 
 from flagsync import _pacing
-from flagsync.engine import Engine
+from flagsync.engine import Engine, _parts
 from flagsync.redisconn import connect
 from flagsync.runtime import _sources
+from flagsync.snapshot import FLAGS_PER_CHECK, validate_snapshot
 from flagsync.usage import UsageTracker, redis_factory
 
 
@@ -122,9 +123,26 @@ def test_a_whole_read_of_redis_offers_the_gil_in_every_per_flag_step(
         _in_thread(lambda: loaded.append(_sources._read_index(client, ENV)))
     assert loaded[0] is not None
     # Decoding the reply, ordering, parsing and compiling (the generator between two
-    # flags), the dispatch table, the index digest: no step goes flag by flag unpaced.
-    steps = ("read_index", "in_group_order", "flags", "build_table", "finish")
+    # flags), packing the compressed parts, the dispatch table, the index digest: no
+    # step goes flag by flag unpaced.
+    steps = ("read_index", "in_group_order", "flags", "_pack", "build_table", "finish")
     assert {step: naps[step] >= flags for step in steps} == dict.fromkeys(steps, True)
+
+
+def test_the_schema_check_of_a_large_snapshot_offers_the_gil_between_small_steps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    flags = 300
+    snapshot = make_snapshot(flags, "t", ENV)
+    naps = _naps_by_caller(monkeypatch)
+    _in_thread(lambda: validate_snapshot(snapshot) and None)
+    assert naps["_valid_in_steps"] >= flags // FLAGS_PER_CHECK
+
+
+def test_the_load_order_groups_keys_stably() -> None:
+    keys = [f"flag-{n}" for n in range(1000)] + ["é", "\udcff", ""]
+    ordered = Engine.load_order(keys)
+    assert ordered == sorted(keys, key=_parts._group)  # the stable sort it replaces
 
 
 def test_comparing_two_engines_offers_the_gil_between_flags(

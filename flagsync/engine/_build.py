@@ -78,6 +78,7 @@ def _compile_segments(raw: object) -> dict[str, SegmentFn]:
 def _check_requires(flags: Mapping[str, CompiledFlag], which: Iterable[str]) -> None:
     """Every prerequisite of the flags ``which`` names a flag of ``flags`` and its variant."""
     for key in sorted(which):  # sorted: the first error named is the same every time
+        pace()
         flag = flags[key]
         for i, (prerequisite, variant) in enumerate(flag.requires):
             where = f"flags.{flag.key}.requires[{i}]"
@@ -120,7 +121,12 @@ class SnapshotBuilder:
     def finish(self) -> CompiledSnapshot:
         """The compiled snapshot; :class:`SnapshotError` if a prerequisite does not resolve."""
         flags, digests = self._flags, self._digests
-        requiring = frozenset(key for key, flag in flags.items() if flag.requires)
+        requires: set[str] = set()
+        for key, flag in flags.items():
+            pace()
+            if flag.requires:
+                requires.add(key)
+        requiring = frozenset(requires)
         _check_requires(flags, requiring)
         total = 0
         for key, digest in digests.items():

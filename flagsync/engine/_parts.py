@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
-from operator import itemgetter
 
 from flagsync._pacing import pace
 
@@ -38,6 +37,7 @@ def _pack(records: Mapping[str, bytes]) -> bytes:
     """Length-prefixed key/value records (keys may hold any character), compressed."""
     chunks: list[bytes] = []
     for key, data in records.items():
+        pace()  # a group holds ~1/64 of the flags: 150 of 10,000
         name = key.encode("utf-8", "surrogatepass")
         chunks += [len(name).to_bytes(4, "big"), name, len(data).to_bytes(4, "big"), data]
     # Level 1: zlib releases the GIL while it compresses, and 1 is ~5x faster than 6.
@@ -82,12 +82,17 @@ class SnapshotParts:
     def in_group_order(keys: Iterable[str]) -> list[str]:
         """``keys`` ordered so that a :class:`PartsBuilder` with ``grouped=True``
         compresses each group as soon as it is complete."""
-        grouped: list[tuple[int, str]] = []
+        # Bucketed rather than sorted (a sort of 10,000 cannot pace), in the
+        # order of ``keys`` within a group, as the stable sorted(keys, key=_group).
+        groups: list[list[str]] = [[] for _ in range(_GROUPS)]
         for key in keys:
             pace()  # a hash per key: 10,000 of them in a reload's background thread
-            grouped.append((_group(key), key))
-        grouped.sort(key=itemgetter(0))  # stable, as sorted(keys, key=_group) was
-        return [key for _, key in grouped]
+            groups[_group(key)].append(key)
+        ordered: list[str] = []
+        for group in groups:
+            pace()
+            ordered += group
+        return ordered
 
     @property
     def header(self) -> dict[str, bytes]:

@@ -455,7 +455,9 @@ def _changed_flags(old: Current, new: Loaded) -> frozenset[str]:
     if old.loaded is not None and old.loaded.checksum == new.checksum:
         return old_engine.killed ^ new_engine.killed
     # Per-flag digests taken at compile time: no snapshot dict is kept to diff.
-    return new_engine.changed_flags(old_engine) | (old_engine.killed ^ new_engine.killed)
+    changed = new_engine.changed_flags(old_engine)
+    kills = old_engine.killed ^ new_engine.killed
+    return changed | kills if kills else changed  # a full re-sync: no copy of 10,000
 
 
 __all__ = ["Controller", "Listener", "Settings"]

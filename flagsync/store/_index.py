@@ -174,13 +174,13 @@ def changed_since(client: RedisClient, env: str, head: int, since: int) -> froze
             return None
         if not isinstance(members, list):
             return None
+        if previous >= at:  # versions only grow along one history: a loop is damage
+            return None
         for member in members:
             pace()  # a full re-sync lists every flag
             if not isinstance(member, str):
                 return None
-        if previous >= at:  # versions only grow along one history: a loop is damage
-            return None
-        changed.update(members)
+            changed.add(member)
         at = previous
     return frozenset(changed) if at == since else None
 
