@@ -98,6 +98,30 @@ def test_each_thread_has_its_own_slice(clock: _Clock) -> None:
     assert len(clock.naps) == 2
 
 
+def test_a_fresh_pace_naps_before_the_slice_is_over(clock: _Clock) -> None:
+    # Before a step that cannot pace itself: it begins a slice, not lengthens one.
+    def work() -> None:
+        _pacing.pace()
+        clock.now += _pacing.SLICE / 10
+        _pacing.pace()  # the slice is not over: no nap
+        _pacing.pace(fresh=True)
+
+    _in_thread(work)
+    assert clock.naps == [100.0, 100.0 + _pacing.SLICE / 10]
+
+
+@pytest.mark.parametrize("kind", [list, dict])
+def test_release_empties_a_container_a_step_at_a_time(
+    clock: _Clock, monkeypatch: pytest.MonkeyPatch, kind: type
+) -> None:
+    monkeypatch.setattr(_pacing, "SLICE", 0.0)
+    items = 10 * _pacing.RELEASE_STEP + 1
+    container = list(range(items)) if kind is list else {n: str(n) for n in range(items)}
+    _in_thread(lambda: _pacing.release(container))
+    assert len(container) == 0
+    assert len(clock.naps) == 11
+
+
 def _naps_by_caller(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """Every pace() offers the GIL from now on; the naps counted by the function
     that called pace()."""
