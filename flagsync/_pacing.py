@@ -11,7 +11,7 @@ objects) instead naps for :data:`NAP` after every :data:`SLICE` of its work:
 long enough for a waiting thread to take the GIL, where ``sleep(0)`` often
 took it straight back. With threads waiting, the background work then
 resumes only when the GIL comes round again: it takes longer (a 10,000-flag
-re-sync under four such threads: ~13 s instead of ~8 s), by design, since
+re-sync under four such threads: ~16 to 19 s instead of ~8 s), by design, since
 the service's own requests come first. With nobody waiting, the naps cost
 ~10 to 15 % of the work's time (a 10,000-flag read: ~0.85 s instead of
 ~0.75 s). Why 3 ms: below the 5 ms interval with room for a thread's

@@ -243,8 +243,6 @@ def validate_snapshot(data: bytes | str | Mapping[str, Any]) -> Snapshot:
     )
 
 
-# Flags checked per call of the (Rust) validator: one call holds the GIL
-# throughout, ~4 µs per flag, so 250 flags keep every pause near a millisecond.
 FLAGS_PER_CHECK = 25
 """Flags schema-checked per call of the validator (a Rust call that holds the GIL):
 ~0.1 ms each here, where 250 held it ~1 to 2 ms; the total is the same."""

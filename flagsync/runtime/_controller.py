@@ -204,7 +204,7 @@ class Controller:
             if loaded is None:
                 self._files_rejected(f"cannot load flags from {s.flags_dir}: {problem}", unexpected)
             else:
-                if loaded.engine.flag_keys:
+                if loaded.engine.table:
                     self._swap(loaded, event)
                     if s.redis_url is not None:
                         log.warning("flagsync: serving flags from the files in %s", s.flags_dir)
@@ -297,7 +297,7 @@ class Controller:
         with self._lock:
             if self.current.source not in (Source.FILE, Source.DEFAULTS):
                 return
-            if loaded is not None and not loaded.engine.flag_keys:
+            if loaded is not None and not loaded.engine.table:
                 if self.current.loaded is None:
                     return  # nothing to serve yet: stay ERROR (see _initial_fallback)
                 # Every flag gone at once is far likelier a branch switch or a

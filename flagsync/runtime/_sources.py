@@ -245,7 +245,7 @@ def _follow(client: RedisClient, env: str, previous: Loaded) -> Loaded | None:
         changed = store.changed_since(client, env, meta.index_version, since)
         if changed is None:
             return None
-        if len(changed) > len(previous.engine.flag_keys) // 2:
+        if len(changed) > len(previous.engine.table) // 2:
             return None  # most of it changed: one GET of the snapshot is cheaper than members
         segments_changed = SEGMENTS_MEMBER in changed
         wanted = set(changed)
