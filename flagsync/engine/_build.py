@@ -105,15 +105,20 @@ class SnapshotBuilder:
         self._segments_digest = part_digest(part_json(root.get("segments")))
         self._flags: dict[str, CompiledFlag] = {}
         self._digests: dict[str, bytes] = {}
+        self._requiring: set[str] = set()  # noted as each flag compiles, as update_compiled
         self._parts = PartsBuilder(header, grouped=grouped)
 
     def add(self, key: object, raw: object, text: bytes | None = None) -> None:
         """Compile the flag ``key`` defined by ``raw``; ``text`` is its canonical JSON
         when the caller has it (else it is written here)."""
         name = _str(key, "flags")
-        self._flags[name] = _FlagCompiler(
+        flag = self._flags[name] = _FlagCompiler(
             name, _mapping(raw, f"flags.{name}"), self._segments
         ).compile()
+        if flag.requires:
+            self._requiring.add(name)
+        else:
+            self._requiring.discard(name)
         text = part_json(raw) if text is None else text
         self._digests[name] = part_digest(text)
         self._parts.add(name, text)
@@ -121,12 +126,7 @@ class SnapshotBuilder:
     def finish(self) -> CompiledSnapshot:
         """The compiled snapshot; :class:`SnapshotError` if a prerequisite does not resolve."""
         flags, digests = self._flags, self._digests
-        requires: set[str] = set()
-        for key, flag in flags.items():
-            pace()
-            if flag.requires:
-                requires.add(key)
-        requiring = frozenset(requires)
+        requiring = frozenset(self._requiring)
         _check_requires(flags, requiring)
         total = 0
         for key, digest in digests.items():
